@@ -1,0 +1,232 @@
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
+
+use tower_layer::Layer;
+
+use super::JwtAuth;
+use crate::{
+    claims::Claims,
+    error::{AuthError, ConfigError},
+    extract::TokenSource,
+    response::DefaultResponder,
+    verifier::Verifier,
+};
+
+pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send>>;
+pub(crate) type CheckFn<C> = Arc<dyn Fn(&Claims<C>) -> CheckFuture + Send + Sync>;
+
+/// What every clone of the layer and its services shares.
+pub(crate) struct Shared<C> {
+    pub(crate) verifier: Verifier,
+    pub(crate) source: TokenSource,
+    pub(crate) optional: bool,
+    pub(crate) check: Option<CheckFn<C>>,
+}
+
+/// Authenticates requests by bearer token; see the [module docs](crate::auth).
+///
+/// `C` is the application's claims type, decoded from the token's payload and
+/// inserted into the request extensions as [`Claims<C>`]. `R` turns
+/// rejections into responses ([`DefaultResponder`] unless replaced).
+///
+/// ```
+/// use serde::Deserialize;
+/// use tower_jwt_auth::{JwtAuthLayer, VerificationKey, Verifier};
+///
+/// #[derive(Clone, Deserialize)]
+/// struct MyClaims {
+///     role: String,
+/// }
+///
+/// let verifier = Verifier::builder()
+///     .key(VerificationKey::hmac(b"a secret of at least thirty-two bytes!")?)
+///     .issuer("https://auth.example.com")
+///     .audience("api")
+///     .build()?;
+/// let layer = JwtAuthLayer::<MyClaims>::builder(verifier)
+///     .realm("my-api")
+///     .build()?;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+pub struct JwtAuthLayer<C, R = DefaultResponder> {
+    shared: Arc<Shared<C>>,
+    responder: R,
+}
+
+impl<C, R: Clone> Clone for JwtAuthLayer<C, R> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            responder: self.responder.clone(),
+        }
+    }
+}
+
+impl<C, R: fmt::Debug> fmt::Debug for JwtAuthLayer<C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthLayer")
+            .field("verifier", &self.shared.verifier)
+            .field("source", &self.shared.source)
+            .field("optional", &self.shared.optional)
+            .field("check", &self.shared.check.is_some())
+            .field("responder", &self.responder)
+            .finish()
+    }
+}
+
+impl<C> JwtAuthLayer<C> {
+    /// A layer with the default settings: the `Authorization` header only,
+    /// credentials required, realm `api`, the [`DefaultResponder`].
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                verifier,
+                source: TokenSource::AuthorizationHeader,
+                optional: false,
+                check: None,
+            }),
+            responder: DefaultResponder::default(),
+        }
+    }
+
+    /// A builder for the other settings.
+    pub fn builder(verifier: Verifier) -> JwtAuthLayerBuilder<C> {
+        JwtAuthLayerBuilder {
+            verifier,
+            source: TokenSource::AuthorizationHeader,
+            optional: false,
+            check: None,
+            responder: DefaultResponder::default(),
+            error: None,
+        }
+    }
+}
+
+impl<C, R> JwtAuthLayer<C, R> {
+    /// The verifier this layer uses.
+    pub fn verifier(&self) -> &Verifier {
+        &self.shared.verifier
+    }
+}
+
+impl<S, C, R: Clone> Layer<S> for JwtAuthLayer<C, R> {
+    type Service = JwtAuth<S, C, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtAuth::new(inner, Arc::clone(&self.shared), self.responder.clone())
+    }
+}
+
+/// Builds a [`JwtAuthLayer`]. Mistakes surface from [`build`](Self::build).
+#[must_use]
+pub struct JwtAuthLayerBuilder<C, R = DefaultResponder> {
+    verifier: Verifier,
+    source: TokenSource,
+    optional: bool,
+    check: Option<CheckFn<C>>,
+    responder: R,
+    error: Option<ConfigError>,
+}
+
+impl<C, R: fmt::Debug> fmt::Debug for JwtAuthLayerBuilder<C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthLayerBuilder")
+            .field("verifier", &self.verifier)
+            .field("source", &self.source)
+            .field("optional", &self.optional)
+            .field("check", &self.check.is_some())
+            .field("responder", &self.responder)
+            .finish()
+    }
+}
+
+impl<C> JwtAuthLayerBuilder<C, DefaultResponder> {
+    /// The realm named in the `WWW-Authenticate` challenges (default `api`):
+    /// printable ASCII without quotes or backslashes, checked by
+    /// [`build`](Self::build).
+    pub fn realm(mut self, realm: &str) -> Self {
+        match DefaultResponder::new(realm) {
+            Ok(responder) => self.responder = responder,
+            Err(error) => self.error = Some(error),
+        }
+        self
+    }
+}
+
+impl<C, R> JwtAuthLayerBuilder<C, R> {
+    /// Where to look for the token when there is no `Authorization` header: a
+    /// cookie or another header. The query string is never read.
+    pub fn token_source(mut self, source: TokenSource) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// Lets requests without any credentials through, without claims. Bad
+    /// credentials are still rejected. Handlers then extract
+    /// `Option<Claims<C>>`.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// An async check run after the signature and claims are verified, before
+    /// the inner service is called: a revoked `jti`, a disabled user. An
+    /// error rejects the request ([`AuthError::rejected`] gives 401
+    /// `invalid_token`, [`AuthError::unavailable`] 503).
+    ///
+    /// ```
+    /// use tower_jwt_auth::{AuthError, Claims, JwtAuthLayer, VerificationKey, Verifier};
+    /// # let verifier = Verifier::builder()
+    /// #     .key(VerificationKey::hmac(b"a secret of at least thirty-two bytes!")?)
+    /// #     .build()?;
+    /// let layer = JwtAuthLayer::<serde_json::Value>::builder(verifier)
+    ///     .check(|claims: &Claims<serde_json::Value>| {
+    ///         let disabled = claims.subject() == Some("banned-user");
+    ///         async move {
+    ///             if disabled {
+    ///                 return Err(AuthError::rejected("the account is disabled"));
+    ///             }
+    ///             Ok(())
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn(&Claims<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), AuthError>> + Send + 'static,
+    {
+        self.check = Some(Arc::new(move |claims: &Claims<C>| {
+            Box::pin(check(claims)) as CheckFuture
+        }));
+        self
+    }
+
+    /// Replaces how rejections become responses; see [`Responder`](crate::Responder).
+    pub fn responder<R2>(self, responder: R2) -> JwtAuthLayerBuilder<C, R2> {
+        JwtAuthLayerBuilder {
+            verifier: self.verifier,
+            source: self.source,
+            optional: self.optional,
+            check: self.check,
+            responder,
+            error: self.error,
+        }
+    }
+
+    /// Checks the configuration and builds the layer.
+    pub fn build(self) -> Result<JwtAuthLayer<C, R>, ConfigError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        Ok(JwtAuthLayer {
+            shared: Arc::new(Shared {
+                verifier: self.verifier,
+                source: self.source,
+                optional: self.optional,
+                check: self.check,
+            }),
+            responder: self.responder,
+        })
+    }
+}

@@ -1,0 +1,354 @@
+//! Minting access tokens with the same keys the layer verifies.
+
+use std::{fmt, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken as jwt;
+use rand::RngCore;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{key::SigningKey, verifier::now};
+
+/// The default lifetime of an access token: 15 minutes.
+pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Claims the issuer sets itself; an extra claim may not replace them.
+const RESERVED: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"];
+
+/// Mints short-lived access tokens.
+///
+/// Every token carries `sub`, `iat`, `exp` and a random `jti`, plus `iss` and
+/// `aud` when configured, the role claim when given, and any extra claims.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+///
+/// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes!")?)
+///     .issuer("https://auth.example.com")
+///     .audience("api")
+///     .ttl(Duration::from_secs(600));
+///
+/// // The seed's create_access_token(payload, role, expires_delta):
+/// let token = issuer
+///     .access_token("user-1")
+///     .role("ADMIN")
+///     .expires_in(Duration::from_secs(300))
+///     .claim("name", "Ada")
+///     .sign()?;
+/// assert_eq!(token.expires_in(), Duration::from_secs(300));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct TokenIssuer {
+    key: SigningKey,
+    header: jwt::Header,
+    issuer: Option<String>,
+    audience: Vec<String>,
+    ttl: Duration,
+    role_claim: String,
+}
+
+impl fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("key", &self.key)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("ttl", &self.ttl)
+            .field("role_claim", &self.role_claim)
+            .finish()
+    }
+}
+
+impl TokenIssuer {
+    /// An issuer that signs with `key`, with a 15-minute lifetime, `typ: JWT`
+    /// and the role in the `role` claim.
+    pub fn new(key: SigningKey) -> Self {
+        crate::key::ensure_crypto_provider();
+        let mut header = jwt::Header::new(key.algorithm.to_jwt());
+        header.kid = key.kid.clone();
+        Self {
+            key,
+            header,
+            issuer: None,
+            audience: Vec::new(),
+            ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            role_claim: "role".to_owned(),
+        }
+    }
+
+    /// The `iss` of every token.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Adds an audience to the `aud` of every token.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience.push(audience.into());
+        self
+    }
+
+    /// The default lifetime of a token (15 minutes unless set).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The claim that carries the role (default `role`).
+    pub fn role_claim(mut self, name: impl Into<String>) -> Self {
+        self.role_claim = name.into();
+        self
+    }
+
+    /// The header's `typ`, such as `at+jwt` for RFC 9068 access tokens
+    /// (default `JWT`).
+    pub fn token_type(mut self, typ: impl Into<String>) -> Self {
+        self.header.typ = Some(typ.into());
+        self
+    }
+
+    /// The default lifetime of a token.
+    pub fn default_ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Starts an access token for `subject` (the user id).
+    pub fn access_token(&self, subject: impl Into<String>) -> AccessToken<'_> {
+        AccessToken {
+            issuer: self,
+            subject: subject.into(),
+            ttl: self.ttl,
+            role: None,
+            session: None,
+            extra: Map::new(),
+            error: None,
+        }
+    }
+}
+
+/// An access token being assembled; finish it with [`sign`](Self::sign).
+#[must_use]
+pub struct AccessToken<'a> {
+    issuer: &'a TokenIssuer,
+    subject: String,
+    ttl: Duration,
+    role: Option<Value>,
+    session: Option<String>,
+    extra: Map<String, Value>,
+    error: Option<IssueError>,
+}
+
+impl fmt::Debug for AccessToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("subject", &self.subject)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessToken<'_> {
+    /// The role, as a single string in the role claim.
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(Value::String(role.into()));
+        self
+    }
+
+    /// Several roles, as an array in the role claim.
+    pub fn roles<I>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.role = Some(Value::Array(
+            roles.into_iter().map(|r| Value::String(r.into())).collect(),
+        ));
+        self
+    }
+
+    /// This token's lifetime, instead of the issuer's default.
+    pub fn expires_in(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The session (`sid`) this token belongs to.
+    pub fn session_id(mut self, sid: impl Into<String>) -> Self {
+        self.session = Some(sid.into());
+        self
+    }
+
+    /// An extra claim. The registered claims and the role claim are the
+    /// issuer's own: naming one here makes [`sign`](Self::sign) fail.
+    pub fn claim(mut self, name: impl Into<String>, value: impl Serialize) -> Self {
+        let name = name.into();
+        if RESERVED.contains(&name.as_str()) || name == self.issuer.role_claim {
+            self.error = Some(IssueError::new(format!("the claim {name:?} is reserved")));
+            return self;
+        }
+        match serde_json::to_value(value) {
+            Ok(value) => {
+                self.extra.insert(name, value);
+            }
+            Err(e) => self.error = Some(IssueError::new(format!("claim {name:?}: {e}"))),
+        }
+        self
+    }
+
+    /// Signs the token.
+    pub fn sign(self) -> Result<IssuedToken, IssueError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        if self.ttl.is_zero() {
+            return Err(IssueError::new("a token lifetime must not be zero"));
+        }
+        let issuer = self.issuer;
+        let iat = now();
+        let ttl = i64::try_from(self.ttl.as_secs())
+            .map_err(|_| IssueError::new("the token lifetime is too long"))?;
+        let exp = iat.saturating_add(ttl);
+        let jti = random_id();
+
+        let mut claims = self.extra;
+        if let Some(iss) = &issuer.issuer {
+            claims.insert("iss".into(), Value::String(iss.clone()));
+        }
+        claims.insert("sub".into(), Value::String(self.subject));
+        match issuer.audience.as_slice() {
+            [] => {}
+            [one] => {
+                claims.insert("aud".into(), Value::String(one.clone()));
+            }
+            many => {
+                claims.insert("aud".into(), many.iter().cloned().map(Value::String).collect());
+            }
+        }
+        claims.insert("iat".into(), iat.into());
+        claims.insert("exp".into(), exp.into());
+        claims.insert("jti".into(), Value::String(jti.clone()));
+        if let Some(sid) = self.session {
+            claims.insert("sid".into(), Value::String(sid));
+        }
+        if let Some(role) = self.role {
+            claims.insert(issuer.role_claim.clone(), role);
+        }
+        let token = jwt::encode(&issuer.header, &claims, &issuer.key.key)
+            .map_err(|e| IssueError::new(format!("signing failed: {e}")))?;
+        Ok(IssuedToken {
+            token,
+            jti,
+            expires_in: self.ttl,
+            expires_at: exp,
+        })
+    }
+}
+
+/// 128 random bits, base64url: a `jti` or a session id.
+pub(crate) fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A signed access token.
+///
+/// Its `Debug` output hides the token itself.
+#[derive(Clone)]
+pub struct IssuedToken {
+    token: String,
+    jti: String,
+    expires_in: Duration,
+    expires_at: i64,
+}
+
+impl IssuedToken {
+    /// The compact JWS, for the `access_token` field of a token response.
+    pub fn as_str(&self) -> &str {
+        &self.token
+    }
+
+    /// The compact JWS, by value.
+    pub fn into_string(self) -> String {
+        self.token
+    }
+
+    /// The token's `jti`.
+    pub fn jti(&self) -> &str {
+        &self.jti
+    }
+
+    /// The lifetime, for the `expires_in` field of a token response.
+    pub fn expires_in(&self) -> Duration {
+        self.expires_in
+    }
+
+    /// The `exp` claim: seconds since the Unix epoch.
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &"<redacted>")
+            .field("jti", &self.jti)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+/// Why a token could not be issued.
+#[derive(Debug, Clone)]
+pub struct IssueError {
+    message: String,
+}
+
+impl IssueError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for IssueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for IssueError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Algorithm;
+
+    fn issuer() -> TokenIssuer {
+        TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, [1u8; 32]).unwrap())
+    }
+
+    #[test]
+    fn reserved_claims_cannot_be_overridden() {
+        for name in ["exp", "sub", "role", "sid"] {
+            assert!(issuer().access_token("u").claim(name, 1).sign().is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let token = issuer().access_token("u").sign().unwrap();
+        assert!(!format!("{token:?}").contains(token.as_str()));
+    }
+
+    #[test]
+    fn zero_lifetime_is_refused() {
+        assert!(issuer().access_token("u").expires_in(Duration::ZERO).sign().is_err());
+    }
+}
