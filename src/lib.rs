@@ -86,8 +86,11 @@ mod error;
 mod extract;
 mod issuer;
 mod key;
+pub mod refresh;
 mod response;
 pub mod role;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 mod verifier;
 
 pub use crate::{

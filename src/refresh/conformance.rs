@@ -1,0 +1,508 @@
+//! A conformance suite for [`RefreshStore`] implementations (feature `test-util`).
+//!
+//! Run it against your store with one call, from a multi-threaded Tokio test:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tower_jwt_auth::refresh::{MemoryStore, conformance};
+//!
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+//! async fn my_store_conforms() {
+//!     conformance::run(Arc::new(MemoryStore::new())).await;
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Every check uses fresh random user and family ids, so the suite can run
+//! against a shared database. A failed check panics with what went wrong.
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+};
+
+use async_trait::async_trait;
+
+use super::{
+    store::{
+        Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
+        TokenStatus,
+    },
+    tokens::{RefreshTokens, Subject},
+};
+use crate::{
+    issuer::{TokenIssuer, random_id},
+    key::{Algorithm, SigningKey},
+    verifier::now,
+};
+
+/// How many concurrent rotations of one token [`race`] starts.
+pub const RACE_WIDTH: usize = 32;
+
+/// Runs every check against `store`.
+pub async fn run(store: Arc<dyn RefreshStore>) {
+    rotation(&*store).await;
+    reuse_revokes_family(&*store).await;
+    grace_window(&*store).await;
+    lifetimes(&*store).await;
+    unknown_token(&*store).await;
+    revocation_and_sessions(&*store).await;
+    purge(&*store).await;
+    hash_only(Arc::clone(&store)).await;
+    race(store).await;
+}
+
+fn hash() -> TokenHash {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    TokenHash::from_bytes(bytes)
+}
+
+/// A new family of a new user with its first token, created in `store`.
+async fn family(store: &dyn RefreshStore, now: i64, lifetime: i64) -> (Family, TokenHash) {
+    let family = Family::new(
+        random_id(),
+        format!("user-{}", random_id()),
+        Some("conformance device".to_owned()),
+        now,
+        now,
+        now + lifetime,
+        0,
+        false,
+    );
+    let token = hash();
+    let record = TokenRecord::new(token, family.id.clone(), None, 0, now, TokenStatus::Active);
+    store
+        .create(&family, &record)
+        .await
+        .expect("create a family");
+    (family, token)
+}
+
+async fn rotate(store: &dyn RefreshStore, rotation: &Rotation) -> RotateOutcome {
+    store.rotate(rotation).await.expect("rotate")
+}
+
+fn plain(presented: TokenHash, child: TokenHash, now: i64) -> Rotation {
+    Rotation::new(presented, child, now, now - 3600, None)
+}
+
+/// An active token rotates: parent rotated, child active, family advanced.
+pub async fn rotation(store: &dyn RefreshStore) {
+    let t0 = now();
+    let (created, r0) = family(store, t0, 3600).await;
+    let r1 = hash();
+    let RotateOutcome::Rotated(f) = rotate(store, &plain(r0, r1, t0 + 5)).await else {
+        panic!("an active token must rotate");
+    };
+    assert_eq!(f.id, created.id);
+    assert_eq!(f.user_id, created.user_id);
+    assert_eq!(f.device, created.device);
+    assert_eq!(f.generation, 1, "the family's generation advances");
+    assert_eq!(f.last_used_at, t0 + 5, "last_used_at is the rotation time");
+    assert_eq!(f.created_at, t0);
+    assert!(!f.revoked);
+
+    let parent = store.token(&r0).await.unwrap().expect("the parent is kept");
+    assert_eq!(parent.status, TokenStatus::Rotated(t0 + 5));
+    let child = store
+        .token(&r1)
+        .await
+        .unwrap()
+        .expect("the child is stored");
+    assert_eq!(child.status, TokenStatus::Active);
+    assert_eq!(child.parent, Some(r0));
+    assert_eq!(child.generation, 1);
+    assert_eq!(child.family_id, created.id);
+    assert_eq!(child.created_at, t0 + 5);
+
+    let r2 = hash();
+    assert!(
+        matches!(rotate(store, &plain(r1, r2, t0 + 6)).await, RotateOutcome::Rotated(f) if f.generation == 2),
+        "the child rotates in turn"
+    );
+}
+
+/// A rotated token presented again revokes the family, newest token included.
+pub async fn reuse_revokes_family(store: &dyn RefreshStore) {
+    let t0 = now();
+    let (created, r0) = family(store, t0, 3600).await;
+    let r1 = hash();
+    assert!(matches!(
+        rotate(store, &plain(r0, r1, t0)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    let outcome = rotate(store, &plain(r0, hash(), t0 + 1)).await;
+    assert!(
+        matches!(&outcome, RotateOutcome::Reused(f) if f.id == created.id && f.revoked),
+        "reuse must revoke the family, got {outcome:?}"
+    );
+    assert!(store.family(&created.id).await.unwrap().unwrap().revoked);
+    assert_eq!(
+        rotate(store, &plain(r1, hash(), t0 + 2)).await,
+        RotateOutcome::Invalid(Invalid::Revoked),
+        "the newest token dies with its family"
+    );
+    assert_eq!(
+        rotate(store, &plain(r0, hash(), t0 + 3)).await,
+        RotateOutcome::Invalid(Invalid::Revoked),
+        "a revoked family stays revoked"
+    );
+}
+
+/// Grace: only the immediate predecessor, only within the window.
+pub async fn grace_window(store: &dyn RefreshStore) {
+    let t0 = now();
+    let grace = |at: i64| Rotation::new(hash(), hash(), at, at - 3600, Some(at - 10));
+
+    // Within the window: a sibling, the family intact.
+    let (created, r0) = family(store, t0, 3600).await;
+    let r1 = hash();
+    assert!(matches!(
+        rotate(store, &plain(r0, r1, t0)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    let sibling = hash();
+    let mut retry = grace(t0 + 5);
+    retry.presented = r0;
+    retry.child = sibling;
+    let outcome = rotate(store, &retry).await;
+    assert!(
+        matches!(&outcome, RotateOutcome::Grace(f) if f.id == created.id && !f.revoked && f.generation == 1),
+        "a retry within the window gets a sibling, got {outcome:?}"
+    );
+    let record = store
+        .token(&sibling)
+        .await
+        .unwrap()
+        .expect("the sibling is stored");
+    assert_eq!(
+        (record.status, record.generation, record.parent),
+        (TokenStatus::Active, 1, Some(r0))
+    );
+    assert_eq!(
+        store.token(&r1).await.unwrap().unwrap().status,
+        TokenStatus::Active,
+        "the first child stays valid"
+    );
+
+    // Outside the window: reuse.
+    let (created, r0) = family(store, t0, 3600).await;
+    assert!(matches!(
+        rotate(store, &plain(r0, hash(), t0)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    let mut late = grace(t0 + 11);
+    late.presented = r0;
+    assert!(
+        matches!(rotate(store, &late).await, RotateOutcome::Reused(f) if f.id == created.id),
+        "a retry after the window is reuse"
+    );
+
+    // An older ancestor never gets grace, even within the window.
+    let (created, r0) = family(store, t0, 3600).await;
+    let r1 = hash();
+    assert!(matches!(
+        rotate(store, &plain(r0, r1, t0)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        rotate(store, &plain(r1, hash(), t0 + 1)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    let mut ancestor = grace(t0 + 2);
+    ancestor.presented = r0;
+    assert!(
+        matches!(rotate(store, &ancestor).await, RotateOutcome::Reused(f) if f.id == created.id),
+        "an older ancestor is reuse"
+    );
+}
+
+/// Expired families refuse rotation and are left untouched.
+pub async fn lifetimes(store: &dyn RefreshStore) {
+    let t0 = now();
+    // Absolute lifetime.
+    let (created, r0) = family(store, t0, 60).await;
+    assert_eq!(
+        rotate(store, &plain(r0, hash(), t0 + 60)).await,
+        RotateOutcome::Invalid(Invalid::Expired)
+    );
+    assert_eq!(store.family(&created.id).await.unwrap().unwrap(), created);
+    assert_eq!(
+        store.token(&r0).await.unwrap().unwrap().status,
+        TokenStatus::Active
+    );
+    // Idle lifetime.
+    let (created, r0) = family(store, t0, 3600).await;
+    let idle = Rotation::new(r0, hash(), t0 + 100, t0 + 1, None);
+    assert_eq!(
+        rotate(store, &idle).await,
+        RotateOutcome::Invalid(Invalid::Expired)
+    );
+    assert_eq!(store.family(&created.id).await.unwrap().unwrap(), created);
+}
+
+/// An unknown token changes nothing.
+pub async fn unknown_token(store: &dyn RefreshStore) {
+    let t0 = now();
+    let (created, r0) = family(store, t0, 3600).await;
+    let child = hash();
+    assert_eq!(
+        rotate(store, &plain(hash(), child, t0)).await,
+        RotateOutcome::Invalid(Invalid::Unknown)
+    );
+    assert_eq!(
+        store.token(&child).await.unwrap(),
+        None,
+        "no child is stored"
+    );
+    assert_eq!(store.family(&created.id).await.unwrap().unwrap(), created);
+    assert_eq!(
+        store.token(&r0).await.unwrap().unwrap().status,
+        TokenStatus::Active
+    );
+}
+
+/// Logout, logout-all and session listing.
+pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
+    let t0 = now();
+    let (a, ra) = family(store, t0, 3600).await;
+    // Two more sessions of the same user, and one of someone else.
+    let mut second = a.clone();
+    second.id = random_id();
+    second.created_at = t0 + 1;
+    second.device = Some("phone".into());
+    let rb = hash();
+    store
+        .create(
+            &second,
+            &TokenRecord::new(rb, second.id.clone(), None, 0, t0 + 1, TokenStatus::Active),
+        )
+        .await
+        .unwrap();
+    let mut expired = a.clone();
+    expired.id = random_id();
+    expired.expires_at = t0 - 1;
+    store
+        .create(
+            &expired,
+            &TokenRecord::new(hash(), expired.id.clone(), None, 0, t0, TokenStatus::Active),
+        )
+        .await
+        .unwrap();
+    let (other, _) = family(store, t0, 3600).await;
+
+    let sessions = store.sessions(&a.user_id, t0).await.unwrap();
+    let ids: Vec<&str> = sessions.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [a.id.as_str(), second.id.as_str()],
+        "live sessions, oldest first"
+    );
+    assert_eq!(sessions[1].device.as_deref(), Some("phone"));
+
+    assert!(store.revoke_family(&a.id).await.unwrap());
+    assert!(!store.revoke_family("no-such-family").await.unwrap());
+    assert_eq!(
+        rotate(store, &plain(ra, hash(), t0)).await,
+        RotateOutcome::Invalid(Invalid::Revoked)
+    );
+    assert!(
+        matches!(
+            rotate(store, &plain(rb, hash(), t0)).await,
+            RotateOutcome::Rotated(_)
+        ),
+        "revoking one session leaves the other alive"
+    );
+    let ids: Vec<String> = store
+        .sessions(&a.user_id, t0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(ids, [second.id.clone()]);
+
+    assert_eq!(
+        store.revoke_user(&a.user_id).await.unwrap(),
+        2,
+        "the live and the expired family"
+    );
+    assert!(store.sessions(&a.user_id, t0).await.unwrap().is_empty());
+    assert!(
+        !store.family(&other.id).await.unwrap().unwrap().revoked,
+        "other users are untouched"
+    );
+}
+
+/// Purge drops expired and long-revoked families and their tokens.
+pub async fn purge(store: &dyn RefreshStore) {
+    let t0 = now();
+    let (expired, r_expired) = family(store, t0 - 100, 50).await;
+    let (revoked, r_revoked) = family(store, t0 - 100, 3600).await;
+    store.revoke_family(&revoked.id).await.unwrap();
+    let (live, r_live) = family(store, t0, 3600).await;
+    let purged = store.purge(t0, t0 - 10).await.unwrap();
+    assert!(purged >= 2, "purge reports what it removed");
+    assert_eq!(store.family(&expired.id).await.unwrap(), None);
+    assert_eq!(store.token(&r_expired).await.unwrap(), None);
+    assert_eq!(store.family(&revoked.id).await.unwrap(), None);
+    assert_eq!(store.token(&r_revoked).await.unwrap(), None);
+    assert!(store.family(&live.id).await.unwrap().is_some());
+    assert!(store.token(&r_live).await.unwrap().is_some());
+}
+
+/// Records every string and hash a store is handed.
+struct Spy {
+    inner: Arc<dyn RefreshStore>,
+    seen: Mutex<Vec<String>>,
+}
+
+impl fmt::Debug for Spy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spy").finish_non_exhaustive()
+    }
+}
+
+impl Spy {
+    fn see(&self, items: impl IntoIterator<Item = String>) {
+        self.seen.lock().unwrap().extend(items);
+    }
+
+    fn see_family(&self, f: &Family) {
+        self.see([
+            f.id.clone(),
+            f.user_id.clone(),
+            f.device.clone().unwrap_or_default(),
+        ]);
+    }
+}
+
+#[async_trait]
+impl RefreshStore for Spy {
+    async fn create(&self, family: &Family, token: &TokenRecord) -> Result<(), StoreError> {
+        self.see_family(family);
+        self.see([token.hash.to_hex(), token.family_id.clone()]);
+        self.inner.create(family, token).await
+    }
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        self.see([rotation.presented.to_hex(), rotation.child.to_hex()]);
+        self.inner.rotate(rotation).await
+    }
+    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        self.see([hash.to_hex()]);
+        self.inner.token(hash).await
+    }
+    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
+        self.see([id.to_owned()]);
+        self.inner.family(id).await
+    }
+    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
+        self.see([id.to_owned()]);
+        self.inner.revoke_family(id).await
+    }
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.see([user_id.to_owned()]);
+        self.inner.revoke_user(user_id).await
+    }
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
+        self.see([user_id.to_owned()]);
+        self.inner.sessions(user_id, now).await
+    }
+    async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {
+        self.inner.purge(now, revoked_before).await
+    }
+}
+
+fn issuer() -> TokenIssuer {
+    TokenIssuer::new(
+        SigningKey::hmac(Algorithm::HS256, b"conformance-suite-secret-of-32-bytes!")
+            .expect("a valid key"),
+    )
+}
+
+/// Through [`RefreshTokens`], the store is never handed a raw refresh token:
+/// only its hash.
+pub async fn hash_only(store: Arc<dyn RefreshStore>) {
+    let spy = Arc::new(Spy {
+        inner: store,
+        seen: Mutex::new(Vec::new()),
+    });
+    let tokens = RefreshTokens::new(spy.clone(), issuer());
+    let user = format!("user-{}", random_id());
+    let subject = |u: String| async move { Ok(Some(Subject::new(u))) };
+    let login = tokens
+        .login(Subject::new(user.clone()), Some("laptop"))
+        .await
+        .unwrap();
+    let second = tokens
+        .refresh(login.refresh_token.as_str(), subject)
+        .await
+        .unwrap();
+    let third = tokens
+        .refresh(second.refresh_token.as_str(), subject)
+        .await
+        .unwrap();
+    // Reuse, logout and listing hand the store nothing more.
+    assert!(
+        tokens
+            .refresh(login.refresh_token.as_str(), subject)
+            .await
+            .is_err()
+    );
+    tokens
+        .logout(&user, third.refresh_token.as_str())
+        .await
+        .unwrap();
+    tokens.sessions(&user).await.unwrap();
+
+    let raw = [
+        &login.refresh_token,
+        &second.refresh_token,
+        &third.refresh_token,
+    ];
+    let seen = spy.seen.lock().unwrap();
+    assert!(!seen.is_empty());
+    for token in raw {
+        let expected = tokens.hash(token.as_str()).to_hex();
+        assert!(seen.contains(&expected), "the store sees the hash");
+        for value in seen.iter() {
+            assert!(
+                !value.contains(token.as_str()),
+                "a raw refresh token reached the store"
+            );
+        }
+    }
+}
+
+/// [`RACE_WIDTH`] concurrent rotations of one token: exactly one wins.
+pub async fn race(store: Arc<dyn RefreshStore>) {
+    let t0 = now();
+    let (created, r0) = family(&*store, t0, 3600).await;
+    let mut tasks = Vec::new();
+    for _ in 0..RACE_WIDTH {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let child = hash();
+            (
+                child,
+                store
+                    .rotate(&plain(r0, child, t0 + 1))
+                    .await
+                    .expect("rotate"),
+            )
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (child, outcome) = task.await.expect("task");
+        match outcome {
+            RotateOutcome::Rotated(_) => winners.push(child),
+            RotateOutcome::Reused(_) | RotateOutcome::Invalid(Invalid::Revoked) => {}
+            other => panic!("unexpected outcome in a race: {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one concurrent rotation wins");
+    // The losers presented a spent token: the family is revoked.
+    assert!(store.family(&created.id).await.unwrap().unwrap().revoked);
+}

@@ -1,0 +1,250 @@
+//! The refresh endpoint: a Tower service any stack can mount.
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+use serde::Deserialize;
+use tower_service::Service;
+
+use super::{
+    store::StoreError,
+    tokens::{RefreshError, RefreshErrorKind, RefreshTokens, Subject, TokenPair},
+};
+use crate::verifier::now;
+
+/// The largest request body the endpoint reads.
+const MAX_BODY: usize = 4 * 1024;
+
+/// An OAuth 2.0 error response (RFC 6749 section 5.2) as `Response<String>`.
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response<String> {
+    let body = serde_json::json!({ "error": error, "error_description": description }).to_string();
+    json_response(status, body)
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<String> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // RFC 6749 section 5.1: token responses must not be cached.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+impl RefreshError {
+    /// The RFC 6749 section 5.2 response for this error: 400 `invalid_grant`,
+    /// 503 `temporarily_unavailable`, or 500 `server_error`.
+    pub fn to_response(&self) -> Response<String> {
+        match self.kind() {
+            RefreshErrorKind::InvalidGrant => oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "the refresh token is invalid, expired or revoked",
+            ),
+            RefreshErrorKind::Unavailable => oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "try again later",
+            ),
+            RefreshErrorKind::Issue => oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the token could not be issued",
+            ),
+        }
+    }
+}
+
+impl TokenPair {
+    /// The RFC 6749 section 5.1 response: 200 with the token JSON, `no-store`.
+    pub fn to_response(&self) -> Response<String> {
+        let body = serde_json::to_string(&self.response()).expect("a token response serializes");
+        json_response(StatusCode::OK, body)
+    }
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// `POST {"refresh_token": "..."}` → a new token pair, as a Tower service.
+///
+/// Answers in the OAuth 2.0 shapes: 200 `{"access_token", "token_type":
+/// "bearer", "expires_in", "refresh_token"}`; 400 `invalid_grant` for an
+/// unknown, expired, revoked or reused token; 400 `invalid_request` for a
+/// malformed request; 503 when the store fails. With
+/// [`cookie`](Self::cookie), the token may come in an HttpOnly cookie instead,
+/// and the new one is set there too.
+///
+/// `subject` looks the user up on each refresh, so role changes reach the
+/// next access token.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use axum::{Router, routing::post};
+/// use tower_jwt_auth::refresh::{MemoryStore, RefreshEndpoint, RefreshTokens, Subject};
+/// # use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+/// # let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, [7u8; 32]).unwrap());
+/// let tokens = RefreshTokens::new(Arc::new(MemoryStore::new()), issuer);
+/// let endpoint = RefreshEndpoint::new(tokens, |user_id: String| async move {
+///     // Look the user up in your database.
+///     Ok(Some(Subject::new(user_id).role("USER")))
+/// });
+/// let app: Router = Router::new().route_service("/token/refresh", endpoint);
+/// ```
+#[derive(Clone)]
+pub struct RefreshEndpoint<F> {
+    tokens: RefreshTokens,
+    subject: F,
+    cookie: Option<String>,
+}
+
+impl<F> fmt::Debug for RefreshEndpoint<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshEndpoint")
+            .field("tokens", &self.tokens)
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> RefreshEndpoint<F> {
+    /// An endpoint rotating with `tokens`, looking users up with `subject`.
+    pub fn new(tokens: RefreshTokens, subject: F) -> Self {
+        Self {
+            tokens,
+            subject,
+            cookie: None,
+        }
+    }
+
+    /// Also accepts the refresh token from the cookie `name` (when the body
+    /// has none), and sets the new one there: `HttpOnly; Secure;
+    /// SameSite=Strict; Path=/`.
+    ///
+    /// `name` must be a cookie-name token (letters, digits, `-`, `_`, `.`).
+    #[must_use]
+    pub fn cookie(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        assert!(
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')),
+            "invalid cookie name"
+        );
+        self.cookie = Some(name);
+        self
+    }
+}
+
+impl<F, Fut, B> Service<Request<B>> for RefreshEndpoint<F>
+where
+    F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Option<Subject>, StoreError>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<String>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(request).await) })
+    }
+}
+
+fn invalid_request(description: &str) -> Response<String> {
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
+}
+
+impl<F, Fut> RefreshEndpoint<F>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Option<Subject>, StoreError>>,
+{
+    async fn handle<B>(&self, request: Request<B>) -> Response<String>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if request.method() != http::Method::POST {
+            let mut response = oauth_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                "use POST",
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        let (parts, body) = request.into_parts();
+        let from_cookie = self
+            .cookie
+            .as_deref()
+            .and_then(|name| cookie_value(&parts.headers, name));
+        let Ok(collected) = Limited::new(body, MAX_BODY).collect().await else {
+            return invalid_request("the request body is too large or unreadable");
+        };
+        let bytes = collected.to_bytes();
+        let token = if bytes.iter().all(u8::is_ascii_whitespace) {
+            match from_cookie {
+                Some(token) => token,
+                None => return invalid_request("refresh_token is required"),
+            }
+        } else {
+            match serde_json::from_slice::<RefreshRequest>(&bytes) {
+                Ok(request) => request.refresh_token,
+                Err(_) => return invalid_request("expected a JSON body with refresh_token"),
+            }
+        };
+        match self.tokens.refresh(&token, &self.subject).await {
+            Ok(pair) => {
+                let mut response = pair.to_response();
+                if let Some(name) = &self.cookie {
+                    let max_age = (pair.session.expires_at - now()).max(0);
+                    let cookie = format!(
+                        "{name}={}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}",
+                        pair.refresh_token.as_str()
+                    );
+                    if let Ok(value) = HeaderValue::try_from(cookie) {
+                        response.headers_mut().insert(header::SET_COOKIE, value);
+                    }
+                }
+                response
+            }
+            Err(error) => error.to_response(),
+        }
+    }
+}
+
+fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().to_owned())
+}

@@ -1,0 +1,598 @@
+//! The rotation protocol: issuing, rotating and revoking refresh tokens.
+
+use std::{fmt, future::Future, sync::Arc, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use rand::{TryRngCore, rngs::OsRng};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::store::{
+    Family, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
+};
+use crate::{
+    claims::Claims,
+    error::AuthError,
+    issuer::{IssueError, IssuedToken, TokenIssuer, random_id},
+    verifier::now,
+};
+
+/// Bytes of randomness in a refresh token: 256 bits.
+const REFRESH_TOKEN_BYTES: usize = 32;
+/// The length of an encoded refresh token.
+const REFRESH_TOKEN_LEN: usize = 43;
+
+/// Who a token pair is for, and what the access token says about them.
+///
+/// ```
+/// use tower_jwt_auth::refresh::Subject;
+/// let subject = Subject::new("user-1").role("ADMIN").claim("name", "Ada");
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Subject {
+    user_id: String,
+    role: Option<Value>,
+    roles: Option<Vec<String>>,
+    extra: Map<String, Value>,
+}
+
+impl Subject {
+    /// The user `user_id` (the access token's `sub`).
+    pub fn new(user_id: impl Into<String>) -> Self {
+        Self {
+            user_id: user_id.into(),
+            role: None,
+            roles: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// A single role.
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(Value::String(role.into()));
+        self.roles = None;
+        self
+    }
+
+    /// Several roles.
+    pub fn roles<I>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.roles = Some(roles.into_iter().map(Into::into).collect());
+        self.role = None;
+        self
+    }
+
+    /// An extra claim for the access token (a serialization failure drops it).
+    pub fn claim(mut self, name: impl Into<String>, value: impl Serialize) -> Self {
+        if let Ok(value) = serde_json::to_value(value) {
+            self.extra.insert(name.into(), value);
+        }
+        self
+    }
+
+    /// The user id.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+}
+
+/// A refresh token as handed to the client. `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(String);
+
+impl RefreshToken {
+    /// The token, for the `refresh_token` field of a token response.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The token, by value.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken(<redacted>)")
+    }
+}
+
+/// An access token and a refresh token, for one session.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    /// The short-lived access token (a JWT carrying `sid`).
+    pub access_token: IssuedToken,
+    /// The long random refresh token.
+    pub refresh_token: RefreshToken,
+    /// The session (family) the pair belongs to.
+    pub session: Family,
+}
+
+impl TokenPair {
+    /// The OAuth 2.0 token response (RFC 6749 section 5.1).
+    pub fn response(&self) -> TokenResponse {
+        TokenResponse {
+            access_token: self.access_token.as_str().to_owned(),
+            token_type: "bearer",
+            expires_in: self.access_token.expires_in().as_secs(),
+            refresh_token: self.refresh_token.as_str().to_owned(),
+        }
+    }
+}
+
+/// The body of a successful token response (RFC 6749 section 5.1).
+#[derive(Clone, Serialize)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// The access token's lifetime in seconds.
+    pub expires_in: u64,
+    /// The new refresh token.
+    pub refresh_token: String,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a refresh failed.
+#[derive(Debug)]
+pub struct RefreshError {
+    kind: RefreshErrorKind,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// The kind of a [`RefreshError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshErrorKind {
+    /// The refresh token is unknown, expired, revoked, or was reused (which
+    /// revoked its family): OAuth `invalid_grant`.
+    InvalidGrant,
+    /// The store failed: nothing was revoked, try again later.
+    Unavailable,
+    /// The access token could not be signed.
+    Issue,
+}
+
+impl RefreshError {
+    fn new(kind: RefreshErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    fn store(error: StoreError) -> Self {
+        Self {
+            kind: RefreshErrorKind::Unavailable,
+            source: Some(Box::new(error)),
+        }
+    }
+
+    fn issue(error: IssueError) -> Self {
+        Self {
+            kind: RefreshErrorKind::Issue,
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// The kind of error.
+    pub fn kind(&self) -> RefreshErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            RefreshErrorKind::InvalidGrant => "the refresh token is invalid",
+            RefreshErrorKind::Unavailable => "the token store is unavailable",
+            RefreshErrorKind::Issue => "the access token could not be issued",
+        })
+    }
+}
+
+impl std::error::Error for RefreshError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+enum Hasher {
+    Sha256,
+    Hmac(Hmac<Sha256>),
+}
+
+/// Issues token pairs and rotates refresh tokens over a [`RefreshStore`],
+/// following RFC 9700 section 4.14: every refresh token is used once; a
+/// reused one revokes its whole family.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+/// use tower_jwt_auth::refresh::{MemoryStore, RefreshTokens, Subject};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes!")?);
+/// let tokens = RefreshTokens::new(Arc::new(MemoryStore::new()), issuer);
+///
+/// let login = tokens.login(Subject::new("user-1").role("USER"), Some("laptop")).await?;
+/// let refreshed = tokens
+///     .refresh(login.refresh_token.as_str(), |user_id| async move {
+///         Ok(Some(Subject::new(user_id).role("USER")))
+///     })
+///     .await?;
+/// // The first refresh token is spent: presenting it again revokes the session.
+/// assert!(tokens.refresh(login.refresh_token.as_str(), |u| async move { Ok(Some(Subject::new(u))) }).await.is_err());
+/// assert!(tokens.refresh(refreshed.refresh_token.as_str(), |u| async move { Ok(Some(Subject::new(u))) }).await.is_err());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RefreshTokens {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn RefreshStore>,
+    issuer: TokenIssuer,
+    family_lifetime: Duration,
+    idle_timeout: Duration,
+    grace: Option<Duration>,
+    hasher: Hasher,
+}
+
+impl fmt::Debug for RefreshTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshTokens")
+            .field("store", &self.inner.store)
+            .field("issuer", &self.inner.issuer)
+            .field("family_lifetime", &self.inner.family_lifetime)
+            .field("idle_timeout", &self.inner.idle_timeout)
+            .field("grace", &self.inner.grace)
+            .field("keyed_hash", &matches!(self.inner.hasher, Hasher::Hmac(_)))
+            .finish()
+    }
+}
+
+/// The default absolute lifetime of a session: 30 days.
+pub const DEFAULT_FAMILY_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The default idle lifetime of a session: 7 days without a refresh.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+impl RefreshTokens {
+    /// Rotation over `store`, issuing access tokens with `issuer`: 30-day
+    /// sessions, 7-day idle timeout, no grace window, SHA-256 hashes.
+    pub fn new(store: Arc<dyn RefreshStore>, issuer: TokenIssuer) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                issuer,
+                family_lifetime: DEFAULT_FAMILY_LIFETIME,
+                idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                grace: None,
+                hasher: Hasher::Sha256,
+            }),
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::get_mut(&mut self.inner).expect("configure RefreshTokens before cloning it")
+    }
+
+    /// The absolute lifetime of a session (default 30 days).
+    #[must_use]
+    pub fn family_lifetime(mut self, lifetime: Duration) -> Self {
+        self.inner_mut().family_lifetime = lifetime;
+        self
+    }
+
+    /// How long a session may go without a refresh (default 7 days).
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.inner_mut().idle_timeout = timeout;
+        self
+    }
+
+    /// A grace window (default off): the immediate predecessor of the newest
+    /// refresh token, presented again within `window` of its rotation, gets a
+    /// fresh sibling pair instead of revoking the session, for clients that
+    /// lost a response. Older tokens never get grace.
+    #[must_use]
+    pub fn grace_period(mut self, window: Duration) -> Self {
+        self.inner_mut().grace = Some(window);
+        self
+    }
+
+    /// Hashes refresh tokens with HMAC-SHA-256 under `key` instead of plain
+    /// SHA-256, so a stolen database cannot even confirm a guessed token.
+    #[must_use]
+    pub fn hash_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        let mac = Hmac::<Sha256>::new_from_slice(key.as_ref()).expect("HMAC takes any key size");
+        self.inner_mut().hasher = Hasher::Hmac(mac);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn RefreshStore> {
+        &self.inner.store
+    }
+
+    /// The access-token issuer.
+    pub fn issuer(&self) -> &TokenIssuer {
+        &self.inner.issuer
+    }
+
+    /// The hash under which `token` is stored.
+    pub fn hash(&self, token: &str) -> TokenHash {
+        let bytes: [u8; 32] = match &self.inner.hasher {
+            Hasher::Sha256 => Sha256::digest(token.as_bytes()).into(),
+            Hasher::Hmac(mac) => {
+                let mut mac = mac.clone();
+                mac.update(token.as_bytes());
+                mac.finalize().into_bytes().into()
+            }
+        };
+        TokenHash::from_bytes(bytes)
+    }
+
+    fn new_refresh_token(&self) -> Result<(RefreshToken, TokenHash), RefreshError> {
+        let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
+        OsRng.try_fill_bytes(&mut bytes).map_err(|e| RefreshError {
+            kind: RefreshErrorKind::Issue,
+            source: Some(Box::new(e)),
+        })?;
+        let token = URL_SAFE_NO_PAD.encode(bytes);
+        let hash = self.hash(&token);
+        Ok((RefreshToken(token), hash))
+    }
+
+    fn access_token(&self, subject: Subject, sid: &str) -> Result<IssuedToken, RefreshError> {
+        let mut builder = self
+            .inner
+            .issuer
+            .access_token(subject.user_id)
+            .session_id(sid);
+        if let Some(Value::String(role)) = subject.role {
+            builder = builder.role(role);
+        }
+        if let Some(roles) = subject.roles {
+            builder = builder.roles(roles);
+        }
+        for (name, value) in subject.extra {
+            builder = builder.claim(name, value);
+        }
+        builder.sign().map_err(RefreshError::issue)
+    }
+
+    /// Starts a session for `subject` on `device`: a new family, its first
+    /// refresh token, and an access token carrying the family id as `sid`.
+    pub async fn login(
+        &self,
+        subject: Subject,
+        device: Option<&str>,
+    ) -> Result<TokenPair, RefreshError> {
+        let now = now();
+        let family = Family::new(
+            random_id(),
+            subject.user_id.clone(),
+            device.map(str::to_owned),
+            now,
+            now,
+            now.saturating_add(secs(self.inner.family_lifetime)),
+            0,
+            false,
+        );
+        let (refresh_token, hash) = self.new_refresh_token()?;
+        let record = TokenRecord::new(hash, family.id.clone(), None, 0, now, TokenStatus::Active);
+        let access_token = self.access_token(subject, &family.id)?;
+        self.inner
+            .store
+            .create(&family, &record)
+            .await
+            .map_err(RefreshError::store)?;
+        tracing::debug!(family = %family.id, user = %family.user_id, "session started");
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            session: family,
+        })
+    }
+
+    /// Rotates `refresh_token`: the presented token is spent at once and a
+    /// new pair issued. `subject` looks the user up again (their role may
+    /// have changed); `Ok(None)` means the user is gone, which ends the session.
+    ///
+    /// A token that was already rotated revokes its whole family (reuse
+    /// detection); unknown, expired and revoked tokens change nothing. Every
+    /// one of these is `InvalidGrant`. A store failure is `Unavailable` and
+    /// revokes nothing.
+    pub async fn refresh<F, Fut>(
+        &self,
+        refresh_token: &str,
+        subject: F,
+    ) -> Result<TokenPair, RefreshError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<Option<Subject>, StoreError>>,
+    {
+        if refresh_token.len() != REFRESH_TOKEN_LEN
+            || !refresh_token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            tracing::debug!("malformed refresh token presented");
+            return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
+        }
+        let now = now();
+        let (child_token, child) = self.new_refresh_token()?;
+        let rotation = Rotation::new(
+            self.hash(refresh_token),
+            child,
+            now,
+            now.saturating_sub(secs(self.inner.idle_timeout)),
+            self.inner.grace.map(|g| now.saturating_sub(secs(g))),
+        );
+        let outcome = self
+            .inner
+            .store
+            .rotate(&rotation)
+            .await
+            .map_err(RefreshError::store)?;
+        let family = match outcome {
+            RotateOutcome::Rotated(family) => family,
+            RotateOutcome::Grace(family) => {
+                tracing::info!(family = %family.id, user = %family.user_id, "refresh token retried within the grace window");
+                family
+            }
+            RotateOutcome::Reused(family) => {
+                tracing::warn!(family = %family.id, user = %family.user_id, "refresh token reuse detected: session revoked");
+                return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
+            }
+            RotateOutcome::Invalid(reason) => {
+                tracing::debug!(reason = ?reason, "refresh token refused");
+                return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
+            }
+        };
+        let subject = match subject(family.user_id.clone()).await {
+            Ok(Some(subject)) if subject.user_id == family.user_id => subject,
+            Ok(_) => {
+                tracing::info!(family = %family.id, "user gone: session revoked");
+                self.inner
+                    .store
+                    .revoke_family(&family.id)
+                    .await
+                    .map_err(RefreshError::store)?;
+                return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
+            }
+            Err(error) => return Err(RefreshError::store(error)),
+        };
+        let access_token = self.access_token(subject, &family.id)?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token: child_token,
+            session: family,
+        })
+    }
+
+    /// Ends the session that `refresh_token` belongs to, if it belongs to
+    /// `user_id` (logout on one device). Returns whether a session ended;
+    /// another user's token, or an unknown one, ends nothing.
+    ///
+    /// Looking the token up does not rotate it.
+    pub async fn logout(&self, user_id: &str, refresh_token: &str) -> Result<bool, RefreshError> {
+        let store = &self.inner.store;
+        let hash = self.hash(refresh_token);
+        let Some(token) = store.token(&hash).await.map_err(RefreshError::store)? else {
+            return Ok(false);
+        };
+        match store
+            .family(&token.family_id)
+            .await
+            .map_err(RefreshError::store)?
+        {
+            Some(family) if family.user_id == user_id && !family.revoked => store
+                .revoke_family(&family.id)
+                .await
+                .map_err(RefreshError::store),
+            _ => Ok(false),
+        }
+    }
+
+    /// Ends the session `session_id` (an access token's `sid`) if it belongs
+    /// to `user_id`. Returns whether a session ended.
+    pub async fn end_session(&self, user_id: &str, session_id: &str) -> Result<bool, RefreshError> {
+        let store = &self.inner.store;
+        match store
+            .family(session_id)
+            .await
+            .map_err(RefreshError::store)?
+        {
+            Some(family) if family.user_id == user_id && !family.revoked => store
+                .revoke_family(session_id)
+                .await
+                .map_err(RefreshError::store),
+            _ => Ok(false),
+        }
+    }
+
+    /// Ends every session of `user_id` (logout everywhere).
+    pub async fn logout_all(&self, user_id: &str) -> Result<u64, RefreshError> {
+        self.inner
+            .store
+            .revoke_user(user_id)
+            .await
+            .map_err(RefreshError::store)
+    }
+
+    /// The live sessions of `user_id`, oldest first.
+    pub async fn sessions(&self, user_id: &str) -> Result<Vec<Family>, RefreshError> {
+        let now = now();
+        let idle_cutoff = now.saturating_sub(secs(self.inner.idle_timeout));
+        let mut sessions = self
+            .inner
+            .store
+            .sessions(user_id, now)
+            .await
+            .map_err(RefreshError::store)?;
+        sessions.retain(|f| f.last_used_at >= idle_cutoff);
+        Ok(sessions)
+    }
+
+    /// Deletes expired sessions, and revoked ones idle for longer than the
+    /// idle timeout (kept until then so reuse is still recognised).
+    pub async fn purge(&self) -> Result<u64, RefreshError> {
+        let now = now();
+        self.inner
+            .store
+            .purge(now, now.saturating_sub(secs(self.inner.idle_timeout)))
+            .await
+            .map_err(RefreshError::store)
+    }
+
+    /// A check for [`JwtAuthLayerBuilder::check`](crate::JwtAuthLayerBuilder::check)
+    /// that rejects access tokens whose session (`sid`) was revoked or has
+    /// expired, so logout takes effect before the access token expires. It
+    /// costs one store lookup per request; a token without `sid` is rejected.
+    pub fn session_check<C>(
+        &self,
+    ) -> impl Fn(&Claims<C>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send>>
+    + Send
+    + Sync
+    + 'static {
+        let store = Arc::clone(&self.inner.store);
+        move |claims: &Claims<C>| {
+            let store = Arc::clone(&store);
+            let sid = claims.registered().sid.clone();
+            Box::pin(async move {
+                let Some(sid) = sid else {
+                    return Err(AuthError::rejected("the token has no session"));
+                };
+                match store.family(&sid).await {
+                    Ok(Some(family)) if !family.revoked && family.expires_at > now() => Ok(()),
+                    Ok(_) => Err(AuthError::rejected("the session has ended")),
+                    Err(error) => Err(AuthError::unavailable(error)),
+                }
+            })
+        }
+    }
+}
