@@ -331,13 +331,13 @@ fn check_algorithms(
                 "algorithm {alg} does not fit a {family:?} key"
             )));
         }
-        if let Some(len) = secret_len {
-            if len < alg.min_hmac_secret_len() {
-                return Err(ConfigError::new(format!(
-                    "an HMAC secret for {alg} must be at least {} bytes (RFC 7518 section 3.2)",
-                    alg.min_hmac_secret_len()
-                )));
-            }
+        if let Some(len) = secret_len
+            && len < alg.min_hmac_secret_len()
+        {
+            return Err(ConfigError::new(format!(
+                "an HMAC secret for {alg} must be at least {} bytes (RFC 7518 section 3.2)",
+                alg.min_hmac_secret_len()
+            )));
         }
     }
     Ok(())

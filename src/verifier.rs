@@ -202,7 +202,13 @@ impl Verifier {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(e) => {
-                    return Err(AuthError::new(AuthErrorKind::InvalidSignature).with_source(e));
+                    // A signature that is not base64url makes the JWS malformed.
+                    let kind = if matches!(e.kind(), jwt::errors::ErrorKind::Base64(_)) {
+                        AuthErrorKind::Malformed
+                    } else {
+                        AuthErrorKind::InvalidSignature
+                    };
+                    return Err(AuthError::new(kind).with_source(e));
                 }
             }
         }
@@ -215,6 +221,10 @@ impl Verifier {
 
     fn validate_claims(&self, json: &[u8]) -> Result<(), AuthError> {
         let inner = &*self.inner;
+        // A payload that is not a JSON object is malformed, not invalid claims.
+        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(AuthError::new(AuthErrorKind::Malformed));
+        }
         let mut sink = ClaimsSink::default();
         let names = scan_object(json, &mut sink).map_err(|e| {
             let kind = if is_duplicate(&e) {
@@ -239,10 +249,10 @@ impl Verifier {
             }
             _ => {}
         }
-        if let Some(nbf) = sink.nbf {
-            if now.saturating_add(inner.leeway) < nbf {
-                return Err(AuthError::new(AuthErrorKind::NotYetValid));
-            }
+        if let Some(nbf) = sink.nbf
+            && now.saturating_add(inner.leeway) < nbf
+        {
+            return Err(AuthError::new(AuthErrorKind::NotYetValid));
         }
         if !inner.issuers.is_empty() {
             let ok = sink
@@ -455,7 +465,7 @@ impl<'de> Names<'de> {
         if let Some(set) = &mut self.set {
             return set.insert(name);
         }
-        if self.list.iter().any(|n| *n == name) {
+        if self.list.contains(&name) {
             return false;
         }
         self.list.push(name);

@@ -11,7 +11,8 @@ use crate::{
     verifier::Verifier,
 };
 
-pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send>>;
+/// The future of a [`JwtAuthLayerBuilder::check`], boxed.
+pub type CheckFuture = Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send>>;
 pub(crate) type CheckFn<C> = Arc<dyn Fn(&Claims<C>) -> CheckFuture + Send + Sync>;
 
 /// What every clone of the layer and its services shares.

@@ -13,6 +13,6 @@ mod service;
 
 pub use self::{
     future::ResponseFuture,
-    layer::{JwtAuthLayer, JwtAuthLayerBuilder},
+    layer::{CheckFuture, JwtAuthLayer, JwtAuthLayerBuilder},
     service::JwtAuth,
 };

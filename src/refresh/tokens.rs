@@ -13,6 +13,7 @@ use super::store::{
     Family, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
 };
 use crate::{
+    auth::CheckFuture,
     claims::Claims,
     error::AuthError,
     issuer::{IssueError, IssuedToken, TokenIssuer, random_id},
@@ -575,10 +576,7 @@ impl RefreshTokens {
     /// costs one store lookup per request; a token without `sid` is rejected.
     pub fn session_check<C>(
         &self,
-    ) -> impl Fn(&Claims<C>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send>>
-    + Send
-    + Sync
-    + 'static {
+    ) -> impl Fn(&Claims<C>) -> CheckFuture + Send + Sync + 'static {
         let store = Arc::clone(&self.inner.store);
         move |claims: &Claims<C>| {
             let store = Arc::clone(&store);

@@ -1,0 +1,455 @@
+//! Refresh-token rotation over the in-memory store: the conformance suite,
+//! the protocol, and the endpoint's responses.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use http::{Request, Response, StatusCode, header};
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower_jwt_auth::{
+    Algorithm, AuthErrorKind, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
+    refresh::{
+        Family, MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshStore, RefreshTokens,
+        RotateOutcome, Rotation, StoreError, Subject, TokenHash, TokenRecord, TokenStatus,
+        conformance,
+    },
+};
+
+const SECRET: &[u8] = b"refresh-tests-secret-of-32-bytes!!";
+
+fn issuer() -> TokenIssuer {
+    TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, SECRET).unwrap())
+}
+
+fn tokens(store: Arc<dyn RefreshStore>) -> RefreshTokens {
+    RefreshTokens::new(store, issuer())
+}
+
+async fn same_user(user: String) -> Result<Option<Subject>, StoreError> {
+    Ok(Some(Subject::new(user).role("USER")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_conforms() {
+    conformance::run(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn login_then_refresh_rotates() {
+    let store = Arc::new(MemoryStore::new());
+    let tokens = tokens(store.clone());
+    let login = tokens
+        .login(Subject::new("user-1").role("USER"), Some("laptop"))
+        .await
+        .unwrap();
+    assert_eq!(login.refresh_token.as_str().len(), 43, "256 bits, base64url");
+    assert_eq!(login.session.device.as_deref(), Some("laptop"));
+
+    let next = tokens
+        .refresh(login.refresh_token.as_str(), same_user)
+        .await
+        .unwrap();
+    assert_ne!(next.refresh_token, login.refresh_token);
+    assert_eq!(next.session.id, login.session.id, "same family");
+
+    // The access token carries the family as `sid` and the role.
+    let verifier = Verifier::builder()
+        .key(VerificationKey::hmac(SECRET).unwrap())
+        .build()
+        .unwrap();
+    let claims = verifier
+        .verify::<serde_json::Value>(next.access_token.as_str())
+        .unwrap();
+    assert_eq!(claims.registered().sid.as_deref(), Some(login.session.id.as_str()));
+    assert_eq!(claims["role"], "USER");
+    assert_eq!(claims.subject(), Some("user-1"));
+}
+
+#[tokio::test]
+async fn reuse_revokes_the_family_including_the_newest_token() {
+    let tokens = tokens(Arc::new(MemoryStore::new()));
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let second = tokens
+        .refresh(login.refresh_token.as_str(), same_user)
+        .await
+        .unwrap();
+    let reuse = tokens
+        .refresh(login.refresh_token.as_str(), same_user)
+        .await
+        .unwrap_err();
+    assert_eq!(reuse.kind(), RefreshErrorKind::InvalidGrant);
+    let newest = tokens
+        .refresh(second.refresh_token.as_str(), same_user)
+        .await
+        .unwrap_err();
+    assert_eq!(newest.kind(), RefreshErrorKind::InvalidGrant);
+    assert!(tokens.sessions("u").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn grace_window_gives_the_immediate_predecessor_a_sibling() {
+    let tokens = tokens(Arc::new(MemoryStore::new())).grace_period(Duration::from_secs(30));
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let first = tokens
+        .refresh(login.refresh_token.as_str(), same_user)
+        .await
+        .unwrap();
+    // The response was lost: the client retries with the same token.
+    let retry = tokens
+        .refresh(login.refresh_token.as_str(), same_user)
+        .await
+        .unwrap();
+    assert_eq!(retry.session.id, first.session.id);
+    // Both children work; the session lives on.
+    let after = tokens
+        .refresh(retry.refresh_token.as_str(), same_user)
+        .await
+        .unwrap();
+    // Now the login token is an older ancestor: no grace, reuse.
+    assert!(
+        tokens
+            .refresh(login.refresh_token.as_str(), same_user)
+            .await
+            .is_err()
+    );
+    assert!(
+        tokens
+            .refresh(after.refresh_token.as_str(), same_user)
+            .await
+            .is_err(),
+        "reuse revoked the family"
+    );
+}
+
+#[tokio::test]
+async fn expired_and_unknown_tokens_are_invalid_grants_that_touch_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let expired = tokens(store.clone()).family_lifetime(Duration::ZERO);
+    let login = expired.login(Subject::new("u"), None).await.unwrap();
+    let error = expired
+        .refresh(login.refresh_token.as_str(), same_user)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), RefreshErrorKind::InvalidGrant);
+    let family = store.family(&login.session.id).await.unwrap().unwrap();
+    assert!(!family.revoked);
+    assert_eq!(family.generation, 0);
+
+    let tokens = tokens(store.clone());
+    let live = tokens.login(Subject::new("v"), None).await.unwrap();
+    let before = store.token_hashes().len();
+    for bogus in [
+        "x".repeat(43),
+        String::new(),
+        "not a token".into(),
+        "a".repeat(10_000),
+    ] {
+        let error = tokens.refresh(&bogus, same_user).await.unwrap_err();
+        assert_eq!(error.kind(), RefreshErrorKind::InvalidGrant);
+    }
+    assert_eq!(store.token_hashes().len(), before, "nothing stored");
+    assert!(!store.family(&live.session.id).await.unwrap().unwrap().revoked);
+}
+
+#[tokio::test]
+async fn a_deleted_user_ends_the_session() {
+    let store = Arc::new(MemoryStore::new());
+    let tokens = tokens(store.clone());
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let error = tokens
+        .refresh(login.refresh_token.as_str(), |_| async { Ok(None) })
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), RefreshErrorKind::InvalidGrant);
+    assert!(store.family(&login.session.id).await.unwrap().unwrap().revoked);
+}
+
+#[tokio::test]
+async fn logout_one_device_leaves_the_other_and_logout_all_ends_both() {
+    let tokens = tokens(Arc::new(MemoryStore::new()));
+    let laptop = tokens.login(Subject::new("u"), Some("laptop")).await.unwrap();
+    let phone = tokens.login(Subject::new("u"), Some("phone")).await.unwrap();
+    let devices: Vec<_> = tokens
+        .sessions("u")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.device.unwrap())
+        .collect();
+    assert_eq!(devices.len(), 2);
+
+    // Another user cannot log this session out.
+    assert!(!tokens.logout("intruder", laptop.refresh_token.as_str()).await.unwrap());
+    assert!(tokens.logout("u", laptop.refresh_token.as_str()).await.unwrap());
+    assert!(
+        tokens
+            .refresh(laptop.refresh_token.as_str(), same_user)
+            .await
+            .is_err()
+    );
+    let phone2 = tokens
+        .refresh(phone.refresh_token.as_str(), same_user)
+        .await
+        .unwrap();
+
+    assert_eq!(tokens.logout_all("u").await.unwrap(), 1);
+    assert!(
+        tokens
+            .refresh(phone2.refresh_token.as_str(), same_user)
+            .await
+            .is_err()
+    );
+    assert!(tokens.sessions("u").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn purge_removes_dead_sessions() {
+    let store = Arc::new(MemoryStore::new());
+    let short = tokens(store.clone()).family_lifetime(Duration::ZERO);
+    short.login(Subject::new("u"), None).await.unwrap();
+    let live = tokens(store.clone());
+    live.login(Subject::new("u"), None).await.unwrap();
+    assert_eq!(live.purge().await.unwrap(), 1);
+    assert_eq!(store.token_hashes().len(), 1);
+}
+
+/// A store whose every call fails, wrapping a real one to check it is untouched.
+#[derive(Debug)]
+struct Down {
+    inner: Arc<MemoryStore>,
+    down: AtomicBool,
+}
+
+impl Down {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::new("connection refused"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl RefreshStore for Down {
+    async fn create(&self, f: &Family, t: &TokenRecord) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.create(f, t).await
+    }
+    async fn rotate(&self, r: &Rotation) -> Result<RotateOutcome, StoreError> {
+        self.check()?;
+        self.inner.rotate(r).await
+    }
+    async fn token(&self, h: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        self.check()?;
+        self.inner.token(h).await
+    }
+    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
+        self.check()?;
+        self.inner.family(id).await
+    }
+    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.revoke_family(id).await
+    }
+    async fn revoke_user(&self, u: &str) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.revoke_user(u).await
+    }
+    async fn sessions(&self, u: &str, now: i64) -> Result<Vec<Family>, StoreError> {
+        self.check()?;
+        self.inner.sessions(u, now).await
+    }
+    async fn purge(&self, now: i64, before: i64) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.purge(now, before).await
+    }
+}
+
+async fn body_json(response: Response<String>) -> serde_json::Value {
+    serde_json::from_str(response.body()).unwrap()
+}
+
+fn refresh_request(body: &str) -> Request<String> {
+    Request::post("/refresh")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.to_owned())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn store_failure_is_503_and_revokes_nothing() {
+    let memory = Arc::new(MemoryStore::new());
+    let store = Arc::new(Down {
+        inner: memory.clone(),
+        down: AtomicBool::new(false),
+    });
+    let tokens = tokens(store.clone());
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    store.down.store(true, Ordering::SeqCst);
+
+    let endpoint = RefreshEndpoint::new(tokens.clone(), same_user);
+    let body = format!(r#"{{"refresh_token":"{}"}}"#, login.refresh_token.as_str());
+    let response = endpoint.clone().oneshot(refresh_request(&body)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body_json(response).await,
+        serde_json::json!({"error": "temporarily_unavailable", "error_description": "try again later"})
+    );
+    // Nothing was revoked or rotated; once the store is back the token works.
+    let token = memory
+        .token(&tokens.hash(login.refresh_token.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(token.status, TokenStatus::Active);
+    store.down.store(false, Ordering::SeqCst);
+    let response = endpoint.oneshot(refresh_request(&body)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn endpoint_answers_in_oauth_shapes() {
+    let store = Arc::new(MemoryStore::new());
+    let tokens = tokens(store.clone());
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let endpoint = RefreshEndpoint::new(tokens.clone(), same_user);
+
+    let body = format!(r#"{{"refresh_token":"{}"}}"#, login.refresh_token.as_str());
+    let response = endpoint.clone().oneshot(refresh_request(&body)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    let json = body_json(response).await;
+    assert_eq!(json["token_type"], "bearer");
+    assert_eq!(json["expires_in"], 900);
+    assert!(json["access_token"].as_str().unwrap().split('.').count() == 3);
+    assert_eq!(json["refresh_token"].as_str().unwrap().len(), 43);
+
+    let invalid_grant = serde_json::json!({
+        "error": "invalid_grant",
+        "error_description": "the refresh token is invalid, expired or revoked",
+    });
+    // Reuse of the first token: 400 invalid_grant.
+    let response = endpoint.clone().oneshot(refresh_request(&body)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body_json(response).await, invalid_grant);
+    // Unknown token.
+    let response = endpoint
+        .clone()
+        .oneshot(refresh_request(&format!(r#"{{"refresh_token":"{}"}}"#, "A".repeat(43))))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body_json(response).await, invalid_grant);
+
+    let hashes = store.token_hashes().len();
+    for bad in ["", "{}", "not json", r#"{"refresh_token": 5}"#, "[]"] {
+        let response = endpoint.clone().oneshot(refresh_request(bad)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad:?}");
+        assert_eq!(body_json(response).await["error"], "invalid_request", "{bad:?}");
+    }
+    let huge = format!(r#"{{"refresh_token":"{}"}}"#, "a".repeat(10_000));
+    let response = endpoint.clone().oneshot(refresh_request(&huge)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(store.token_hashes().len(), hashes, "bad requests store nothing");
+
+    let get = Request::get("/refresh").body(String::new()).unwrap();
+    let response = endpoint.oneshot(get).await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()[header::ALLOW], "POST");
+}
+
+#[tokio::test]
+async fn endpoint_reads_and_sets_the_cookie() {
+    let tokens = tokens(Arc::new(MemoryStore::new()));
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let endpoint = RefreshEndpoint::new(tokens, same_user).cookie("rt");
+    let request = Request::post("/refresh")
+        .header(header::COOKIE, format!("other=1; rt={}", login.refresh_token.as_str()))
+        .body(String::new())
+        .unwrap();
+    let response = endpoint.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    let json = body_json(response).await;
+    assert!(cookie.starts_with(&format!("rt={};", json["refresh_token"].as_str().unwrap())));
+    assert!(cookie.contains("HttpOnly; Secure; SameSite=Strict"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_refreshes_of_one_token_have_exactly_one_winner() {
+    let tokens = tokens(Arc::new(MemoryStore::new()));
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let endpoint = RefreshEndpoint::new(tokens, same_user);
+    let body = format!(r#"{{"refresh_token":"{}"}}"#, login.refresh_token.as_str());
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let endpoint = endpoint.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            endpoint.oneshot(refresh_request(&body)).await.unwrap().status()
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            StatusCode::OK => ok += 1,
+            StatusCode::BAD_REQUEST => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ok, 1);
+}
+
+#[tokio::test]
+async fn session_check_rejects_access_tokens_of_ended_sessions() {
+    let store = Arc::new(MemoryStore::new());
+    let memory_calls = Arc::new(AtomicUsize::new(0));
+    let tokens = tokens(store.clone());
+    let verifier = Verifier::builder()
+        .key(VerificationKey::hmac(SECRET).unwrap())
+        .build()
+        .unwrap();
+    let layer = JwtAuthLayer::<serde_json::Value>::builder(verifier)
+        .check(tokens.session_check())
+        .build()
+        .unwrap();
+    let calls = memory_calls.clone();
+    let service = ServiceBuilder::new().layer(layer).service(service_fn(move |_req| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, std::convert::Infallible>(Response::new(String::new())) }
+    }));
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let request = |token: &str| {
+        Request::get("/")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(String::new())
+            .unwrap()
+    };
+    let response = service.clone().oneshot(request(login.access_token.as_str())).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    assert!(tokens.logout("u", login.refresh_token.as_str()).await.unwrap());
+    let response = service.clone().oneshot(request(login.access_token.as_str())).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()[header::WWW_AUTHENTICATE],
+        r#"Bearer realm="api", error="invalid_token", error_description="the session has ended""#
+    );
+    assert_eq!(
+        response.extensions().get::<tower_jwt_auth::AuthError>().unwrap().kind(),
+        AuthErrorKind::Rejected
+    );
+    // A token without `sid` is refused too.
+    let plain = issuer().access_token("u").sign().unwrap();
+    let response = service.oneshot(request(plain.as_str())).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(memory_calls.load(Ordering::SeqCst), 1, "only the live session got through");
+}
