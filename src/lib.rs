@@ -69,7 +69,11 @@
 //! - `rust_crypto` (default): pure-Rust signature verification.
 //! - `aws_lc_rs`: aws-lc-rs instead, several times faster for RS256 and ES256.
 //!   Enable exactly one of the two.
-//! - `axum`: [`Claims`] as an axum extractor.
+//! - `axum` (default): [`Claims`] as an axum extractor.
+//! - `tonic`: rejection bodies for `tonic::body::Body`, and
+//!   `tonic::RequestClaimsExt` to read [`Claims`] in gRPC handlers.
+//! - `redis`, `postgres`: refresh-token stores on Redis and PostgreSQL.
+//! - `test-util`: the [`RefreshStore`](refresh::RefreshStore) conformance suite.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
