@@ -1,0 +1,241 @@
+//! The example server's refresh-token routes, driven through its router.
+#![cfg(feature = "axum")]
+
+#[path = "../examples/axum_server.rs"]
+#[allow(dead_code)]
+mod axum_server;
+
+use std::{collections::HashMap, env::VarError};
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode, header},
+};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use axum_server::{AppState, Config, app};
+
+fn new_app() -> Router {
+    let vars = HashMap::from([("JWT_SECRET", "refresh-example-secret-of-at-least-32-bytes")]);
+    let config = Config::from_lookup(|name| {
+        vars.get(name)
+            .map(|v| (*v).to_owned())
+            .ok_or(VarError::NotPresent)
+    })
+    .unwrap();
+    app(AppState::new(&config).unwrap())
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, json)
+}
+
+/// Logs in as the demo user from `device`: (access token, refresh token).
+async fn login(app: &Router, device: &str) -> (String, String) {
+    let request = Request::post("/users/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::USER_AGENT, device)
+        .body(Body::from(
+            "username=user%40example.com&password=user-password",
+        ))
+        .unwrap();
+    let (status, json) = send(app, request).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    (
+        json["access_token"].as_str().unwrap().to_owned(),
+        json["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn refresh(token: &str) -> Request<Body> {
+    Request::post("/users/refresh")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({ "refresh_token": token }).to_string()))
+        .unwrap()
+}
+
+fn authed(method: &str, uri: &str, access: &str, body: Option<Value>) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {access}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap()
+}
+
+fn invalid_grant() -> Value {
+    json!({
+        "error": "invalid_grant",
+        "error_description": "the refresh token is invalid, expired or revoked",
+    })
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_kills_the_newest_token() {
+    let app = new_app();
+    let (_, r0) = login(&app, "laptop").await;
+    let (status, json) = send(&app, refresh(&r0)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["token_type"], "bearer");
+    assert_eq!(json["expires_in"], 900);
+    let r1 = json["refresh_token"].as_str().unwrap().to_owned();
+    let a1 = json["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r0);
+    let (status, me) = send(&app, authed("GET", "/users/me", &a1, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me, json!({"id": "user-1", "role": "USER"}));
+
+    // R0 again: reuse. The family dies, R1 and A1 with it.
+    let (status, json) = send(&app, refresh(&r0)).await;
+    assert_eq!((status, json), (StatusCode::BAD_REQUEST, invalid_grant()));
+    let (status, json) = send(&app, refresh(&r1)).await;
+    assert_eq!((status, json), (StatusCode::BAD_REQUEST, invalid_grant()));
+    let (status, json) = send(&app, authed("GET", "/users/me", &a1, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error_description"], "the session has ended");
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_refresh_requests() {
+    let app = new_app();
+    let (status, json) = send(&app, refresh(&"A".repeat(43))).await;
+    assert_eq!((status, json), (StatusCode::BAD_REQUEST, invalid_grant()));
+    let request = Request::post("/users/refresh")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"token\": 1}"))
+        .unwrap();
+    let (status, json) = send(&app, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json["error"], "invalid_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_refreshes_of_one_token_have_exactly_one_winner() {
+    let app = new_app();
+    let (_, r0) = login(&app, "laptop").await;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let app = app.clone();
+        let r0 = r0.clone();
+        tasks.push(tokio::spawn(
+            async move { send(&app, refresh(&r0)).await.0 },
+        ));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST)
+    );
+}
+
+#[tokio::test]
+async fn logout_ends_one_session_and_logout_all_ends_every_one() {
+    let app = new_app();
+    let (laptop_access, laptop_refresh) = login(&app, "laptop").await;
+    let (phone_access, phone_refresh) = login(&app, "phone").await;
+
+    let (status, sessions) =
+        send(&app, authed("GET", "/users/sessions", &phone_access, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    let devices: Vec<&str> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(devices, ["laptop", "phone"]);
+    let current: Vec<bool> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["current"].as_bool().unwrap())
+        .collect();
+    assert_eq!(current, [false, true]);
+
+    // Logout of the laptop, with the laptop's tokens.
+    let body = json!({ "refresh_token": laptop_refresh });
+    let (status, _) = send(
+        &app,
+        authed("POST", "/users/logout", &laptop_access, Some(body)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = send(&app, refresh(&laptop_refresh)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = send(&app, authed("GET", "/users/me", &laptop_access, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "logout bites at once");
+
+    // The phone lives on.
+    let (status, json) = send(&app, refresh(&phone_refresh)).await;
+    assert_eq!(status, StatusCode::OK);
+    let phone_access = json["access_token"].as_str().unwrap().to_owned();
+    let phone_refresh = json["refresh_token"].as_str().unwrap().to_owned();
+    let (status, sessions) =
+        send(&app, authed("GET", "/users/sessions", &phone_access, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sessions.as_array().unwrap().len(), 1);
+
+    // Logout everywhere.
+    let (_, _) = login(&app, "tablet").await;
+    let (status, json) = send(
+        &app,
+        authed("POST", "/users/logout-all", &phone_access, None),
+    )
+    .await;
+    assert_eq!((status, json), (StatusCode::OK, json!({"revoked": 2})));
+    let (status, _) = send(&app, refresh(&phone_refresh)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = send(&app, authed("GET", "/users/me", &phone_access, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn logout_needs_an_access_token_and_cannot_end_another_users_session() {
+    let app = new_app();
+    let (_, user_refresh) = login(&app, "laptop").await;
+    let request = Request::post("/users/logout")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({ "refresh_token": user_refresh }).to_string(),
+        ))
+        .unwrap();
+    let (status, _) = send(&app, request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let admin = Request::post("/users/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "username=admin%40example.com&password=admin-password",
+        ))
+        .unwrap();
+    let (_, json) = send(&app, admin).await;
+    let admin_access = json["access_token"].as_str().unwrap();
+    let body = json!({ "refresh_token": user_refresh });
+    let (status, _) = send(
+        &app,
+        authed("POST", "/users/logout", admin_access, Some(body)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // The user's session is untouched.
+    let (status, _) = send(&app, refresh(&user_refresh)).await;
+    assert_eq!(status, StatusCode::OK);
+}
