@@ -26,9 +26,9 @@ pub enum TokenSource {
 pub(crate) fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 fn invalid_request(description: &'static str) -> AuthError {
@@ -144,14 +144,30 @@ mod tests {
 
     #[test]
     fn bearer_scheme_is_case_insensitive() {
-        assert_eq!(find(&[("authorization", "Bearer a.b.c")]), Ok(Some("a.b.c")));
-        assert_eq!(find(&[("authorization", "bEaReR a.b.c")]), Ok(Some("a.b.c")));
-        assert_eq!(find(&[("authorization", "Bearer   a.b.c")]), Ok(Some("a.b.c")));
+        assert_eq!(
+            find(&[("authorization", "Bearer a.b.c")]),
+            Ok(Some("a.b.c"))
+        );
+        assert_eq!(
+            find(&[("authorization", "bEaReR a.b.c")]),
+            Ok(Some("a.b.c"))
+        );
+        assert_eq!(
+            find(&[("authorization", "Bearer   a.b.c")]),
+            Ok(Some("a.b.c"))
+        );
     }
 
     #[test]
     fn malformed_bearer_values_are_invalid_requests() {
-        for value in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer ====", ""] {
+        for value in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer a,b",
+            "Bearer ====",
+            "",
+        ] {
             assert_eq!(
                 find(&[("authorization", value)]),
                 Err(AuthErrorKind::InvalidRequest),
@@ -181,7 +197,10 @@ mod tests {
             find(&[("cookie", "at=1; at=2")]),
             Err(AuthErrorKind::InvalidRequest)
         );
-        assert_eq!(find(&[("cookie", "at=a b")]), Err(AuthErrorKind::InvalidRequest));
+        assert_eq!(
+            find(&[("cookie", "at=a b")]),
+            Err(AuthErrorKind::InvalidRequest)
+        );
     }
 
     #[test]

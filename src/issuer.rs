@@ -225,7 +225,10 @@ impl AccessToken<'_> {
                 claims.insert("aud".into(), Value::String(one.clone()));
             }
             many => {
-                claims.insert("aud".into(), many.iter().cloned().map(Value::String).collect());
+                claims.insert(
+                    "aud".into(),
+                    many.iter().cloned().map(Value::String).collect(),
+                );
             }
         }
         claims.insert("iat".into(), iat.into());
@@ -337,7 +340,10 @@ mod tests {
     #[test]
     fn reserved_claims_cannot_be_overridden() {
         for name in ["exp", "sub", "role", "sid"] {
-            assert!(issuer().access_token("u").claim(name, 1).sign().is_err(), "{name}");
+            assert!(
+                issuer().access_token("u").claim(name, 1).sign().is_err(),
+                "{name}"
+            );
         }
     }
 
@@ -349,6 +355,12 @@ mod tests {
 
     #[test]
     fn zero_lifetime_is_refused() {
-        assert!(issuer().access_token("u").expires_in(Duration::ZERO).sign().is_err());
+        assert!(
+            issuer()
+                .access_token("u")
+                .expires_in(Duration::ZERO)
+                .sign()
+                .is_err()
+        );
     }
 }

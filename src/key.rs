@@ -88,12 +88,9 @@ impl Algorithm {
     pub(crate) fn family(self) -> Family {
         match self {
             Self::HS256 | Self::HS384 | Self::HS512 => Family::Hmac,
-            Self::RS256
-            | Self::RS384
-            | Self::RS512
-            | Self::PS256
-            | Self::PS384
-            | Self::PS512 => Family::Rsa,
+            Self::RS256 | Self::RS384 | Self::RS512 | Self::PS256 | Self::PS384 | Self::PS512 => {
+                Family::Rsa
+            }
             Self::ES256 | Self::ES384 => Family::Ec,
             Self::EdDSA => Family::Ed,
         }
@@ -223,7 +220,8 @@ impl VerificationKey {
     pub fn hmac(secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let secret = secret.as_ref();
         check_algorithms(Family::Hmac, &[Algorithm::HS256], Some(secret.len()))?;
-        let key = jwt::DecodingKey::from_secret(secret).map_err(key_error("invalid HMAC secret"))?;
+        let key =
+            jwt::DecodingKey::from_secret(secret).map_err(key_error("invalid HMAC secret"))?;
         let mut key = Self::with_family(key, Family::Hmac, Algorithm::HS256);
         key.secret_len = Some(secret.len());
         Ok(key)
@@ -441,7 +439,12 @@ mod tests {
     fn keys_are_bound_to_their_family() {
         let key = VerificationKey::hmac([7u8; 32]).unwrap();
         assert!(key.check().is_ok());
-        assert!(key.clone().with_algorithms([Algorithm::RS256]).check().is_err());
+        assert!(
+            key.clone()
+                .with_algorithms([Algorithm::RS256])
+                .check()
+                .is_err()
+        );
         assert!(key.with_algorithms([]).check().is_err());
     }
 

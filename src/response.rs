@@ -186,9 +186,9 @@ pub(crate) fn is_grpc<B>(request: &Request<B>) -> bool {
 /// A gRPC "trailers-only" response: HTTP 200 whose headers carry the status.
 pub(crate) fn grpc_rejection<B: Default>(error: &AuthError) -> Response<B> {
     let status = match error.kind() {
-        AuthErrorKind::InsufficientScope => "7",  // PERMISSION_DENIED
-        AuthErrorKind::Unavailable => "14",       // UNAVAILABLE
-        _ => "16",                                // UNAUTHENTICATED
+        AuthErrorKind::InsufficientScope => "7", // PERMISSION_DENIED
+        AuthErrorKind::Unavailable => "14",      // UNAVAILABLE
+        _ => "16",                               // UNAUTHENTICATED
     };
     let mut response = Response::new(B::default());
     *response.status_mut() = StatusCode::OK;
@@ -227,7 +227,12 @@ mod tests {
 
     #[test]
     fn grpc_detection() {
-        let req = |ct: &str| Request::builder().header("content-type", ct).body(()).unwrap();
+        let req = |ct: &str| {
+            Request::builder()
+                .header("content-type", ct)
+                .body(())
+                .unwrap()
+        };
         assert!(is_grpc(&req("application/grpc")));
         assert!(is_grpc(&req("application/grpc+proto")));
         assert!(is_grpc(&req("Application/GRPC;charset=utf-8")));

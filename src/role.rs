@@ -107,9 +107,11 @@ impl Requirement {
             }
         }
         match value {
-            Value::String(s) if self.space_delimited => {
-                s.split(' ').filter(|r| !r.is_empty()).map(str::to_owned).collect()
-            }
+            Value::String(s) if self.space_delimited => s
+                .split(' ')
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
             Value::String(s) => vec![s.clone()],
             Value::Array(items) => items
                 .iter()

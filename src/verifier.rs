@@ -154,7 +154,10 @@ impl Verifier {
             return Err(AuthError::new(AuthErrorKind::UnsupportedCritical));
         }
         if let Some(expected) = &inner.typ {
-            let ok = header.typ.as_deref().is_some_and(|typ| typ_matches(typ, expected));
+            let ok = header
+                .typ
+                .as_deref()
+                .is_some_and(|typ| typ_matches(typ, expected));
             if !ok {
                 return Err(AuthError::new(AuthErrorKind::InvalidType));
             }
@@ -338,8 +341,15 @@ impl VerifierBuilder {
     /// `at+jwt`, and `iss`, `exp`, `aud`, `sub`, `client_id`, `iat` and `jti`
     /// are required.
     pub fn rfc9068(self) -> Self {
-        self.require_type("at+jwt")
-            .required_claims(["iss", "exp", "aud", "sub", "client_id", "iat", "jti"])
+        self.require_type("at+jwt").required_claims([
+            "iss",
+            "exp",
+            "aud",
+            "sub",
+            "client_id",
+            "iat",
+            "jti",
+        ])
     }
 
     /// Checks the configuration and builds the verifier.
@@ -349,7 +359,9 @@ impl VerifierBuilder {
             return Err(ConfigError::new("a verifier needs at least one key"));
         }
         if self.max_len == 0 {
-            return Err(ConfigError::new("the maximum token length must not be zero"));
+            return Err(ConfigError::new(
+                "the maximum token length must not be zero",
+            ));
         }
         let leeway = i64::try_from(self.leeway.as_secs())
             .map_err(|_| ConfigError::new("the leeway is too large"))?;

@@ -48,7 +48,11 @@ async fn login_then_refresh_rotates() {
         .login(Subject::new("user-1").role("USER"), Some("laptop"))
         .await
         .unwrap();
-    assert_eq!(login.refresh_token.as_str().len(), 43, "256 bits, base64url");
+    assert_eq!(
+        login.refresh_token.as_str().len(),
+        43,
+        "256 bits, base64url"
+    );
     assert_eq!(login.session.device.as_deref(), Some("laptop"));
 
     let next = tokens
@@ -66,7 +70,10 @@ async fn login_then_refresh_rotates() {
     let claims = verifier
         .verify::<serde_json::Value>(next.access_token.as_str())
         .unwrap();
-    assert_eq!(claims.registered().sid.as_deref(), Some(login.session.id.as_str()));
+    assert_eq!(
+        claims.registered().sid.as_deref(),
+        Some(login.session.id.as_str())
+    );
     assert_eq!(claims["role"], "USER");
     assert_eq!(claims.subject(), Some("user-1"));
 }
@@ -154,7 +161,14 @@ async fn expired_and_unknown_tokens_are_invalid_grants_that_touch_nothing() {
         assert_eq!(error.kind(), RefreshErrorKind::InvalidGrant);
     }
     assert_eq!(store.token_hashes().len(), before, "nothing stored");
-    assert!(!store.family(&live.session.id).await.unwrap().unwrap().revoked);
+    assert!(
+        !store
+            .family(&live.session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
 }
 
 #[tokio::test]
@@ -167,14 +181,27 @@ async fn a_deleted_user_ends_the_session() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), RefreshErrorKind::InvalidGrant);
-    assert!(store.family(&login.session.id).await.unwrap().unwrap().revoked);
+    assert!(
+        store
+            .family(&login.session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
 }
 
 #[tokio::test]
 async fn logout_one_device_leaves_the_other_and_logout_all_ends_both() {
     let tokens = tokens(Arc::new(MemoryStore::new()));
-    let laptop = tokens.login(Subject::new("u"), Some("laptop")).await.unwrap();
-    let phone = tokens.login(Subject::new("u"), Some("phone")).await.unwrap();
+    let laptop = tokens
+        .login(Subject::new("u"), Some("laptop"))
+        .await
+        .unwrap();
+    let phone = tokens
+        .login(Subject::new("u"), Some("phone"))
+        .await
+        .unwrap();
     let devices: Vec<_> = tokens
         .sessions("u")
         .await
@@ -185,8 +212,18 @@ async fn logout_one_device_leaves_the_other_and_logout_all_ends_both() {
     assert_eq!(devices.len(), 2);
 
     // Another user cannot log this session out.
-    assert!(!tokens.logout("intruder", laptop.refresh_token.as_str()).await.unwrap());
-    assert!(tokens.logout("u", laptop.refresh_token.as_str()).await.unwrap());
+    assert!(
+        !tokens
+            .logout("intruder", laptop.refresh_token.as_str())
+            .await
+            .unwrap()
+    );
+    assert!(
+        tokens
+            .logout("u", laptop.refresh_token.as_str())
+            .await
+            .unwrap()
+    );
     assert!(
         tokens
             .refresh(laptop.refresh_token.as_str(), same_user)
@@ -296,7 +333,11 @@ async fn store_failure_is_503_and_revokes_nothing() {
 
     let endpoint = RefreshEndpoint::new(tokens.clone(), same_user);
     let body = format!(r#"{{"refresh_token":"{}"}}"#, login.refresh_token.as_str());
-    let response = endpoint.clone().oneshot(refresh_request(&body)).await.unwrap();
+    let response = endpoint
+        .clone()
+        .oneshot(refresh_request(&body))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         body_json(response).await,
@@ -322,7 +363,11 @@ async fn endpoint_answers_in_oauth_shapes() {
     let endpoint = RefreshEndpoint::new(tokens.clone(), same_user);
 
     let body = format!(r#"{{"refresh_token":"{}"}}"#, login.refresh_token.as_str());
-    let response = endpoint.clone().oneshot(refresh_request(&body)).await.unwrap();
+    let response = endpoint
+        .clone()
+        .oneshot(refresh_request(&body))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
     assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
@@ -337,13 +382,20 @@ async fn endpoint_answers_in_oauth_shapes() {
         "error_description": "the refresh token is invalid, expired or revoked",
     });
     // Reuse of the first token: 400 invalid_grant.
-    let response = endpoint.clone().oneshot(refresh_request(&body)).await.unwrap();
+    let response = endpoint
+        .clone()
+        .oneshot(refresh_request(&body))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(body_json(response).await, invalid_grant);
     // Unknown token.
     let response = endpoint
         .clone()
-        .oneshot(refresh_request(&format!(r#"{{"refresh_token":"{}"}}"#, "A".repeat(43))))
+        .oneshot(refresh_request(&format!(
+            r#"{{"refresh_token":"{}"}}"#,
+            "A".repeat(43)
+        )))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -351,14 +403,30 @@ async fn endpoint_answers_in_oauth_shapes() {
 
     let hashes = store.token_hashes().len();
     for bad in ["", "{}", "not json", r#"{"refresh_token": 5}"#, "[]"] {
-        let response = endpoint.clone().oneshot(refresh_request(bad)).await.unwrap();
+        let response = endpoint
+            .clone()
+            .oneshot(refresh_request(bad))
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad:?}");
-        assert_eq!(body_json(response).await["error"], "invalid_request", "{bad:?}");
+        assert_eq!(
+            body_json(response).await["error"],
+            "invalid_request",
+            "{bad:?}"
+        );
     }
     let huge = format!(r#"{{"refresh_token":"{}"}}"#, "a".repeat(10_000));
-    let response = endpoint.clone().oneshot(refresh_request(&huge)).await.unwrap();
+    let response = endpoint
+        .clone()
+        .oneshot(refresh_request(&huge))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(store.token_hashes().len(), hashes, "bad requests store nothing");
+    assert_eq!(
+        store.token_hashes().len(),
+        hashes,
+        "bad requests store nothing"
+    );
 
     let get = Request::get("/refresh").body(String::new()).unwrap();
     let response = endpoint.oneshot(get).await.unwrap();
@@ -372,12 +440,18 @@ async fn endpoint_reads_and_sets_the_cookie() {
     let login = tokens.login(Subject::new("u"), None).await.unwrap();
     let endpoint = RefreshEndpoint::new(tokens, same_user).cookie("rt");
     let request = Request::post("/refresh")
-        .header(header::COOKIE, format!("other=1; rt={}", login.refresh_token.as_str()))
+        .header(
+            header::COOKIE,
+            format!("other=1; rt={}", login.refresh_token.as_str()),
+        )
         .body(String::new())
         .unwrap();
     let response = endpoint.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    let cookie = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let json = body_json(response).await;
     assert!(cookie.starts_with(&format!("rt={};", json["refresh_token"].as_str().unwrap())));
     assert!(cookie.contains("HttpOnly; Secure; SameSite=Strict"));
@@ -394,7 +468,11 @@ async fn parallel_refreshes_of_one_token_have_exactly_one_winner() {
         let endpoint = endpoint.clone();
         let body = body.clone();
         tasks.push(tokio::spawn(async move {
-            endpoint.oneshot(refresh_request(&body)).await.unwrap().status()
+            endpoint
+                .oneshot(refresh_request(&body))
+                .await
+                .unwrap()
+                .status()
         }));
     }
     let mut ok = 0;
@@ -422,10 +500,12 @@ async fn session_check_rejects_access_tokens_of_ended_sessions() {
         .build()
         .unwrap();
     let calls = memory_calls.clone();
-    let service = ServiceBuilder::new().layer(layer).service(service_fn(move |_req| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        async { Ok::<_, std::convert::Infallible>(Response::new(String::new())) }
-    }));
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(service_fn(move |_req| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, std::convert::Infallible>(Response::new(String::new())) }
+        }));
     let login = tokens.login(Subject::new("u"), None).await.unwrap();
     let request = |token: &str| {
         Request::get("/")
@@ -433,23 +513,44 @@ async fn session_check_rejects_access_tokens_of_ended_sessions() {
             .body(String::new())
             .unwrap()
     };
-    let response = service.clone().oneshot(request(login.access_token.as_str())).await.unwrap();
+    let response = service
+        .clone()
+        .oneshot(request(login.access_token.as_str()))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
-    assert!(tokens.logout("u", login.refresh_token.as_str()).await.unwrap());
-    let response = service.clone().oneshot(request(login.access_token.as_str())).await.unwrap();
+    assert!(
+        tokens
+            .logout("u", login.refresh_token.as_str())
+            .await
+            .unwrap()
+    );
+    let response = service
+        .clone()
+        .oneshot(request(login.access_token.as_str()))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         response.headers()[header::WWW_AUTHENTICATE],
         r#"Bearer realm="api", error="invalid_token", error_description="the session has ended""#
     );
     assert_eq!(
-        response.extensions().get::<tower_jwt_auth::AuthError>().unwrap().kind(),
+        response
+            .extensions()
+            .get::<tower_jwt_auth::AuthError>()
+            .unwrap()
+            .kind(),
         AuthErrorKind::Rejected
     );
     // A token without `sid` is refused too.
     let plain = issuer().access_token("u").sign().unwrap();
     let response = service.oneshot(request(plain.as_str())).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(memory_calls.load(Ordering::SeqCst), 1, "only the live session got through");
+    assert_eq!(
+        memory_calls.load(Ordering::SeqCst),
+        1,
+        "only the live session got through"
+    );
 }

@@ -574,9 +574,7 @@ impl RefreshTokens {
     /// that rejects access tokens whose session (`sid`) was revoked or has
     /// expired, so logout takes effect before the access token expires. It
     /// costs one store lookup per request; a token without `sid` is rejected.
-    pub fn session_check<C>(
-        &self,
-    ) -> impl Fn(&Claims<C>) -> CheckFuture + Send + Sync + 'static {
+    pub fn session_check<C>(&self) -> impl Fn(&Claims<C>) -> CheckFuture + Send + Sync + 'static {
         let store = Arc::clone(&self.inner.store);
         move |claims: &Claims<C>| {
             let store = Arc::clone(&store);
