@@ -90,6 +90,7 @@ mod error;
 mod extract;
 mod issuer;
 mod key;
+mod keyset;
 pub mod refresh;
 mod response;
 pub mod role;

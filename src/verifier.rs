@@ -8,14 +8,13 @@
 
 use std::{
     borrow::Cow,
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     fmt,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken as jwt;
 use serde::{
     Deserialize,
     de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor},
@@ -25,6 +24,7 @@ use crate::{
     claims::{Claims, VerifiedPayload, to_seconds},
     error::{AuthError, AuthErrorKind, ConfigError},
     key::{Algorithm, VerificationKey},
+    keyset::KeySet,
 };
 
 /// The default maximum token length: 8 KiB.
@@ -64,10 +64,7 @@ pub struct Verifier {
 }
 
 struct Inner {
-    keys: Vec<VerificationKey>,
-    by_kid: HashMap<String, usize>,
-    /// Keys without a `kid`: candidates for any token whose `kid` matches no key.
-    anonymous: Vec<usize>,
+    keys: KeySet,
     issuers: Vec<String>,
     audiences: Vec<String>,
     required: Vec<String>,
@@ -185,41 +182,7 @@ impl Verifier {
         message: &str,
         signature: &str,
     ) -> Result<(), AuthError> {
-        let inner = &*self.inner;
-        let exact = kid.and_then(|kid| inner.by_kid.get(kid));
-        let candidates: &[usize] = match exact {
-            Some(index) => std::slice::from_ref(index),
-            None => &inner.anonymous,
-        };
-        if candidates.is_empty() {
-            return Err(AuthError::new(AuthErrorKind::UnknownKey));
-        }
-        let mut allowed = false;
-        for &index in candidates {
-            let key = &inner.keys[index];
-            if !key.algorithms.contains(&alg) {
-                continue;
-            }
-            allowed = true;
-            match jwt::crypto::verify(signature, message.as_bytes(), &key.key, alg.to_jwt()) {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(e) => {
-                    // A signature that is not base64url makes the JWS malformed.
-                    let kind = if matches!(e.kind(), jwt::errors::ErrorKind::Base64(_)) {
-                        AuthErrorKind::Malformed
-                    } else {
-                        AuthErrorKind::InvalidSignature
-                    };
-                    return Err(AuthError::new(kind).with_source(e));
-                }
-            }
-        }
-        Err(AuthError::new(if allowed {
-            AuthErrorKind::InvalidSignature
-        } else {
-            AuthErrorKind::UnsupportedAlgorithm
-        }))
+        self.inner.keys.verify(kid, alg, message, signature)
     }
 
     fn validate_claims(&self, json: &[u8]) -> Result<(), AuthError> {
@@ -365,24 +328,10 @@ impl VerifierBuilder {
         }
         let leeway = i64::try_from(self.leeway.as_secs())
             .map_err(|_| ConfigError::new("the leeway is too large"))?;
-        let mut by_kid = HashMap::new();
-        let mut anonymous = Vec::new();
-        for (index, key) in self.keys.iter().enumerate() {
-            key.check()?;
-            match &key.kid {
-                Some(kid) => {
-                    if by_kid.insert(kid.clone(), index).is_some() {
-                        return Err(ConfigError::new(format!("two keys share the kid {kid:?}")));
-                    }
-                }
-                None => anonymous.push(index),
-            }
-        }
+        let keys = KeySet::new(self.keys)?;
         Ok(Verifier {
             inner: Arc::new(Inner {
-                keys: self.keys,
-                by_kid,
-                anonymous,
+                keys,
                 issuers: self.issuers,
                 audiences: self.audiences,
                 required: self.required,

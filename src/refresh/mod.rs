@@ -27,6 +27,10 @@
 pub mod conformance;
 mod endpoint;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 mod store;
 mod tokens;
 
@@ -42,3 +46,8 @@ pub use self::{
         RefreshToken, RefreshTokens, Subject, TokenPair, TokenResponse,
     },
 };
+
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;

@@ -1,0 +1,386 @@
+//! A [`RefreshStore`] on PostgreSQL (feature `postgres`).
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use sqlx::{
+    PgPool, Row,
+    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+};
+
+use super::store::{
+    Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
+    TokenStatus,
+};
+
+/// The schema: tables, indexes and the rotation function.
+const SCHEMA: &str = include_str!("postgres.sql");
+/// The advisory lock key that serializes concurrent migrations ("tjwt").
+const MIGRATION_LOCK: i64 = 0x746a_7774;
+/// The version of [`SCHEMA`]; bump it with every change to the file.
+const SCHEMA_VERSION: i32 = 1;
+/// How long a call waits for a pooled connection (or a new one) before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The server-side `statement_timeout` of the pools built from a URL.
+const STATEMENT_TIMEOUT_MS: &str = "5000";
+
+/// A [`RefreshStore`] on PostgreSQL (feature `postgres`), through a `sqlx`
+/// connection pool.
+///
+/// Two tables with a fixed `tjwt_` prefix, created by
+/// [`migrate`](Self::migrate) from the schema shipped with the crate:
+///
+/// - `tjwt_families`: primary key `id`; indexes on `(user_id, created_at,
+///   id)` for sessions and logout-everywhere, on `expires_at` and (partial,
+///   revoked only) on `last_used_at` for purging;
+/// - `tjwt_tokens`: primary key `hash` (`bytea`, the 32-byte token hash: no
+///   raw token ever reaches the database); `family_id` references
+///   `tjwt_families` `ON DELETE CASCADE`, indexed.
+///
+/// [`rotate`](RefreshStore::rotate) is one call of the `tjwt_rotate`
+/// PL/pgSQL function: one round trip, one short transaction that locks the
+/// family row, then the token row (`SELECT ... FOR UPDATE`, always in that
+/// order), correct under the default READ COMMITTED isolation.
+///
+/// A database that is down or slow makes calls fail with a [`StoreError`]
+/// (after 3 s waiting for a connection; statements of pools built from a URL
+/// time out after 5 s), never with a reuse verdict.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    endpoint: String,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("endpoint", &self.endpoint)
+            .field("connections", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+fn error(message: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| StoreError::with_source(format!("postgres: {message}"), e)
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::new(format!("postgres: corrupt {what}"))
+}
+
+fn options(url: &str) -> Result<(PgConnectOptions, String), StoreError> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(error("invalid URL"))?
+        .options([("statement_timeout", STATEMENT_TIMEOUT_MS)]);
+    let endpoint = format!(
+        "postgres://{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("")
+    );
+    Ok((options, endpoint))
+}
+
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT)
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url`
+    /// (`postgres://user:password@host:port/database`).
+    ///
+    /// Fails if the URL is invalid or the server unreachable. Call
+    /// [`migrate`](Self::migrate) once before use.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use tower_jwt_auth::{
+    ///     Algorithm, SigningKey, TokenIssuer,
+    ///     refresh::{PostgresStore, RefreshTokens},
+    /// };
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = PostgresStore::new("postgres://app@127.0.0.1:5432/app").await?;
+    /// store.migrate().await?;
+    /// let issuer = TokenIssuer::new(SigningKey::hmac(
+    ///     Algorithm::HS256,
+    ///     b"a secret of at least thirty-two bytes!",
+    /// )?);
+    /// let tokens = RefreshTokens::new(Arc::new(store), issuer);
+    /// # let _ = tokens;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn new(url: &str) -> Result<Self, StoreError> {
+        let (options, endpoint) = options(url)?;
+        let pool = pool_options()
+            .connect_with(options)
+            .await
+            .map_err(error("cannot connect"))?;
+        Ok(Self { pool, endpoint })
+    }
+
+    /// Like [`new`](Self::new), but connects on first use: starts even while
+    /// the database is down (calls fail with a [`StoreError`] until it is up).
+    ///
+    /// Must be called within a Tokio runtime.
+    pub fn new_lazy(url: &str) -> Result<Self, StoreError> {
+        let (options, endpoint) = options(url)?;
+        let pool = pool_options().connect_lazy_with(options);
+        Ok(Self { pool, endpoint })
+    }
+
+    /// A store on a pool you configured yourself (size, TLS, timeouts): the
+    /// integration point with `sqlx`, whose version is part of this
+    /// function's signature.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self {
+            pool,
+            endpoint: "<pool>".to_owned(),
+        }
+    }
+
+    /// Creates the tables, indexes and the rotation function if missing
+    /// (idempotent; concurrent calls wait for each other).
+    ///
+    /// The schema is `src/refresh/postgres.sql` in the crate, should you
+    /// rather apply it with your own migration tool.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(error("cannot connect"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(error("migration lock failed"))?;
+        // Already current: no DDL, so no table locks against live traffic.
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('tjwt_schema') IS NOT NULL")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(error("migration check failed"))?;
+        let current: Option<i32> = if exists {
+            sqlx::query_scalar("SELECT max(version) FROM tjwt_schema")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(error("migration check failed"))?
+        } else {
+            None
+        };
+        if current == Some(SCHEMA_VERSION) {
+            return tx.commit().await.map_err(error("migration failed"));
+        }
+        sqlx::raw_sql(SCHEMA)
+            .execute(&mut *tx)
+            .await
+            .map_err(error("migration failed"))?;
+        sqlx::query(
+            "INSERT INTO tjwt_schema (id, version) VALUES (true, $1) \
+             ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version",
+        )
+        .bind(SCHEMA_VERSION)
+        .execute(&mut *tx)
+        .await
+        .map_err(error("migration failed"))?;
+        tx.commit().await.map_err(error("migration failed"))
+    }
+
+    /// The schema [`migrate`](Self::migrate) applies.
+    pub fn schema() -> &'static str {
+        SCHEMA
+    }
+}
+
+fn generation(value: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| corrupt(what))
+}
+
+fn read_family(row: &PgRow, prefix: &str) -> Result<Family, StoreError> {
+    let get = |name: &str| format!("{prefix}{name}");
+    let map = |e: sqlx::Error| StoreError::with_source("postgres: corrupt family", e);
+    Ok(Family::new(
+        row.try_get(get("id").as_str()).map_err(map)?,
+        row.try_get(get("user_id").as_str()).map_err(map)?,
+        row.try_get(get("device").as_str()).map_err(map)?,
+        row.try_get(get("created_at").as_str()).map_err(map)?,
+        row.try_get(get("last_used_at").as_str()).map_err(map)?,
+        row.try_get(get("expires_at").as_str()).map_err(map)?,
+        generation(
+            row.try_get(get("generation").as_str()).map_err(map)?,
+            "family",
+        )?,
+        row.try_get(get("revoked").as_str()).map_err(map)?,
+    ))
+}
+
+fn hash(bytes: Vec<u8>) -> Result<TokenHash, StoreError> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| corrupt("token hash"))?;
+    Ok(TokenHash::from_bytes(bytes))
+}
+
+#[async_trait]
+impl RefreshStore for PostgresStore {
+    async fn create(&self, family: &Family, token: &TokenRecord) -> Result<(), StoreError> {
+        if token.family_id != family.id {
+            return Err(StoreError::new("the token belongs to another family"));
+        }
+        let (status, rotated_at): (i16, Option<i64>) = match token.status {
+            TokenStatus::Active => (0, None),
+            TokenStatus::Rotated(at) => (1, Some(at)),
+            TokenStatus::Revoked => (2, None),
+        };
+        // One statement (one round trip, atomic): the family, then its token.
+        sqlx::query(
+            "WITH f AS (
+                INSERT INTO tjwt_families
+                    (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                RETURNING id
+            )
+            INSERT INTO tjwt_tokens
+                (hash, family_id, parent, generation, created_at, status, rotated_at)
+            SELECT $9, f.id, $10, $11, $12, $13, $14 FROM f",
+        )
+        .bind(&family.id)
+        .bind(&family.user_id)
+        .bind(family.device.as_deref())
+        .bind(family.created_at)
+        .bind(family.last_used_at)
+        .bind(family.expires_at)
+        .bind(i64::from(family.generation))
+        .bind(family.revoked)
+        .bind(&token.hash.as_bytes()[..])
+        .bind(token.parent.as_ref().map(|p| &p.as_bytes()[..]))
+        .bind(i64::from(token.generation))
+        .bind(token.created_at)
+        .bind(status)
+        .bind(rotated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(error("create failed"))?;
+        Ok(())
+    }
+
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        let row = sqlx::query("SELECT * FROM tjwt_rotate($1, $2, $3, $4, $5)")
+            .bind(&rotation.presented.as_bytes()[..])
+            .bind(&rotation.child.as_bytes()[..])
+            .bind(rotation.now)
+            .bind(rotation.idle_cutoff)
+            .bind(rotation.grace_cutoff)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(error("rotate failed"))?;
+        let outcome: String = row.try_get("o_outcome").map_err(error("rotate failed"))?;
+        Ok(match outcome.as_str() {
+            "unknown" => RotateOutcome::Invalid(Invalid::Unknown),
+            "revoked" => RotateOutcome::Invalid(Invalid::Revoked),
+            "expired" => RotateOutcome::Invalid(Invalid::Expired),
+            "rotated" => RotateOutcome::Rotated(read_family(&row, "o_")?),
+            "grace" => RotateOutcome::Grace(read_family(&row, "o_")?),
+            "reused" => RotateOutcome::Reused(read_family(&row, "o_")?),
+            _ => return Err(corrupt("rotate reply")),
+        })
+    }
+
+    async fn token(&self, hash_: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT family_id, parent, generation, created_at, status, rotated_at
+             FROM tjwt_tokens WHERE hash = $1",
+        )
+        .bind(&hash_.as_bytes()[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(error("reading a token failed"))?
+        else {
+            return Ok(None);
+        };
+        let map = |e: sqlx::Error| StoreError::with_source("postgres: corrupt token", e);
+        let parent: Option<Vec<u8>> = row.try_get("parent").map_err(map)?;
+        let status: i16 = row.try_get("status").map_err(map)?;
+        let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(map)?;
+        let status = match (status, rotated_at) {
+            (0, _) => TokenStatus::Active,
+            (1, Some(at)) => TokenStatus::Rotated(at),
+            (2, _) => TokenStatus::Revoked,
+            _ => return Err(corrupt("token status")),
+        };
+        Ok(Some(TokenRecord::new(
+            *hash_,
+            row.try_get("family_id").map_err(map)?,
+            parent.map(hash).transpose()?,
+            generation(row.try_get("generation").map_err(map)?, "token")?,
+            row.try_get("created_at").map_err(map)?,
+            status,
+        )))
+    }
+
+    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked
+             FROM tjwt_families WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(error("reading a family failed"))?;
+        row.map(|row| read_family(&row, "")).transpose()
+    }
+
+    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE tjwt_families SET revoked = true WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(error("revoking a family failed"))?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        // Lock in index order, like every other statement that takes several
+        // families of one user.
+        let result = sqlx::query(
+            "UPDATE tjwt_families SET revoked = true
+             WHERE id IN (
+                 SELECT id FROM tjwt_families WHERE user_id = $1 AND NOT revoked
+                 ORDER BY created_at, id FOR UPDATE
+             ) AND NOT revoked",
+        )
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(error("revoking a user's families failed"))?;
+        Ok(result.rows_affected())
+    }
+
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked
+             FROM tjwt_families
+             WHERE user_id = $1 AND NOT revoked AND expires_at > $2
+             ORDER BY created_at, id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error("listing sessions failed"))?;
+        rows.iter().map(|row| read_family(row, "")).collect()
+    }
+
+    async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {
+        // Two index scans (expires_at; the partial revoked index), tokens go
+        // by ON DELETE CASCADE.
+        let result = sqlx::query(
+            "DELETE FROM tjwt_families WHERE id IN (
+                 SELECT id FROM tjwt_families WHERE expires_at <= $1
+                 UNION
+                 SELECT id FROM tjwt_families WHERE revoked AND last_used_at < $2
+             )",
+        )
+        .bind(now)
+        .bind(revoked_before)
+        .execute(&self.pool)
+        .await
+        .map_err(error("purge failed"))?;
+        Ok(result.rows_affected())
+    }
+}

@@ -1,0 +1,603 @@
+//! A [`RefreshStore`] on Redis (feature `redis`).
+
+use std::{collections::HashMap, fmt, sync::LazyLock, time::Duration};
+
+use async_trait::async_trait;
+use redis::{
+    Client, Script,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+
+use super::store::{
+    Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
+    TokenStatus,
+};
+
+/// The key prefix of [`RedisStore::new`].
+const DEFAULT_PREFIX: &str = "tjwt:";
+/// How long keys outlive their family's `expires_at` by default.
+const DEFAULT_EXPIRY_MARGIN: Duration = Duration::from_secs(300);
+/// Connect and response timeout of the stores built from a URL.
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// How many families one purge script deletes before handing Redis back.
+const PURGE_BATCH: u32 = 500;
+
+// Key layout, with `P` the prefix:
+//
+// - `Pt:{hex hash}`   hash: fam, par (hex, absent for the login's token), gen, cat, st (a|r|x), rat
+// - `Pf:{family id}`  hash: uid, dev (absent for None), cat, lat, exp, gen, rev (0|1)
+// - `Pft:{family id}` set of the hex hashes of the family's tokens (for purge)
+// - `Pu:{user id}`    sorted set of family ids by created_at (sessions, revoke_user)
+// - `Pexp`            sorted set of family ids by expires_at (purge)
+// - `Prev`            sorted set of revoked family ids by last_used_at (purge)
+//
+// Every family, token and user key expires `margin` seconds after its
+// family's `expires_at` (EXPIREAT), so dead sessions vanish on their own.
+
+/// Stores a new family and its first token.
+/// KEYS: family, token, family tokens, user, expiry index.
+/// ARGV: family id, user id, device flag (0|1), device, created_at,
+/// last_used_at, expires_at, generation, revoked (0|1), token hex, token
+/// generation, token created_at, token status, token rotated_at, expire-at.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.error_reply('family or token already exists')
+end
+local at = tonumber(ARGV[15])
+redis.call('HSET', KEYS[1], 'uid', ARGV[2], 'cat', ARGV[5], 'lat', ARGV[6], 'exp', ARGV[7],
+  'gen', ARGV[8], 'rev', ARGV[9])
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'dev', ARGV[4]) end
+redis.call('HSET', KEYS[2], 'fam', ARGV[1], 'gen', ARGV[11], 'cat', ARGV[12], 'st', ARGV[13])
+if ARGV[14] ~= '' then redis.call('HSET', KEYS[2], 'rat', ARGV[14]) end
+redis.call('SADD', KEYS[3], ARGV[10])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
+redis.call('EXPIREAT', KEYS[1], at)
+redis.call('EXPIREAT', KEYS[2], at)
+redis.call('EXPIREAT', KEYS[3], at)
+if redis.call('EXPIRETIME', KEYS[4]) < at then redis.call('EXPIREAT', KEYS[4], at) end
+return 1
+"#,
+    )
+});
+
+/// The whole of [`RefreshStore::rotate`], atomically.
+/// KEYS: presented token, child token.
+/// ARGV: prefix, presented hex, child hex, now, idle cutoff, grace cutoff
+/// ('' for none), expiry margin in seconds.
+/// Returns `{outcome}` or `{outcome, family id, HGETALL of the family...}`.
+static ROTATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('HMGET', KEYS[1], 'fam', 'gen', 'st', 'rat')
+if not t[1] then return {'unknown'} end
+local fid = t[1]
+local fkey = ARGV[1] .. 'f:' .. fid
+local f = redis.call('HMGET', fkey, 'rev', 'exp', 'lat', 'gen')
+if not f[1] then return {'unknown'} end
+if f[1] == '1' or t[3] == 'x' then return {'revoked'} end
+local now = tonumber(ARGV[4])
+if tonumber(f[2]) <= now or tonumber(f[3]) < tonumber(ARGV[5]) then return {'expired'} end
+local tgen = tonumber(t[2])
+local outcome = 'rotated'
+if t[3] ~= 'a' then
+  if ARGV[6] ~= '' and t[4] and tonumber(t[4]) >= tonumber(ARGV[6]) and tgen + 1 == tonumber(f[4]) then
+    outcome = 'grace'
+  else
+    redis.call('HSET', fkey, 'rev', '1')
+    redis.call('ZADD', ARGV[1] .. 'rev', f[3], fid)
+    local out = {'reused', fid}
+    for _, v in ipairs(redis.call('HGETALL', fkey)) do out[#out + 1] = v end
+    return out
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.error_reply('the child token already exists')
+end
+if outcome == 'rotated' then redis.call('HSET', KEYS[1], 'st', 'r', 'rat', ARGV[4]) end
+local gen = tostring(tgen + 1)
+redis.call('HSET', KEYS[2], 'fam', fid, 'par', ARGV[2], 'gen', gen, 'cat', ARGV[4], 'st', 'a')
+redis.call('EXPIREAT', KEYS[2], tonumber(f[2]) + tonumber(ARGV[7]))
+redis.call('SADD', ARGV[1] .. 'ft:' .. fid, ARGV[3])
+redis.call('HSET', fkey, 'gen', gen, 'lat', ARGV[4])
+local out = {outcome, fid}
+for _, v in ipairs(redis.call('HGETALL', fkey)) do out[#out + 1] = v end
+return out
+"#,
+    )
+});
+
+/// Revokes one family. KEYS: family, revoked index. ARGV: family id.
+static REVOKE_FAMILY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local f = redis.call('HMGET', KEYS[1], 'rev', 'lat')
+if not f[1] then return 0 end
+if f[1] ~= '1' then
+  redis.call('HSET', KEYS[1], 'rev', '1')
+  redis.call('ZADD', KEYS[2], f[2], ARGV[1])
+end
+return 1
+"#,
+    )
+});
+
+/// Revokes every family of a user; drops ids of vanished families.
+/// KEYS: user, revoked index. ARGV: prefix.
+static REVOKE_USER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local count = 0
+for _, fid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local fkey = ARGV[1] .. 'f:' .. fid
+  local f = redis.call('HMGET', fkey, 'rev', 'lat')
+  if not f[1] then
+    redis.call('ZREM', KEYS[1], fid)
+  elseif f[1] ~= '1' then
+    redis.call('HSET', fkey, 'rev', '1')
+    redis.call('ZADD', KEYS[2], f[2], fid)
+    count = count + 1
+  end
+end
+return count
+"#,
+    )
+});
+
+/// The live families of a user, oldest first; drops ids of vanished families.
+/// KEYS: user. ARGV: prefix, now. Returns `{{id, HGETALL...}, ...}`.
+static SESSIONS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+local now = tonumber(ARGV[2])
+for _, fid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local fkey = ARGV[1] .. 'f:' .. fid
+  local f = redis.call('HGETALL', fkey)
+  if #f == 0 then
+    redis.call('ZREM', KEYS[1], fid)
+  else
+    local m = {}
+    for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
+    if m['rev'] ~= '1' and tonumber(m['exp']) > now then
+      local row = {fid}
+      for _, v in ipairs(f) do row[#row + 1] = v end
+      out[#out + 1] = row
+    end
+  end
+end
+return out
+"#,
+    )
+});
+
+/// Deletes up to `batch` dead families with their tokens.
+/// KEYS: expiry index, revoked index. ARGV: prefix, now, revoked_before, batch.
+/// Returns `{deleted, looked at}`.
+static PURGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local p = ARGV[1]
+local batch = tonumber(ARGV[4])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, batch)
+for _, fid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3], 'LIMIT', 0, batch)) do
+  ids[#ids + 1] = fid
+end
+local deleted = 0
+for _, fid in ipairs(ids) do
+  local fkey = p .. 'f:' .. fid
+  local ftkey = p .. 'ft:' .. fid
+  for _, hex in ipairs(redis.call('SMEMBERS', ftkey)) do redis.call('DEL', p .. 't:' .. hex) end
+  redis.call('DEL', ftkey)
+  local uid = redis.call('HGET', fkey, 'uid')
+  if uid then redis.call('ZREM', p .. 'u:' .. uid, fid) end
+  deleted = deleted + redis.call('DEL', fkey)
+  redis.call('ZREM', KEYS[1], fid)
+  redis.call('ZREM', KEYS[2], fid)
+end
+return {deleted, #ids}
+"#,
+    )
+});
+
+/// A [`RefreshStore`] on Redis 7 or later (feature `redis`).
+///
+/// Rotation, with its reuse detection, family revocation, grace and expiry
+/// checks, is one Lua script run server-side: atomic under any concurrency,
+/// one round trip (`EVALSHA`, loading the script on first use). So are
+/// `create`, the revocations, `sessions` and each batch of `purge`.
+///
+/// Keys live under a prefix (`tjwt:` by default, see
+/// [`with_prefix`](Self::with_prefix)) and hold only token *hashes*, in hex.
+/// Family and token keys expire (`EXPIREAT`) a margin after their family's
+/// absolute lifetime (five minutes by default, see
+/// [`with_expiry_margin`](Self::with_expiry_margin)), so Redis never fills
+/// with dead sessions; [`purge`](RefreshStore::purge) removes revoked ones
+/// early and trims the two purge indexes (`{prefix}exp`, `{prefix}rev`).
+///
+/// The keys of one rotation are not in one hash slot: use a single Redis
+/// (or a primary with replicas), not Redis Cluster.
+///
+/// A Redis that is down or slow (over two seconds for the stores built from
+/// a URL) makes every call fail with a [`StoreError`], never a reuse verdict.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    margin: u64,
+    endpoint: String,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("endpoint", &self.endpoint)
+            .field("prefix", &self.prefix)
+            .field("expiry_margin_secs", &self.margin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL without its user info (passwords stay out of logs).
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let authority = &rest[..end];
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[end..]),
+                None => url.to_owned(),
+            }
+        }
+        None => "<redis>".to_owned(),
+    }
+}
+
+fn error(message: &str) -> impl FnOnce(redis::RedisError) -> StoreError + '_ {
+    move |e| StoreError::with_source(format!("redis: {message}"), e)
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::new(format!("redis: corrupt {what}"))
+}
+
+fn config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(TIMEOUT))
+        .set_response_timeout(Some(TIMEOUT))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(200))
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://[:password@]host:port/db`,
+    /// `rediss://` for TLS when the `redis` crate is built with it).
+    ///
+    /// Fails if the URL is invalid or the server unreachable within two
+    /// seconds. The connection reconnects by itself later on.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use tower_jwt_auth::{
+    ///     Algorithm, SigningKey, TokenIssuer,
+    ///     refresh::{RedisStore, RefreshTokens},
+    /// };
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::new("redis://127.0.0.1:6379/")
+    ///     .await?
+    ///     .with_prefix("myapp:sessions:");
+    /// let issuer = TokenIssuer::new(SigningKey::hmac(
+    ///     Algorithm::HS256,
+    ///     b"a secret of at least thirty-two bytes!",
+    /// )?);
+    /// let tokens = RefreshTokens::new(Arc::new(store), issuer);
+    /// # let _ = tokens;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn new(url: &str) -> Result<Self, StoreError> {
+        let client = Client::open(url).map_err(error("invalid URL"))?;
+        let conn = ConnectionManager::new_with_config(client, config())
+            .await
+            .map_err(error("cannot connect"))?;
+        Ok(Self::build(conn, redact(url)))
+    }
+
+    /// Like [`new`](Self::new), but connects on first use: starts even while
+    /// Redis is down (calls fail with a [`StoreError`] until it is up).
+    ///
+    /// Must be called within a Tokio runtime.
+    pub fn new_lazy(url: &str) -> Result<Self, StoreError> {
+        let client = Client::open(url).map_err(error("invalid URL"))?;
+        let conn = ConnectionManager::new_lazy_with_config(client, config())
+            .map_err(error("cannot connect"))?;
+        Ok(Self::build(conn, redact(url)))
+    }
+
+    /// A store on a connection you configured yourself (TLS, timeouts,
+    /// retries): the integration point with the `redis` crate, whose version
+    /// is part of this function's signature.
+    pub fn from_connection_manager(conn: ConnectionManager) -> Self {
+        Self::build(conn, "<connection manager>".to_owned())
+    }
+
+    fn build(conn: ConnectionManager, endpoint: String) -> Self {
+        Self {
+            conn,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            margin: DEFAULT_EXPIRY_MARGIN.as_secs(),
+            endpoint,
+        }
+    }
+
+    /// Puts every key under `prefix` instead of `tjwt:`.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// How long after its family's `expires_at` Redis drops a key (five
+    /// minutes by default; whole seconds).
+    ///
+    /// Until then an expired family is still known (a rotation is refused as
+    /// expired rather than unknown, and `revoke_user` still counts it); the
+    /// margin also absorbs clock skew between your servers and Redis.
+    pub fn with_expiry_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin.as_secs();
+        self
+    }
+
+    fn key(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.prefix)
+    }
+
+    fn token_key(&self, hash: &TokenHash) -> String {
+        self.key("t", &hash.to_hex())
+    }
+}
+
+fn field<'a>(
+    map: &'a HashMap<String, String>,
+    name: &str,
+    what: &str,
+) -> Result<&'a str, StoreError> {
+    map.get(name)
+        .map(String::as_str)
+        .ok_or_else(|| corrupt(what))
+}
+
+fn number<T: std::str::FromStr>(
+    map: &HashMap<String, String>,
+    name: &str,
+    what: &str,
+) -> Result<T, StoreError> {
+    field(map, name, what)?.parse().map_err(|_| corrupt(what))
+}
+
+fn pairs(values: &[String]) -> HashMap<String, String> {
+    values
+        .chunks_exact(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect()
+}
+
+fn parse_family(id: &str, map: &HashMap<String, String>) -> Result<Family, StoreError> {
+    const WHAT: &str = "family";
+    Ok(Family::new(
+        id.to_owned(),
+        field(map, "uid", WHAT)?.to_owned(),
+        map.get("dev").cloned(),
+        number(map, "cat", WHAT)?,
+        number(map, "lat", WHAT)?,
+        number(map, "exp", WHAT)?,
+        number(map, "gen", WHAT)?,
+        field(map, "rev", WHAT)? == "1",
+    ))
+}
+
+fn parse_token(hash: TokenHash, map: &HashMap<String, String>) -> Result<TokenRecord, StoreError> {
+    const WHAT: &str = "token";
+    let parent = match map.get("par") {
+        Some(hex) => Some(TokenHash::from_hex(hex).ok_or_else(|| corrupt(WHAT))?),
+        None => None,
+    };
+    let status = match field(map, "st", WHAT)? {
+        "a" => TokenStatus::Active,
+        "r" => TokenStatus::Rotated(number(map, "rat", WHAT)?),
+        "x" => TokenStatus::Revoked,
+        _ => return Err(corrupt(WHAT)),
+    };
+    Ok(TokenRecord::new(
+        hash,
+        field(map, "fam", WHAT)?.to_owned(),
+        parent,
+        number(map, "gen", WHAT)?,
+        number(map, "cat", WHAT)?,
+        status,
+    ))
+}
+
+#[async_trait]
+impl RefreshStore for RedisStore {
+    async fn create(&self, family: &Family, token: &TokenRecord) -> Result<(), StoreError> {
+        if token.family_id != family.id {
+            return Err(StoreError::new("the token belongs to another family"));
+        }
+        let (status, rotated_at) = match token.status {
+            TokenStatus::Active => ("a", String::new()),
+            TokenStatus::Rotated(at) => ("r", at.to_string()),
+            TokenStatus::Revoked => ("x", String::new()),
+        };
+        let expire_at = family.expires_at.saturating_add_unsigned(self.margin);
+        let mut conn = self.conn.clone();
+        let _: i64 = CREATE
+            .key(self.key("f", &family.id))
+            .key(self.token_key(&token.hash))
+            .key(self.key("ft", &family.id))
+            .key(self.key("u", &family.user_id))
+            .key(format!("{}exp", self.prefix))
+            .arg(&family.id)
+            .arg(&family.user_id)
+            .arg(if family.device.is_some() { "1" } else { "0" })
+            .arg(family.device.as_deref().unwrap_or(""))
+            .arg(family.created_at)
+            .arg(family.last_used_at)
+            .arg(family.expires_at)
+            .arg(family.generation)
+            .arg(if family.revoked { "1" } else { "0" })
+            .arg(token.hash.to_hex())
+            .arg(token.generation)
+            .arg(token.created_at)
+            .arg(status)
+            .arg(rotated_at)
+            .arg(expire_at)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(error("create failed"))?;
+        Ok(())
+    }
+
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = ROTATE
+            .key(self.token_key(&rotation.presented))
+            .key(self.token_key(&rotation.child))
+            .arg(&self.prefix)
+            .arg(rotation.presented.to_hex())
+            .arg(rotation.child.to_hex())
+            .arg(rotation.now)
+            .arg(rotation.idle_cutoff)
+            .arg(
+                rotation
+                    .grace_cutoff
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(self.margin)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(error("rotate failed"))?;
+        let family = || -> Result<Family, StoreError> {
+            let id = reply.get(1).ok_or_else(|| corrupt("rotate reply"))?;
+            parse_family(id, &pairs(&reply[2..]))
+        };
+        Ok(match reply.first().map(String::as_str) {
+            Some("unknown") => RotateOutcome::Invalid(Invalid::Unknown),
+            Some("revoked") => RotateOutcome::Invalid(Invalid::Revoked),
+            Some("expired") => RotateOutcome::Invalid(Invalid::Expired),
+            Some("rotated") => RotateOutcome::Rotated(family()?),
+            Some("grace") => RotateOutcome::Grace(family()?),
+            Some("reused") => RotateOutcome::Reused(family()?),
+            _ => return Err(corrupt("rotate reply")),
+        })
+    }
+
+    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let map: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.token_key(hash))
+            .query_async(&mut conn)
+            .await
+            .map_err(error("reading a token failed"))?;
+        if map.is_empty() {
+            return Ok(None);
+        }
+        parse_token(*hash, &map).map(Some)
+    }
+
+    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
+        let mut conn = self.conn.clone();
+        let map: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.key("f", id))
+            .query_async(&mut conn)
+            .await
+            .map_err(error("reading a family failed"))?;
+        if map.is_empty() {
+            return Ok(None);
+        }
+        parse_family(id, &map).map(Some)
+    }
+
+    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let found: i64 = REVOKE_FAMILY
+            .key(self.key("f", id))
+            .key(format!("{}rev", self.prefix))
+            .arg(id)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(error("revoking a family failed"))?;
+        Ok(found == 1)
+    }
+
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        REVOKE_USER
+            .key(self.key("u", user_id))
+            .key(format!("{}rev", self.prefix))
+            .arg(&self.prefix)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(error("revoking a user's families failed"))
+    }
+
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
+        let mut conn = self.conn.clone();
+        let rows: Vec<Vec<String>> = SESSIONS
+            .key(self.key("u", user_id))
+            .arg(&self.prefix)
+            .arg(now)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(error("listing sessions failed"))?;
+        rows.iter()
+            .map(|row| {
+                let (id, rest) = row.split_first().ok_or_else(|| corrupt("sessions reply"))?;
+                parse_family(id, &pairs(rest))
+            })
+            .collect()
+    }
+
+    async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut total = 0;
+        loop {
+            let (deleted, seen): (u64, u64) = PURGE
+                .key(format!("{}exp", self.prefix))
+                .key(format!("{}rev", self.prefix))
+                .arg(&self.prefix)
+                .arg(now)
+                .arg(revoked_before)
+                .arg(PURGE_BATCH)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(error("purge failed"))?;
+            total += deleted;
+            if seen < u64::from(PURGE_BATCH) {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("redis://:secret@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
+        assert_eq!(redact("redis://127.0.0.1/"), "redis://127.0.0.1/");
+    }
+}
