@@ -25,6 +25,10 @@
 //!   one is generated at start-up, so tokens do not survive a restart.
 //! - `JWT_ISSUER` (default `tower-jwt-auth-example`) and `JWT_AUDIENCE`
 //!   (default `example-api`): put into issued tokens and required of incoming ones.
+//! - `REFRESH_STORE`: `memory` (default), `redis` (with `REDIS_URL`, default
+//!   `redis://127.0.0.1:6379/`; build with `--features redis`) or `postgres`
+//!   (with `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
+//!   build with `--features postgres`).
 //! - `RUST_LOG`: the log filter (default `info`).
 //!
 //! Routes:
@@ -99,6 +103,64 @@ pub struct Config {
     pub issuer: String,
     /// The `aud` of issued tokens, required of incoming ones.
     pub audience: String,
+    /// Where refresh-token families live.
+    pub store: StoreKind,
+}
+
+/// `REFRESH_STORE`: where refresh-token families live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In this process (the default); nothing survives a restart.
+    Memory,
+    /// Redis at this URL (`REDIS_URL`, default `redis://127.0.0.1:6379/`);
+    /// needs the `redis` feature.
+    Redis(String),
+    /// PostgreSQL at this URL (`DATABASE_URL`, default
+    /// `postgres://postgres@127.0.0.1:5432/test`); needs the `postgres` feature.
+    Postgres(String),
+}
+
+impl fmt::Debug for StoreKind {
+    /// The kind only: URLs may carry passwords.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Memory => "memory",
+            Self::Redis(_) => "redis",
+            Self::Postgres(_) => "postgres",
+        })
+    }
+}
+
+impl StoreKind {
+    /// Connects to the store (and, for PostgreSQL, applies the schema).
+    pub async fn connect(&self) -> Result<Arc<dyn RefreshStore>, String> {
+        match self {
+            Self::Memory => Ok(Arc::new(MemoryStore::new())),
+            #[cfg(feature = "redis")]
+            Self::Redis(url) => {
+                let store = tower_jwt_auth::refresh::RedisStore::new(url)
+                    .await
+                    .map_err(|e| format!("cannot connect to Redis: {e}"))?;
+                Ok(Arc::new(store))
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => {
+                let store = tower_jwt_auth::refresh::PostgresStore::new(url)
+                    .await
+                    .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+                store
+                    .migrate()
+                    .await
+                    .map_err(|e| format!("cannot apply the schema: {e}"))?;
+                Ok(Arc::new(store))
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(format!(
+                "REFRESH_STORE={other:?} needs the matching cargo feature: \
+                 cargo run --example axum_server --features redis (or postgres)"
+            )),
+        }
+    }
 }
 
 impl fmt::Debug for Config {
@@ -109,6 +171,7 @@ impl fmt::Debug for Config {
             .field("secret_generated", &self.secret_generated)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("store", &self.store)
             .finish()
     }
 }
@@ -155,12 +218,26 @@ impl Config {
                 None => Ok(default.to_owned()),
             }
         };
+        let store = match var("REFRESH_STORE")?.as_deref() {
+            None | Some("memory") => StoreKind::Memory,
+            Some("redis") => StoreKind::Redis(non_empty("REDIS_URL", "redis://127.0.0.1:6379/")?),
+            Some("postgres") => StoreKind::Postgres(non_empty(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/test",
+            )?),
+            Some(other) => {
+                return Err(format!(
+                    "REFRESH_STORE={other:?}: expected memory, redis or postgres"
+                ));
+            }
+        };
         Ok(Self {
             bind,
             secret,
             secret_generated,
             issuer: non_empty("JWT_ISSUER", "tower-jwt-auth-example")?,
             audience: non_empty("JWT_AUDIENCE", "example-api")?,
+            store,
         })
     }
 }
@@ -765,7 +842,9 @@ async fn run() -> Result<(), String> {
             "JWT_SECRET is not set: using a random secret, so tokens will not survive a restart"
         );
     }
-    let state = AppState::new(&config).map_err(|e| format!("invalid configuration: {e}"))?;
+    let store = config.store.connect().await?;
+    let state =
+        AppState::with_store(&config, store).map_err(|e| format!("invalid configuration: {e}"))?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -773,6 +852,7 @@ async fn run() -> Result<(), String> {
         address = %config.bind,
         issuer = %config.issuer,
         audience = %config.audience,
+        store = ?config.store,
         "listening; demo users: user@example.com / user-password, admin@example.com / admin-password"
     );
     axum::serve(listener, app(state))

@@ -16,17 +16,93 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use axum_server::{AppState, Config, app};
+use axum_server::{AppState, Config, StoreKind, app};
+
+fn config(store: Option<&str>) -> Config {
+    let mut vars = HashMap::from([("JWT_SECRET", "refresh-example-secret-of-at-least-32-bytes")]);
+    if let Some(store) = store {
+        vars.insert("REFRESH_STORE", store);
+    }
+    Config::from_lookup(|name| match vars.get(name) {
+        Some(value) => Ok((*value).to_owned()),
+        None => std::env::var(name).map_err(|_| VarError::NotPresent),
+    })
+    .unwrap()
+}
 
 fn new_app() -> Router {
-    let vars = HashMap::from([("JWT_SECRET", "refresh-example-secret-of-at-least-32-bytes")]);
-    let config = Config::from_lookup(|name| {
+    app(AppState::new(&config(None)).unwrap())
+}
+
+#[test]
+fn refresh_store_is_chosen_by_env() {
+    assert_eq!(config(None).store, StoreKind::Memory);
+    assert_eq!(config(Some("memory")).store, StoreKind::Memory);
+    assert!(matches!(config(Some("redis")).store, StoreKind::Redis(_)));
+    assert!(matches!(
+        config(Some("postgres")).store,
+        StoreKind::Postgres(_)
+    ));
+    let vars = HashMap::from([("REFRESH_STORE", "mongo")]);
+    let error = Config::from_lookup(|name| {
         vars.get(name)
             .map(|v| (*v).to_owned())
             .ok_or(VarError::NotPresent)
     })
-    .unwrap();
-    app(AppState::new(&config).unwrap())
+    .unwrap_err();
+    assert!(
+        error.contains("expected memory, redis or postgres"),
+        "{error}"
+    );
+    // The kind is logged, never the URL (it may carry a password).
+    assert_eq!(
+        format!("{:?}", StoreKind::Redis("redis://:pw@h/".into())),
+        "redis"
+    );
+}
+
+/// The whole refresh flow against a real store, when its feature is on and
+/// its server is reachable (required when `CI=true`).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn flow_against(store: &str) {
+    let config = config(Some(store));
+    let connected = match config.store.connect().await {
+        Ok(connected) => connected,
+        Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{store} is unreachable in CI: {error}")
+        }
+        Err(error) => {
+            eprintln!("skipping the {store} flow: {error}");
+            return;
+        }
+    };
+    let app = app(AppState::with_store(&config, connected).unwrap());
+    let (_, r0) = login(&app, "laptop").await;
+    let (status, json) = send(&app, refresh(&r0)).await;
+    assert_eq!(status, StatusCode::OK);
+    let r1 = json["refresh_token"].as_str().unwrap().to_owned();
+    let a1 = json["access_token"].as_str().unwrap().to_owned();
+    let (status, _) = send(&app, authed("GET", "/users/me", &a1, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Reuse revokes the family on the real store too.
+    let (status, json) = send(&app, refresh(&r0)).await;
+    assert_eq!((status, json), (StatusCode::BAD_REQUEST, invalid_grant()));
+    let (status, _) = send(&app, refresh(&r1)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = send(&app, authed("GET", "/users/me", &a1, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn refresh_flow_on_redis() {
+    flow_against("redis").await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn refresh_flow_on_postgres() {
+    flow_against("postgres").await;
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
