@@ -33,6 +33,7 @@ use std::{
     future::Future,
     hint::black_box,
     pin::pin,
+    sync::Arc,
     task::{Context, Poll, Waker},
 };
 
@@ -41,7 +42,10 @@ use http::{Request, Response, StatusCode, header};
 use jsonwebtoken::{DecodingKey, Validation, decode};
 use serde::Deserialize;
 use tower::{Layer, ServiceExt, service_fn};
-use tower_jwt_auth::{Algorithm, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier};
+use tower_jwt_auth::{
+    Algorithm, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
+    refresh::{MemoryStore, RefreshTokens, Subject},
+};
 
 const ISSUER: &str = "https://auth.example.com";
 const AUDIENCE: &str = "example-api";
@@ -202,6 +206,8 @@ fn bench(c: &mut Criterion) {
         group.finish();
     }
 
+    session_check(c);
+
     let token = &cases()[0].token;
     let service = service_fn(trivial);
     c.benchmark_group("baseline")
@@ -212,6 +218,56 @@ fn bench(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
+}
+
+/// What `RefreshTokens::session_check` adds to an HS256 request: one
+/// `MemoryStore` lookup of the token's `sid` (a store on the network adds its
+/// round trip on top). The check is async, but a `MemoryStore` answers on the
+/// first poll, so [`block_on`] still suffices.
+fn session_check(c: &mut Criterion) {
+    let store = Arc::new(MemoryStore::new());
+    let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, SECRET).unwrap())
+        .issuer(ISSUER)
+        .audience(AUDIENCE);
+    let tokens = RefreshTokens::new(store, issuer);
+    // Other sessions in the store, so the lookup is not in a one-entry map.
+    for i in 0..1000 {
+        block_on(tokens.login(Subject::new(format!("user-{i}")), None)).unwrap();
+    }
+    let pair = block_on(tokens.login(Subject::new("user-1").role("USER"), None)).unwrap();
+    let token = pair.access_token.as_str();
+    let verifier = Verifier::builder()
+        .key(VerificationKey::hmac(SECRET).unwrap())
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let plain = JwtAuthLayer::<BenchClaims>::new(verifier.clone()).layer(service_fn(trivial));
+    let checked = JwtAuthLayer::<BenchClaims>::builder(verifier)
+        .check(tokens.session_check())
+        .build()
+        .unwrap()
+        .layer(service_fn(trivial));
+    for service in [plain.clone(), checked.clone()] {
+        let response = block_on(service.oneshot(request(token))).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let mut group = c.benchmark_group("session_check");
+    group.bench_function("layer", |b| {
+        b.iter_batched(
+            || (plain.clone(), request(token)),
+            |(service, request)| block_on(service.oneshot(request)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("layer_with_session_check", |b| {
+        b.iter_batched(
+            || (checked.clone(), request(token)),
+            |(service, request)| block_on(service.oneshot(request)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench);

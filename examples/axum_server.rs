@@ -29,6 +29,15 @@
 //!   `redis://127.0.0.1:6379/`; build with `--features redis`) or `postgres`
 //!   (with `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
 //!   build with `--features postgres`).
+//! - `JWKS_URL` or `OIDC_ISSUER` (build with `--features jwks`): verify the
+//!   RS256, ES256 or EdDSA tokens of an identity provider instead of the
+//!   server's own: keys from that JWK Set URL, or found by OpenID Connect
+//!   discovery of that issuer (whose `iss` is then what `JWT_ISSUER` should
+//!   be). The provider's tokens must carry `sub` and `role` (`USER` or
+//!   `ADMIN`). This server then issues no tokens: `/users/login` and
+//!   `/users/refresh` answer 404, and the layer checks no local session (`sid`),
+//!   since the provider's tokens have none; ending sessions is the provider's
+//!   job. `JWT_SECRET` is not used.
 //! - `RUST_LOG`: the log filter (default `info`).
 //!
 //! Routes:
@@ -105,6 +114,17 @@ pub struct Config {
     pub audience: String,
     /// Where refresh-token families live.
     pub store: StoreKind,
+    /// An identity provider whose tokens are verified instead of our own.
+    pub provider: Option<ProviderKeys>,
+}
+
+/// `JWKS_URL` or `OIDC_ISSUER`: where an identity provider's keys are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderKeys {
+    /// The provider's JWK Set URL.
+    JwksUrl(String),
+    /// The provider's issuer, for OpenID Connect discovery.
+    OidcIssuer(String),
 }
 
 /// `REFRESH_STORE`: where refresh-token families live.
@@ -172,6 +192,7 @@ impl fmt::Debug for Config {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("store", &self.store)
+            .field("provider", &self.provider)
             .finish()
     }
 }
@@ -231,7 +252,19 @@ impl Config {
                 ));
             }
         };
+        let provider = match (var("JWKS_URL")?, var("OIDC_ISSUER")?) {
+            (Some(_), Some(_)) => return Err("set JWKS_URL or OIDC_ISSUER, not both".into()),
+            (Some(url), None) => Some(ProviderKeys::JwksUrl(url)),
+            (None, Some(issuer)) => Some(ProviderKeys::OidcIssuer(issuer)),
+            (None, None) => None,
+        };
+        if provider.is_some() && cfg!(not(feature = "jwks")) {
+            return Err("JWKS_URL and OIDC_ISSUER need the `jwks` feature: \
+                        cargo run --example axum_server --features jwks"
+                .into());
+        }
         Ok(Self {
+            provider,
             bind,
             secret,
             secret_generated,
@@ -444,6 +477,9 @@ pub struct AppState {
     pub responder: DefaultResponder,
     /// Refresh-token rotation and sessions.
     pub refresh: RefreshTokens,
+    /// Whether this server issues tokens (login, refresh); not with `JWKS_URL`
+    /// or `OIDC_ISSUER`.
+    pub local_login: bool,
 }
 
 impl fmt::Debug for AppState {
@@ -488,7 +524,50 @@ impl AppState {
             auth,
             responder,
             refresh,
+            local_login: true,
         })
+    }
+
+    /// The state for `config`: with the provider's keys if it names a
+    /// provider (fetched now; an unreachable provider is an error), with
+    /// our own secret otherwise.
+    pub async fn from_config(
+        config: &Config,
+        store: Arc<dyn RefreshStore>,
+    ) -> Result<Self, String> {
+        let invalid = |e: tower_jwt_auth::ConfigError| format!("invalid configuration: {e}");
+        let Some(provider) = &config.provider else {
+            return Self::with_store(config, store).map_err(invalid);
+        };
+        #[cfg(not(feature = "jwks"))]
+        return Err(format!("{provider:?} needs the `jwks` feature"));
+        #[cfg(feature = "jwks")]
+        {
+            use tower_jwt_auth::jwks::RemoteJwks;
+            let remote = match provider {
+                ProviderKeys::JwksUrl(url) => RemoteJwks::builder(url),
+                ProviderKeys::OidcIssuer(issuer) => RemoteJwks::discover(issuer),
+            };
+            let remote = remote
+                .build()
+                .await
+                .map_err(|e| format!("cannot load the provider's keys: {e}"))?;
+            // The algorithms are those of the provider's keys (RS256, ES256, EdDSA...).
+            let verifier = Verifier::builder()
+                .jwks(remote)
+                .issuer(&config.issuer)
+                .audience(&config.audience)
+                .build()
+                .map_err(invalid)?;
+            let mut state = Self::with_store(config, store).map_err(invalid)?;
+            // No session check: the provider's tokens carry no local session.
+            state.auth = JwtAuthLayer::builder(verifier)
+                .responder(state.responder.clone())
+                .build()
+                .map_err(invalid)?;
+            state.local_login = false;
+            Ok(state)
+        }
     }
 
     /// The token response of a successful login: a new session on `device`.
@@ -529,6 +608,16 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/users", get(list_users).route_layer(admins))
         .layer(state.auth.clone());
 
+    // With a provider's keys, this server issues no tokens: its own (HS256)
+    // would not verify. Login and refresh are then 404.
+    if !state.local_login {
+        return Router::new()
+            .route("/users/login", post(no_local_tokens))
+            .route("/users/refresh", post(no_local_tokens))
+            .merge(authenticated)
+            .with_state(state);
+    }
+
     let public = Router::new()
         .route("/users/login", post(login))
         .route_service("/users/refresh", refresh_endpoint(&state));
@@ -539,6 +628,15 @@ pub fn app(state: AppState) -> Router {
 // ---------------------------------------------------------------------------
 // Handlers
 // ---------------------------------------------------------------------------
+
+/// Login and refresh with `JWKS_URL` or `OIDC_ISSUER`: tokens come from the provider.
+async fn no_local_tokens() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "this server issues no tokens; get them from the identity provider",
+    )
+}
 
 /// The OAuth 2.0 password grant (RFC 6749 section 4.3.2).
 #[derive(Debug, Deserialize)]
@@ -837,14 +935,13 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), String> {
     let config = Config::from_env()?;
-    if config.secret_generated {
+    if config.secret_generated && config.provider.is_none() {
         tracing::warn!(
             "JWT_SECRET is not set: using a random secret, so tokens will not survive a restart"
         );
     }
     let store = config.store.connect().await?;
-    let state =
-        AppState::with_store(&config, store).map_err(|e| format!("invalid configuration: {e}"))?;
+    let state = AppState::from_config(&config, store).await?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -853,6 +950,7 @@ async fn run() -> Result<(), String> {
         issuer = %config.issuer,
         audience = %config.audience,
         store = ?config.store,
+        provider = ?config.provider,
         "listening; demo users: user@example.com / user-password, admin@example.com / admin-password"
     );
     axum::serve(listener, app(state))

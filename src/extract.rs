@@ -22,13 +22,26 @@ pub enum TokenSource {
     Header(HeaderName),
 }
 
+/// The bytes RFC 6750's `b64token` allows before its trailing `=` padding.
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    table
+};
+
 /// RFC 6750 section 2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+///
+/// One table lookup per byte: this runs on every request.
 pub(crate) fn is_b64token(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    let bytes = token.as_bytes();
+    let end = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'=').count();
+    end > 0 && bytes[..end].iter().all(|&b| B64TOKEN[usize::from(b)])
 }
 
 fn invalid_request(description: &'static str) -> AuthError {

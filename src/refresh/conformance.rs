@@ -185,6 +185,17 @@ pub async fn grace_window(store: &dyn RefreshStore) {
         TokenStatus::Active,
         "the first child stays valid"
     );
+    // Once one sibling rotates, the other is stale: presenting it is reuse
+    // (else a thief holding one sibling could refresh forever beside the owner).
+    assert!(matches!(
+        rotate(store, &plain(r1, hash(), t0 + 6)).await,
+        RotateOutcome::Rotated(f) if f.generation == 2
+    ));
+    let outcome = rotate(store, &plain(sibling, hash(), t0 + 7)).await;
+    assert!(
+        matches!(&outcome, RotateOutcome::Reused(f) if f.id == created.id && f.revoked),
+        "a stale sibling must be reuse, got {outcome:?}"
+    );
 
     // Outside the window: reuse.
     let (created, r0) = family(store, t0, 3600).await;

@@ -135,7 +135,10 @@ impl<F> RefreshEndpoint<F> {
     /// has none), and sets the new one there: `HttpOnly; Secure;
     /// SameSite=Strict; Path=/`.
     ///
-    /// `name` must be a cookie-name token (letters, digits, `-`, `_`, `.`).
+    /// # Panics
+    ///
+    /// If `name` is not a cookie-name token (letters, digits, `-`, `_`, `.`):
+    /// a programming error, caught the first time the code runs.
     #[must_use]
     pub fn cookie(mut self, name: impl Into<String>) -> Self {
         let name = name.into();

@@ -88,17 +88,20 @@ impl RefreshStore for MemoryStore {
             return Ok(RotateOutcome::Invalid(Invalid::Expired));
         }
         let grace = match token.status {
-            TokenStatus::Active => false,
-            TokenStatus::Rotated(at) => {
-                let in_window = rotation.grace_cutoff.is_some_and(|cutoff| at >= cutoff);
-                if !(in_window && token.generation + 1 == family.generation) {
-                    let family = state.families.get_mut(&token.family_id).expect("checked");
-                    family.revoked = true;
-                    return Ok(RotateOutcome::Reused(family.clone()));
-                }
+            // Only the newest generation rotates: an active sibling left
+            // behind by a grace retry is stale once the family moved on.
+            TokenStatus::Active if token.generation == family.generation => false,
+            TokenStatus::Rotated(at)
+                if rotation.grace_cutoff.is_some_and(|cutoff| at >= cutoff)
+                    && token.generation + 1 == family.generation =>
+            {
                 true
             }
-            TokenStatus::Revoked => unreachable!("checked above"),
+            _ => {
+                let family = state.families.get_mut(&token.family_id).expect("checked");
+                family.revoked = true;
+                return Ok(RotateOutcome::Reused(family.clone()));
+            }
         };
         if state.tokens.contains_key(&rotation.child) {
             return Err(StoreError::new("the child token already exists"));

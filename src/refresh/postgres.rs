@@ -18,7 +18,7 @@ const SCHEMA: &str = include_str!("postgres.sql");
 /// The advisory lock key that serializes concurrent migrations ("tjwt").
 const MIGRATION_LOCK: i64 = 0x746a_7774;
 /// The version of [`SCHEMA`]; bump it with every change to the file.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 /// How long a call waits for a pooled connection (or a new one) before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The server-side `statement_timeout` of the pools built from a URL.

@@ -70,9 +70,11 @@ BEGIN
         v_outcome := 'revoked';
     ELSIF f.expires_at <= p_now OR f.last_used_at < p_idle_cutoff THEN
         v_outcome := 'expired';
-    ELSIF t.status = 0 THEN
+    -- Only the newest generation rotates: an active sibling left behind by a
+    -- grace retry is stale once the family moved on, and presenting it is reuse.
+    ELSIF t.status = 0 AND t.generation = f.generation THEN
         v_outcome := 'rotated';
-    ELSIF p_grace_cutoff IS NOT NULL AND t.rotated_at >= p_grace_cutoff
+    ELSIF t.status = 1 AND p_grace_cutoff IS NOT NULL AND t.rotated_at >= p_grace_cutoff
             AND t.generation + 1 = f.generation THEN
         v_outcome := 'grace';
     ELSE

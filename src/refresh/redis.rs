@@ -82,8 +82,10 @@ local now = tonumber(ARGV[4])
 if tonumber(f[2]) <= now or tonumber(f[3]) < tonumber(ARGV[5]) then return {'expired'} end
 local tgen = tonumber(t[2])
 local outcome = 'rotated'
-if t[3] ~= 'a' then
-  if ARGV[6] ~= '' and t[4] and tonumber(t[4]) >= tonumber(ARGV[6]) and tgen + 1 == tonumber(f[4]) then
+-- Only the newest generation rotates: an active sibling left behind by a
+-- grace retry is stale once the family moved on, and presenting it is reuse.
+if not (t[3] == 'a' and tgen == tonumber(f[4])) then
+  if t[3] == 'r' and ARGV[6] ~= '' and t[4] and tonumber(t[4]) >= tonumber(ARGV[6]) and tgen + 1 == tonumber(f[4]) then
     outcome = 'grace'
   else
     redis.call('HSET', fkey, 'rev', '1')

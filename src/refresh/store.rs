@@ -284,14 +284,16 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// 1. No `t`: `Invalid(Unknown)`.
     /// 2. `f.revoked` or `t` is `Revoked`: `Invalid(Revoked)`.
     /// 3. `f.expires_at <= now` or `f.last_used_at < idle_cutoff`: `Invalid(Expired)`.
-    /// 4. `t` is `Active`: mark it `Rotated(now)`; store the child
+    /// 4. `t` is `Active` and `t.generation == f.generation` (it is the
+    ///    newest): mark it `Rotated(now)`; store the child
     ///    (`parent` = `t`, generation `t.generation + 1`, created `now`,
     ///    `Active`); set `f.generation` to the child's and `f.last_used_at` to
     ///    `now`: `Rotated(f)`.
     /// 5. `t` is `Rotated(at)`, `grace_cutoff` is `Some(c)`, `at >= c` and
     ///    `t.generation + 1 == f.generation`: store the child as in 4 (a
     ///    sibling of the newest token), set `f.last_used_at` to `now`: `Grace(f)`.
-    /// 6. Otherwise (`t` was rotated before): revoke the family (set
+    /// 6. Otherwise (`t` was rotated before, or is a stale sibling that a
+    ///    grace retry left active after the family moved on): revoke the family (set
     ///    `f.revoked`; a family's tokens are dead once it is): `Reused(f)`.
     ///
     /// Under any concurrency, at most one call may see `t` as `Active`.

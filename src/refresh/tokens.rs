@@ -213,6 +213,7 @@ impl std::error::Error for RefreshError {
     }
 }
 
+#[derive(Clone)]
 enum Hasher {
     Sha256,
     Hmac(Hmac<Sha256>),
@@ -249,6 +250,7 @@ pub struct RefreshTokens {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     store: Arc<dyn RefreshStore>,
     issuer: TokenIssuer,
@@ -297,7 +299,7 @@ impl RefreshTokens {
     }
 
     fn inner_mut(&mut self) -> &mut Inner {
-        Arc::get_mut(&mut self.inner).expect("configure RefreshTokens before cloning it")
+        Arc::make_mut(&mut self.inner)
     }
 
     /// The absolute lifetime of a session (default 30 days).

@@ -1,0 +1,702 @@
+//! Remote JWK Sets and OpenID Connect discovery, against a local provider
+//! started on 127.0.0.1:0 by each test.
+
+#[path = "../examples/axum_server.rs"]
+#[allow(dead_code)]
+mod axum_server;
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use http::{Request, Response, header::AUTHORIZATION};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_jwt_auth::{
+    Algorithm, AuthError, AuthErrorKind, Claims, JwkSet, JwtAuthLayer, SigningKey, TokenIssuer,
+    VerificationKey, Verifier,
+    jwks::{BoxFuture, FetchError, JwksClient, RemoteJwks},
+};
+
+const RSA_PRIVATE: &[u8] = include_bytes!("keys/rsa_private.pem");
+const RSA2_PRIVATE: &[u8] = include_bytes!("keys/rsa2_private.pem");
+const EC_PRIVATE: &[u8] = include_bytes!("keys/ec_private.pem");
+const ED_PRIVATE: &[u8] = include_bytes!("keys/ed_private.pem");
+const RSA_JWK: &str = include_str!("keys/rsa_public.jwk.json");
+const RSA2_JWK: &str = include_str!("keys/rsa2_public.jwk.json");
+const EC_JWK: &str = include_str!("keys/ec_public.jwk.json");
+const ED_JWK: &str = include_str!("keys/ed_public.jwk.json");
+const AUD: &str = "api";
+
+/// A JWK with `kid` and, optionally, `alg`.
+fn jwk(json: &str, kid: &str, alg: Option<&str>) -> Value {
+    let mut jwk: Value = serde_json::from_str(json).unwrap();
+    jwk["kid"] = json!(kid);
+    jwk["use"] = json!("sig");
+    if let Some(alg) = alg {
+        jwk["alg"] = json!(alg);
+    }
+    jwk
+}
+
+// ---------------------------------------------------------------------------
+// The provider
+
+#[derive(Default)]
+struct ProviderState {
+    keys: Mutex<Vec<Value>>,
+    /// JWK Set fetches.
+    fetches: AtomicUsize,
+    /// Every path requested, in order.
+    paths: Mutex<Vec<String>>,
+    /// Answer 500 to everything.
+    down: AtomicBool,
+    /// The `issuer` of the discovery document, if not the provider's own URL.
+    issuer: Mutex<Option<String>>,
+    base: Mutex<String>,
+}
+
+struct Provider {
+    base: String,
+    state: Arc<ProviderState>,
+}
+
+impl Provider {
+    async fn start(keys: Vec<Value>) -> Self {
+        let state = Arc::new(ProviderState::default());
+        *state.keys.lock().unwrap() = keys;
+        let app = Router::new()
+            .route("/jwks", get(jwks))
+            .route("/.well-known/openid-configuration", get(discovery))
+            .fallback(get(other))
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        *state.base.lock().unwrap() = base.clone();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { base, state }
+    }
+
+    fn jwks_url(&self) -> String {
+        format!("{}/jwks", self.base)
+    }
+
+    fn fetches(&self) -> usize {
+        self.state.fetches.load(Ordering::SeqCst)
+    }
+
+    fn publish(&self, keys: Vec<Value>) {
+        *self.state.keys.lock().unwrap() = keys;
+    }
+
+    fn set_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
+    }
+}
+
+async fn jwks(State(state): State<Arc<ProviderState>>) -> impl IntoResponse {
+    state.paths.lock().unwrap().push("/jwks".into());
+    state.fetches.fetch_add(1, Ordering::SeqCst);
+    if state.down.load(Ordering::SeqCst) {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let keys = state.keys.lock().unwrap().clone();
+    Json(json!({ "keys": keys })).into_response()
+}
+
+async fn discovery(State(state): State<Arc<ProviderState>>) -> impl IntoResponse {
+    state
+        .paths
+        .lock()
+        .unwrap()
+        .push("/.well-known/openid-configuration".into());
+    if state.down.load(Ordering::SeqCst) {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let base = state.base.lock().unwrap().clone();
+    let issuer = state.issuer.lock().unwrap().clone().unwrap_or(base.clone());
+    Json(json!({ "issuer": issuer, "jwks_uri": format!("{base}/jwks") })).into_response()
+}
+
+async fn other(State(state): State<Arc<ProviderState>>, uri: http::Uri) -> StatusCode {
+    state.paths.lock().unwrap().push(uri.path().to_owned());
+    StatusCode::NOT_FOUND
+}
+
+// ---------------------------------------------------------------------------
+// Tokens and the service
+
+#[derive(Clone, Deserialize)]
+struct MyClaims {
+    #[serde(default)]
+    role: Option<String>,
+}
+
+fn issuer_for(key: SigningKey, iss: &str) -> TokenIssuer {
+    TokenIssuer::new(key).issuer(iss).audience(AUD)
+}
+
+fn token(key: SigningKey, iss: &str) -> String {
+    issuer_for(key, iss)
+        .access_token("user-1")
+        .role("USER")
+        .sign()
+        .unwrap()
+        .into_string()
+}
+
+fn rsa(kid: &str) -> SigningKey {
+    SigningKey::rsa_pem(Algorithm::RS256, RSA_PRIVATE)
+        .unwrap()
+        .with_kid(kid)
+}
+
+fn rsa2(kid: &str) -> SigningKey {
+    SigningKey::rsa_pem(Algorithm::RS256, RSA2_PRIVATE)
+        .unwrap()
+        .with_kid(kid)
+}
+
+const ISS: &str = "https://idp.test";
+
+async fn remote(provider: &Provider, cooldown: Duration) -> RemoteJwks {
+    RemoteJwks::builder(provider.jwks_url())
+        .refresh_interval(Duration::ZERO)
+        .unknown_kid_cooldown(cooldown)
+        .build()
+        .await
+        .unwrap()
+}
+
+fn verifier(remote: RemoteJwks, iss: &str) -> Verifier {
+    Verifier::builder()
+        .jwks(remote)
+        .issuer(iss)
+        .audience(AUD)
+        .build()
+        .unwrap()
+}
+
+type Req = Request<String>;
+type Res = Response<String>;
+
+fn service(
+    verifier: Verifier,
+) -> impl Service<Req, Response = Res, Error = Infallible, Future: Send> + Clone {
+    ServiceBuilder::new()
+        .layer(JwtAuthLayer::<MyClaims>::new(verifier))
+        .service(tower::service_fn(|req: Req| async move {
+            let role = req
+                .extensions()
+                .get::<Claims<MyClaims>>()
+                .and_then(|c| c.role.clone())
+                .unwrap_or_default();
+            Ok::<_, Infallible>(Response::new(role))
+        }))
+}
+
+fn request(token: &str) -> Req {
+    Request::get("/")
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .body(String::new())
+        .unwrap()
+}
+
+async fn send<S>(svc: &S, token: &str) -> Res
+where
+    S: Service<Req, Response = Res, Error = Infallible> + Clone,
+{
+    svc.clone().oneshot(request(token)).await.unwrap()
+}
+
+fn kind(res: &Res) -> Option<AuthErrorKind> {
+    res.extensions().get::<AuthError>().map(AuthError::kind)
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+#[tokio::test]
+async fn every_key_type_verifies_through_the_remote_set() {
+    let provider = Provider::start(vec![
+        jwk(RSA_JWK, "rsa", None),
+        jwk(EC_JWK, "ec", Some("ES256")),
+        jwk(ED_JWK, "ed", None),
+    ])
+    .await;
+    let remote = remote(&provider, Duration::from_millis(100)).await;
+    let mut kids = remote.key_ids();
+    kids.sort();
+    assert_eq!(kids, ["ec", "ed", "rsa"]);
+    let svc = service(verifier(remote, ISS));
+    let keys = [
+        rsa("rsa"),
+        SigningKey::ec_pem(Algorithm::ES256, EC_PRIVATE)
+            .unwrap()
+            .with_kid("ec"),
+        SigningKey::ed_pem(ED_PRIVATE).unwrap().with_kid("ed"),
+    ];
+    for key in keys {
+        let res = send(&svc, &token(key, ISS)).await;
+        assert_eq!(res.status(), 200, "{:?}", kind(&res));
+        assert_eq!(res.body(), "USER");
+    }
+    assert_eq!(provider.fetches(), 1);
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_fetched_on_its_first_token() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let remote = remote(&provider, Duration::from_millis(100)).await;
+    let svc = service(verifier(remote.clone(), ISS));
+    assert_eq!(send(&svc, &token(rsa("k1"), ISS)).await.status(), 200);
+
+    // The provider rotates: k2 is published, k1 withdrawn.
+    provider.publish(vec![jwk(RSA2_JWK, "k2", None)]);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let res = send(&svc, &token(rsa2("k2"), ISS)).await;
+    assert_eq!(res.status(), 200, "{:?}", kind(&res));
+    assert_eq!(provider.fetches(), 2);
+    assert_eq!(remote.key_ids(), ["k2"]);
+
+    // The withdrawn key is gone; within the cooldown, no refetch for it.
+    let res = send(&svc, &token(rsa("k1"), ISS)).await;
+    assert_eq!(kind(&res), Some(AuthErrorKind::UnknownKey));
+    assert_eq!(provider.fetches(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unknown_kids_costs_one_fetch_per_cooldown() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let cooldown = Duration::from_millis(500);
+    let remote = remote(&provider, cooldown).await;
+    let svc = service(verifier(remote, ISS));
+    // Past the cooldown of the initial fetch.
+    tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
+
+    let started = Instant::now();
+    let before = provider.fetches();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let svc = svc.clone();
+            let token = unsigned(&format!("random-{i}-{}", rand_kid()));
+            tokio::spawn(async move { send(&svc, &token).await })
+        })
+        .collect();
+    for task in tasks {
+        let res = task.await.unwrap();
+        assert_eq!(kind(&res), Some(AuthErrorKind::UnknownKey));
+    }
+    let fetched = provider.fetches() - before;
+    let windows = 1 + (started.elapsed().as_millis() / cooldown.as_millis()) as usize;
+    assert!(fetched >= 1, "the first unknown kid refreshes");
+    assert!(fetched <= windows, "{fetched} fetches in {windows} windows");
+
+    // The known key still works meanwhile.
+    assert_eq!(send(&svc, &token(rsa("k1"), ISS)).await.status(), 200);
+}
+
+/// A token whose signature is never checked: its `kid` names no key.
+fn unsigned(kid: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid});
+    let claims = json!({"iss": ISS, "aud": AUD, "sub": "x", "exp": 4_000_000_000u64});
+    format!(
+        "{}.{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string()),
+        B64.encode([0u8; 256])
+    )
+}
+
+fn rand_kid() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
+
+#[tokio::test]
+async fn a_provider_outage_keeps_the_last_good_keys() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let remote = remote(&provider, Duration::from_millis(50)).await;
+    let svc = service(verifier(remote.clone(), ISS));
+
+    provider.set_down(true);
+    let error = remote.refresh().await.unwrap_err();
+    assert!(error.to_string().contains("500"), "{error}");
+    assert_eq!(send(&svc, &token(rsa("k1"), ISS)).await.status(), 200);
+
+    // An unknown kid during the outage: one refetch that fails, then a clean 401.
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let res = send(&svc, &token(rsa2("k2"), ISS)).await;
+    assert_eq!(kind(&res), Some(AuthErrorKind::UnknownKey));
+    assert_eq!(send(&svc, &token(rsa("k1"), ISS)).await.status(), 200);
+
+    // A broken set is not swapped in either.
+    provider.set_down(false);
+    provider.publish(vec![
+        json!({"kty": "RSA", "kid": "k1", "n": "AQAB", "e": "AQAB"}),
+    ]);
+    assert!(remote.refresh().await.is_err());
+    assert_eq!(send(&svc, &token(rsa("k1"), ISS)).await.status(), 200);
+    assert_eq!(remote.key_ids(), ["k1"]);
+}
+
+#[tokio::test]
+async fn hostile_kids_are_only_looked_up() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let cooldown = Duration::from_secs(60);
+    let remote = remote(&provider, cooldown).await;
+    let svc = service(verifier(remote, ISS));
+    let huge = "k".repeat(4000);
+    let kids = [
+        "../../../../etc/passwd",
+        "/jwks?kid=1",
+        "http://127.0.0.1:1/evil",
+        "' OR '1'='1' --",
+        "k1\u{0}",
+        "K1",
+        " k1",
+        huge.as_str(),
+    ];
+    for kid in kids {
+        let res = send(&svc, &unsigned(kid)).await;
+        assert_eq!(kind(&res), Some(AuthErrorKind::UnknownKey), "{kid:.40}");
+    }
+    // A header naming its own key set is not followed.
+    let evil = format!("{}/evil-jwks", provider.base);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("k1-from-jku".into());
+    header.jku = Some(evil.clone());
+    header.x5u = Some(evil);
+    let claims = json!({"iss": ISS, "aud": AUD, "sub": "x", "exp": 4_000_000_000u64});
+    let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap();
+    let forged = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
+    let res = send(&svc, &forged).await;
+    assert_eq!(kind(&res), Some(AuthErrorKind::UnknownKey));
+
+    // Only the configured URL was ever requested, and only once: the cooldown
+    // started with the initial fetch.
+    assert_eq!(*provider.state.paths.lock().unwrap(), ["/jwks"]);
+}
+
+#[tokio::test]
+async fn a_jwk_alg_binds_the_key() {
+    let provider = Provider::start(vec![
+        jwk(RSA_JWK, "rs384-only", Some("RS384")),
+        jwk(EC_JWK, "ec", Some("ES256")),
+    ])
+    .await;
+    let remote = remote(&provider, Duration::from_secs(60)).await;
+    let svc = service(verifier(remote, ISS));
+    // Signed RS256 by the right key, but the JWK allows RS384 only.
+    let res = send(&svc, &token(rsa("rs384-only"), ISS)).await;
+    assert_eq!(kind(&res), Some(AuthErrorKind::UnsupportedAlgorithm));
+    let rs384 = SigningKey::rsa_pem(Algorithm::RS384, RSA_PRIVATE)
+        .unwrap()
+        .with_kid("rs384-only");
+    assert_eq!(send(&svc, &token(rs384, ISS)).await.status(), 200);
+    // An RSA token naming the EC key's kid.
+    let res = send(&svc, &token(rsa("ec"), ISS)).await;
+    assert_eq!(kind(&res), Some(AuthErrorKind::UnsupportedAlgorithm));
+
+    // A JWK whose alg contradicts its type is refused, alone or in a set.
+    let bad = jwk(EC_JWK, "bad", Some("RS256")).to_string();
+    assert!(VerificationKey::from_jwk(&bad).is_err());
+    let set =
+        json!({"keys": [serde_json::from_str::<Value>(&bad).unwrap(), jwk(ED_JWK, "ed", None)]});
+    let keys = JwkSet::from_json(set.to_string()).unwrap();
+    assert_eq!(keys.keys().len(), 1);
+    assert_eq!(keys.keys()[0].kid(), Some("ed"));
+}
+
+#[tokio::test]
+async fn oidc_discovery_checks_the_issuer() {
+    let provider = Provider::start(vec![jwk(ED_JWK, "ed", None)]).await;
+    let remote = RemoteJwks::discover(provider.base.clone())
+        .refresh_interval(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(remote.issuer(), Some(provider.base.as_str()));
+    assert_eq!(remote.jwks_url(), provider.jwks_url());
+    let svc = service(verifier(remote, &provider.base));
+    let ed = SigningKey::ed_pem(ED_PRIVATE).unwrap().with_kid("ed");
+    assert_eq!(
+        send(&svc, &token(ed.clone(), &provider.base))
+            .await
+            .status(),
+        200
+    );
+    let res = send(&svc, &token(ed, ISS)).await;
+    assert_eq!(kind(&res), Some(AuthErrorKind::InvalidIssuer));
+
+    // A trailing slash in the configured issuer: same document, but the
+    // exact-match check fails.
+    let error = RemoteJwks::discover(format!("{}/", provider.base))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("issuer"), "{error}");
+
+    // A document naming another issuer.
+    *provider.state.issuer.lock().unwrap() = Some("https://evil.example".into());
+    let error = RemoteJwks::discover(provider.base.clone())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("https://evil.example"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn startup_fails_clearly_without_the_provider() {
+    // A port nobody listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    drop(listener);
+    let error = RemoteJwks::builder(url.clone()).build().await.unwrap_err();
+    assert!(
+        error.to_string().contains("fetching the JWK Set"),
+        "{error}"
+    );
+    assert!(error.to_string().contains(&url), "{error}");
+
+    let error = RemoteJwks::discover("http://127.0.0.1:1")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("discovery"), "{error}");
+
+    // Plain http to a non-loopback host is refused before any request.
+    let error = RemoteJwks::builder("http://idp.example.com/jwks")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("https"), "{error}");
+
+    // A provider whose set has no usable key.
+    let provider = Provider::start(vec![json!({"kty": "oct", "k": "c2VjcmV0"})]).await;
+    let error = RemoteJwks::builder(provider.jwks_url())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no key usable"), "{error}");
+
+    // Static and remote keys together are a configuration error.
+    let provider = Provider::start(vec![jwk(ED_JWK, "ed", None)]).await;
+    let remote = remote(&provider, Duration::from_secs(1)).await;
+    let error = Verifier::builder()
+        .jwks(remote)
+        .key(VerificationKey::hmac([7u8; 32]).unwrap())
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("not both"), "{error}");
+}
+
+#[tokio::test]
+async fn the_background_refresh_runs_and_stops_with_the_verifier() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let remote = RemoteJwks::builder(provider.jwks_url())
+        .refresh_interval(Duration::from_millis(50))
+        .unknown_kid_cooldown(Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    provider.publish(vec![jwk(RSA_JWK, "k1", None), jwk(RSA2_JWK, "k2", None)]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while remote.key_ids().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the background refresh never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Verifying with the new key needs no unknown-kid refresh (cooldown is 60 s).
+    let verifier = verifier(remote.clone(), ISS);
+    verifier
+        .verify::<Value>(&token(rsa2("k2"), ISS))
+        .expect("k2 was refreshed in the background");
+
+    drop((remote, verifier));
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let after_drop = provider.fetches();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(provider.fetches(), after_drop, "the task outlived the keys");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifying_while_refreshing_never_fails_or_blocks() {
+    let provider = Provider::start(vec![jwk(EC_JWK, "ec", None)]).await;
+    let remote = remote(&provider, Duration::from_millis(10)).await;
+    let verifier = verifier(remote.clone(), ISS);
+    let ec = SigningKey::ec_pem(Algorithm::ES256, EC_PRIVATE)
+        .unwrap()
+        .with_kid("ec");
+    let token = Arc::new(token(ec, ISS));
+    let stop = Arc::new(AtomicBool::new(false));
+    let refresher = {
+        let (remote, stop) = (remote.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut refreshes = 0;
+            while !stop.load(Ordering::SeqCst) {
+                remote.refresh().await.unwrap();
+                refreshes += 1;
+            }
+            refreshes
+        })
+    };
+    let started = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (verifier, token) = (verifier.clone(), Arc::clone(&token));
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    verifier.verify::<Value>(&token).unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let refreshes = refresher.await.unwrap();
+    assert!(refreshes >= 1);
+    eprintln!("200 ES256 verifications during {refreshes} refreshes in {elapsed:?}");
+}
+
+/// A client that serves a fixed set and counts its calls.
+struct Fixed(Vec<u8>, AtomicUsize);
+
+impl JwksClient for Fixed {
+    fn get<'a>(&'a self, url: &'a str) -> BoxFuture<'a, Result<Vec<u8>, FetchError>> {
+        Box::pin(async move {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(url, "https://idp.test/jwks");
+            Ok(self.0.clone())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_custom_client_can_be_plugged_in() {
+    let set = json!({"keys": [jwk(ED_JWK, "ed", None)]}).to_string();
+    let client = Arc::new(Fixed(set.into_bytes(), AtomicUsize::new(0)));
+    let remote = RemoteJwks::builder("https://idp.test/jwks")
+        .client(Arc::clone(&client))
+        .refresh_interval(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let verifier = verifier(remote, ISS);
+    let ed = SigningKey::ed_pem(ED_PRIVATE).unwrap().with_kid("ed");
+    verifier.verify::<Value>(&token(ed, ISS)).unwrap();
+    assert_eq!(client.1.load(Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------------------------
+// The example server in JWKS mode
+
+#[tokio::test]
+async fn the_example_server_verifies_provider_tokens() {
+    use axum_server::{AppState, Config, app};
+    use tower_jwt_auth::refresh::MemoryStore;
+
+    let provider = Provider::start(vec![
+        jwk(RSA_JWK, "rsa", None),
+        jwk(EC_JWK, "ec", None),
+        jwk(ED_JWK, "ed", None),
+    ])
+    .await;
+    let url = provider.jwks_url();
+    let config = Config::from_lookup(|name| match name {
+        "JWKS_URL" => Ok(url.clone()),
+        "JWT_ISSUER" => Ok(ISS.to_owned()),
+        "JWT_AUDIENCE" => Ok(AUD.to_owned()),
+        _ => Err(std::env::VarError::NotPresent),
+    })
+    .unwrap();
+    let state = AppState::from_config(&config, Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
+    let local = state.tokens.clone();
+    let router = app(state);
+    let call = |method: &str, path: &str, token: Option<String>| {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request.body(axum::body::Body::empty()).unwrap();
+        router.clone().oneshot(request)
+    };
+    let provider_token = |key: SigningKey, role: &str| {
+        issuer_for(key, ISS)
+            .access_token("user-1")
+            .role(role)
+            .sign()
+            .unwrap()
+            .into_string()
+    };
+    let ec = SigningKey::ec_pem(Algorithm::ES256, EC_PRIVATE)
+        .unwrap()
+        .with_kid("ec");
+    let ed = SigningKey::ed_pem(ED_PRIVATE).unwrap().with_kid("ed");
+
+    for key in [rsa("rsa"), ec.clone(), ed] {
+        let res = call("GET", "/users/me", Some(provider_token(key, "USER")))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap();
+        let me: Value = serde_json::from_slice(&body.to_bytes()).unwrap();
+        assert_eq!(me, json!({"id": "user-1", "role": "USER"}));
+    }
+    let res = call(
+        "GET",
+        "/admin/users",
+        Some(provider_token(ec.clone(), "USER")),
+    );
+    assert_eq!(res.await.unwrap().status(), 403);
+    let res = call("GET", "/admin/users", Some(provider_token(ec, "ADMIN")));
+    assert_eq!(res.await.unwrap().status(), 200);
+
+    // The server's own tokens are not accepted, and it issues none.
+    let own = local.access_token("user-1").role("USER").sign().unwrap();
+    let res = call("GET", "/users/me", Some(own.into_string()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        call("POST", "/users/login", None).await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        call("POST", "/users/refresh", None).await.unwrap().status(),
+        404
+    );
+
+    // A provider that cannot be reached stops the start-up.
+    let config = Config::from_lookup(|name| match name {
+        "JWKS_URL" => Ok("http://127.0.0.1:1/jwks".to_owned()),
+        _ => Err(std::env::VarError::NotPresent),
+    })
+    .unwrap();
+    let error = AppState::from_config(&config, Arc::new(MemoryStore::new()))
+        .await
+        .err()
+        .unwrap();
+    assert!(error.contains("cannot load the provider's keys"), "{error}");
+}
