@@ -172,6 +172,48 @@ async fn expired_and_unknown_tokens_are_invalid_grants_that_touch_nothing() {
 }
 
 #[tokio::test]
+async fn a_failed_user_lookup_or_signing_spends_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let tokens = tokens(store.clone());
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let presented = tokens.hash(login.refresh_token.as_str());
+
+    // The application's user database is down: 503, the token unspent.
+    let error = tokens
+        .refresh(login.refresh_token.as_str(), |_| async {
+            Err(StoreError::new("users database down"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+    // The access token cannot be signed (a reserved claim): nothing spent either.
+    let error = tokens
+        .refresh(login.refresh_token.as_str(), |u| async move {
+            Ok(Some(Subject::new(u).claim("aud", "forged")))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), RefreshErrorKind::Issue);
+    let token = store.token(&presented).await.unwrap().unwrap();
+    assert_eq!(token.status, TokenStatus::Active);
+    assert_eq!(store.token_hashes().len(), 1, "no child stored");
+
+    // The retry works and is not mistaken for reuse.
+    tokens
+        .refresh(login.refresh_token.as_str(), same_user)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .family(&login.session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+}
+
+#[tokio::test]
 async fn a_deleted_user_ends_the_session() {
     let store = Arc::new(MemoryStore::new());
     let tokens = tokens(store.clone());

@@ -103,6 +103,23 @@ pub async fn rotation(store: &dyn RefreshStore) {
     assert_eq!(f.created_at, t0);
     assert!(!f.revoked);
 
+    let (token, family) = store
+        .lookup(&r1)
+        .await
+        .unwrap()
+        .expect("lookup finds the child");
+    assert_eq!(
+        Some(token),
+        store.token(&r1).await.unwrap(),
+        "lookup = token"
+    );
+    assert_eq!(family, f, "lookup = family");
+    assert_eq!(
+        store.lookup(&hash()).await.unwrap(),
+        None,
+        "lookup of an unknown hash"
+    );
+
     let parent = store.token(&r0).await.unwrap().expect("the parent is kept");
     assert_eq!(parent.status, TokenStatus::Rotated(t0 + 5));
     let child = store

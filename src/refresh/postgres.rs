@@ -193,6 +193,27 @@ fn generation(value: i64, what: &str) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| corrupt(what))
 }
 
+fn read_token(token_hash: TokenHash, row: &PgRow) -> Result<TokenRecord, StoreError> {
+    let map = |e: sqlx::Error| StoreError::with_source("postgres: corrupt token", e);
+    let parent: Option<Vec<u8>> = row.try_get("parent").map_err(map)?;
+    let status: i16 = row.try_get("status").map_err(map)?;
+    let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(map)?;
+    let status = match (status, rotated_at) {
+        (0, _) => TokenStatus::Active,
+        (1, Some(at)) => TokenStatus::Rotated(at),
+        (2, _) => TokenStatus::Revoked,
+        _ => return Err(corrupt("token status")),
+    };
+    Ok(TokenRecord::new(
+        token_hash,
+        row.try_get("family_id").map_err(map)?,
+        parent.map(hash).transpose()?,
+        generation(row.try_get("t_generation").map_err(map)?, "token")?,
+        row.try_get("t_created_at").map_err(map)?,
+        status,
+    ))
+}
+
 fn read_family(row: &PgRow, prefix: &str) -> Result<Family, StoreError> {
     let get = |name: &str| format!("{prefix}{name}");
     let map = |e: sqlx::Error| StoreError::with_source("postgres: corrupt family", e);
@@ -282,35 +303,34 @@ impl RefreshStore for PostgresStore {
     }
 
     async fn token(&self, hash_: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT family_id, parent, generation, created_at, status, rotated_at
+        let row = sqlx::query(
+            "SELECT family_id, parent, generation AS t_generation, created_at AS t_created_at,
+                    status, rotated_at
              FROM tjwt_tokens WHERE hash = $1",
         )
         .bind(&hash_.as_bytes()[..])
         .fetch_optional(&self.pool)
         .await
-        .map_err(error("reading a token failed"))?
-        else {
-            return Ok(None);
-        };
-        let map = |e: sqlx::Error| StoreError::with_source("postgres: corrupt token", e);
-        let parent: Option<Vec<u8>> = row.try_get("parent").map_err(map)?;
-        let status: i16 = row.try_get("status").map_err(map)?;
-        let rotated_at: Option<i64> = row.try_get("rotated_at").map_err(map)?;
-        let status = match (status, rotated_at) {
-            (0, _) => TokenStatus::Active,
-            (1, Some(at)) => TokenStatus::Rotated(at),
-            (2, _) => TokenStatus::Revoked,
-            _ => return Err(corrupt("token status")),
-        };
-        Ok(Some(TokenRecord::new(
-            *hash_,
-            row.try_get("family_id").map_err(map)?,
-            parent.map(hash).transpose()?,
-            generation(row.try_get("generation").map_err(map)?, "token")?,
-            row.try_get("created_at").map_err(map)?,
-            status,
-        )))
+        .map_err(error("reading a token failed"))?;
+        row.map(|row| read_token(*hash_, &row)).transpose()
+    }
+
+    async fn lookup(&self, hash_: &TokenHash) -> Result<Option<(TokenRecord, Family)>, StoreError> {
+        // One round trip for both rows.
+        let row = sqlx::query(
+            "SELECT t.family_id, t.parent, t.generation AS t_generation,
+                    t.created_at AS t_created_at, t.status, t.rotated_at,
+                    f.id, f.user_id, f.device, f.created_at, f.last_used_at, f.expires_at,
+                    f.generation, f.revoked
+             FROM tjwt_tokens t JOIN tjwt_families f ON f.id = t.family_id
+             WHERE t.hash = $1",
+        )
+        .bind(&hash_.as_bytes()[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(error("reading a token failed"))?;
+        row.map(|row| Ok((read_token(*hash_, &row)?, read_family(&row, "")?)))
+            .transpose()
     }
 
     async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {

@@ -111,6 +111,24 @@ return out
     )
 });
 
+/// A token and its family in one round trip. KEYS: token. ARGV: prefix.
+/// Returns `{}` or `{family id, number of token fields, token HGETALL..., family HGETALL...}`.
+static LOOKUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local fid = redis.call('HGET', KEYS[1], 'fam')
+if not fid then return {} end
+local t = redis.call('HGETALL', KEYS[1])
+local f = redis.call('HGETALL', ARGV[1] .. 'f:' .. fid)
+if #f == 0 then return {} end
+local out = {fid, tostring(#t)}
+for _, v in ipairs(t) do out[#out + 1] = v end
+for _, v in ipairs(f) do out[#out + 1] = v end
+return out
+"#,
+    )
+});
+
 /// Revokes one family. KEYS: family, revoked index. ARGV: family id.
 static REVOKE_FAMILY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -513,6 +531,35 @@ impl RefreshStore for RedisStore {
             return Ok(None);
         }
         parse_token(*hash, &map).map(Some)
+    }
+
+    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Family)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = LOOKUP
+            .key(self.token_key(hash))
+            .arg(&self.prefix)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(error("reading a token failed"))?;
+        let Some((fid, rest)) = reply.split_first() else {
+            return Ok(None);
+        };
+        let pairs = |items: &[String]| -> HashMap<String, String> {
+            items
+                .chunks_exact(2)
+                .map(|kv| (kv[0].clone(), kv[1].clone()))
+                .collect()
+        };
+        let (count, rest) = rest.split_first().ok_or_else(|| corrupt("lookup"))?;
+        let count: usize = count.parse().map_err(|_| corrupt("lookup"))?;
+        if count > rest.len() {
+            return Err(corrupt("lookup"));
+        }
+        let (token, family) = rest.split_at(count);
+        Ok(Some((
+            parse_token(*hash, &pairs(token))?,
+            parse_family(fid, &pairs(family))?,
+        )))
     }
 
     async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {

@@ -302,6 +302,22 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// The token of hash `hash`, whatever its state; `None` if unknown.
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
 
+    /// The token of hash `hash` and its family; `None` if either is unknown.
+    ///
+    /// [`RefreshTokens::refresh`](super::RefreshTokens::refresh) reads this
+    /// before rotating, so that a failure of the user lookup or of signing
+    /// spends nothing. The default calls [`token`](Self::token) then
+    /// [`family`](Self::family); override it to answer in one round trip.
+    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Family)>, StoreError> {
+        let Some(token) = self.token(hash).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .family(&token.family_id)
+            .await?
+            .map(|family| (token, family)))
+    }
+
     /// The family `id`, revoked or not; `None` if unknown (or purged).
     async fn family(&self, id: &str) -> Result<Option<Family>, StoreError>;
 

@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::store::{
-    Family, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
+    Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
+    TokenStatus,
 };
 use crate::{
     auth::CheckFuture,
@@ -446,21 +447,49 @@ impl RefreshTokens {
             tracing::debug!("malformed refresh token presented");
             return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
         }
+        let store = &self.inner.store;
+        let presented = self.hash(refresh_token);
+        // Everything that can fail for reasons other than the token (the user
+        // lookup, signing) happens before the token is spent: a client told
+        // "try again" must be able to, without its retry looking like reuse.
+        let Some((_, family)) = store
+            .lookup(&presented)
+            .await
+            .map_err(RefreshError::store)?
+        else {
+            tracing::debug!(reason = ?Invalid::Unknown, "refresh token refused");
+            return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
+        };
         let now = now();
+        let idle_cutoff = now.saturating_sub(secs(self.inner.idle_timeout));
+        if family.revoked || family.expires_at <= now || family.last_used_at < idle_cutoff {
+            // Dead for good: the store would refuse it too, and touch nothing.
+            tracing::debug!("refresh token of an ended session refused");
+            return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
+        }
+        let subject = match subject(family.user_id.clone()).await {
+            Ok(Some(subject)) if subject.user_id == family.user_id => subject,
+            Ok(_) => {
+                tracing::info!(family = %family.id, "user gone: session revoked");
+                store
+                    .revoke_family(&family.id)
+                    .await
+                    .map_err(RefreshError::store)?;
+                return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
+            }
+            Err(error) => return Err(RefreshError::store(error)),
+        };
+        let access_token = self.access_token(subject, &family.id)?;
+
         let (child_token, child) = self.new_refresh_token()?;
         let rotation = Rotation::new(
-            self.hash(refresh_token),
+            presented,
             child,
             now,
-            now.saturating_sub(secs(self.inner.idle_timeout)),
+            idle_cutoff,
             self.inner.grace.map(|g| now.saturating_sub(secs(g))),
         );
-        let outcome = self
-            .inner
-            .store
-            .rotate(&rotation)
-            .await
-            .map_err(RefreshError::store)?;
+        let outcome = store.rotate(&rotation).await.map_err(RefreshError::store)?;
         let family = match outcome {
             RotateOutcome::Rotated(family) => family,
             RotateOutcome::Grace(family) => {
@@ -476,20 +505,6 @@ impl RefreshTokens {
                 return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
             }
         };
-        let subject = match subject(family.user_id.clone()).await {
-            Ok(Some(subject)) if subject.user_id == family.user_id => subject,
-            Ok(_) => {
-                tracing::info!(family = %family.id, "user gone: session revoked");
-                self.inner
-                    .store
-                    .revoke_family(&family.id)
-                    .await
-                    .map_err(RefreshError::store)?;
-                return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
-            }
-            Err(error) => return Err(RefreshError::store(error)),
-        };
-        let access_token = self.access_token(subject, &family.id)?;
         Ok(TokenPair {
             access_token,
             refresh_token: child_token,
