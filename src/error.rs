@@ -251,6 +251,37 @@ impl StdError for AuthError {
     }
 }
 
+/// What is kept of a JSON error: where and what kind, never the message,
+/// which can quote a claim value (`invalid type: string "..."`).
+#[derive(Debug)]
+pub(crate) struct JsonError {
+    category: serde_json::error::Category,
+    line: usize,
+    column: usize,
+}
+
+impl From<serde_json::Error> for JsonError {
+    fn from(e: serde_json::Error) -> Self {
+        Self {
+            category: e.classify(),
+            line: e.line(),
+            column: e.column(),
+        }
+    }
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "JSON {:?} error at line {} column {}",
+            self.category, self.line, self.column
+        )
+    }
+}
+
+impl StdError for JsonError {}
+
 /// A configuration that cannot work: an unusable key, an algorithm that does
 /// not fit its key, an empty allow-list. Returned when a verifier, issuer or
 /// layer is built, never on a request.

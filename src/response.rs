@@ -170,17 +170,20 @@ impl<B: RejectionBody> Responder<B> for DefaultResponder {
     }
 }
 
-/// Whether the request is a gRPC call (`content-type: application/grpc...`).
+/// Whether the request is a gRPC call: a POST with `content-type:
+/// application/grpc...`. (A GET claiming gRPC gets the HTTP rejection, not a
+/// cacheable 200.)
 pub(crate) fn is_grpc<B>(request: &Request<B>) -> bool {
-    request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.len() >= 16
-                && v[..16].eq_ignore_ascii_case("application/grpc")
-                && matches!(v.as_bytes().get(16), None | Some(b'+' | b';'))
-        })
+    request.method() == http::Method::POST
+        && request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.len() >= 16
+                    && v[..16].eq_ignore_ascii_case("application/grpc")
+                    && matches!(v.as_bytes().get(16), None | Some(b'+' | b';'))
+            })
 }
 
 /// A gRPC "trailers-only" response: HTTP 200 whose headers carry the status.
@@ -228,7 +231,7 @@ mod tests {
     #[test]
     fn grpc_detection() {
         let req = |ct: &str| {
-            Request::builder()
+            Request::post("/")
                 .header("content-type", ct)
                 .body(())
                 .unwrap()
@@ -238,6 +241,11 @@ mod tests {
         assert!(is_grpc(&req("Application/GRPC;charset=utf-8")));
         assert!(!is_grpc(&req("application/grpc-web")));
         assert!(!is_grpc(&req("application/json")));
+        let get = Request::get("/")
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        assert!(!is_grpc(&get));
     }
 
     #[test]

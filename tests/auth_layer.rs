@@ -157,7 +157,9 @@ fn no_auth() -> Req {
 }
 
 fn grpc(token: Option<&str>, content_type: &str) -> Req {
-    let mut builder = request().header(CONTENT_TYPE, content_type);
+    let mut builder = request()
+        .method(http::Method::POST)
+        .header(CONTENT_TYPE, content_type);
     if let Some(token) = token {
         builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
     }

@@ -287,6 +287,15 @@ async fn logout_one_device_leaves_the_other_and_logout_all_ends_both() {
     assert!(tokens.sessions("u").await.unwrap().is_empty());
 }
 
+#[test]
+fn short_hash_keys_are_refused() {
+    let store: Arc<dyn RefreshStore> = Arc::new(MemoryStore::new());
+    assert!(tokens(store.clone()).hash_key([7u8; 31]).is_err());
+    let keyed = tokens(store.clone()).hash_key([7u8; 32]).unwrap();
+    let plain = tokens(store);
+    assert_ne!(keyed.hash("x"), plain.hash("x"), "the key changes the hash");
+}
+
 #[tokio::test]
 async fn purge_removes_dead_sessions() {
     let store = Arc::new(MemoryStore::new());
@@ -488,15 +497,37 @@ async fn endpoint_reads_and_sets_the_cookie() {
         )
         .body(String::new())
         .unwrap();
-    let response = endpoint.oneshot(request).await.unwrap();
+    let response = endpoint.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let cookie = response.headers()[header::SET_COOKIE]
         .to_str()
         .unwrap()
         .to_owned();
     let json = body_json(response).await;
-    assert!(cookie.starts_with(&format!("rt={};", json["refresh_token"].as_str().unwrap())));
-    assert!(cookie.contains("HttpOnly; Secure; SameSite=Strict"));
+    assert_eq!(json["token_type"], "bearer");
+    assert!(
+        json.get("refresh_token").is_none(),
+        "the body never carries it: {json}"
+    );
+    let (value, attributes) = cookie.split_once(';').unwrap();
+    let new_token = value.strip_prefix("rt=").unwrap();
+    assert_eq!(new_token.len(), 43);
+    assert!(attributes.contains("HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age="));
+
+    // The cookie's new token works; a repeated cookie is refused.
+    let request = Request::post("/refresh")
+        .header(header::COOKIE, format!("rt={new_token}"))
+        .body(String::new())
+        .unwrap();
+    let response = endpoint.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let request = Request::post("/refresh")
+        .header(header::COOKIE, format!("rt={new_token}; rt=planted"))
+        .body(String::new())
+        .unwrap();
+    let response = endpoint.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body_json(response).await["error"], "invalid_request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -586,6 +617,19 @@ async fn session_check_rejects_access_tokens_of_ended_sessions() {
             .kind(),
         AuthErrorKind::Rejected
     );
+    // A live session id in another user's token is refused.
+    let other = tokens.login(Subject::new("v"), None).await.unwrap();
+    let borrowed = issuer()
+        .access_token("u")
+        .session_id(&other.session.id)
+        .sign()
+        .unwrap();
+    let response = service
+        .clone()
+        .oneshot(request(borrowed.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     // A token without `sid` is refused too.
     let plain = issuer().access_token("u").sign().unwrap();
     let response = service.oneshot(request(plain.as_str())).await.unwrap();

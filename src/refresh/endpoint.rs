@@ -133,7 +133,10 @@ impl<F> RefreshEndpoint<F> {
 
     /// Also accepts the refresh token from the cookie `name` (when the body
     /// has none), and sets the new one there: `HttpOnly; Secure;
-    /// SameSite=Strict; Path=/`.
+    /// SameSite=Strict; Path=/`. The response body then carries no
+    /// `refresh_token`, so scripts never see it. A name starting with
+    /// `__Host-` is recommended: browsers then refuse the cookie from other
+    /// subdomains or without `Secure` and `Path=/`.
     ///
     /// # Panics
     ///
@@ -202,10 +205,13 @@ where
             return response;
         }
         let (parts, body) = request.into_parts();
-        let from_cookie = self
-            .cookie
-            .as_deref()
-            .and_then(|name| cookie_value(&parts.headers, name));
+        let from_cookie = match self.cookie.as_deref() {
+            Some(name) => match cookie_value(&parts.headers, name) {
+                Ok(value) => value,
+                Err(()) => return invalid_request("the refresh-token cookie is repeated"),
+            },
+            None => None,
+        };
         let Ok(collected) = Limited::new(body, MAX_BODY).collect().await else {
             return invalid_request("the request body is too large or unreadable");
         };
@@ -223,16 +229,22 @@ where
         };
         match self.tokens.refresh(&token, &self.subject).await {
             Ok(pair) => {
-                let mut response = pair.to_response();
-                if let Some(name) = &self.cookie {
-                    let max_age = (pair.session.expires_at - now()).max(0);
-                    let cookie = format!(
-                        "{name}={}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}",
-                        pair.refresh_token.as_str()
-                    );
-                    if let Ok(value) = HeaderValue::try_from(cookie) {
-                        response.headers_mut().insert(header::SET_COOKIE, value);
-                    }
+                let Some(name) = &self.cookie else {
+                    return pair.to_response();
+                };
+                // The token goes in the HttpOnly cookie only, never in the
+                // body, where a script could read it.
+                let mut body = pair.response();
+                body.refresh_token = None;
+                let body = serde_json::to_string(&body).expect("a token response serializes");
+                let mut response = json_response(StatusCode::OK, body);
+                let max_age = (pair.session.expires_at - now()).max(0);
+                let cookie = format!(
+                    "{name}={}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}",
+                    pair.refresh_token.as_str()
+                );
+                if let Ok(value) = HeaderValue::try_from(cookie) {
+                    response.headers_mut().insert(header::SET_COOKIE, value);
                 }
                 response
             }
@@ -241,13 +253,20 @@ where
     }
 }
 
-fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
-    headers
+/// The value of the cookie `name`; `Err` if it is sent twice (a cookie
+/// planted for a more specific path or a sibling domain could shadow ours).
+fn cookie_value(headers: &http::HeaderMap, name: &str) -> Result<Option<String>, ()> {
+    let mut values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim().to_owned())
+        .filter(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().to_owned());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(());
+    }
+    Ok(first)
 }

@@ -16,7 +16,7 @@ use super::store::{
 use crate::{
     auth::CheckFuture,
     claims::Claims,
-    error::AuthError,
+    error::{AuthError, ConfigError},
     issuer::{IssueError, IssuedToken, TokenIssuer, random_id},
     verifier::now,
 };
@@ -124,7 +124,7 @@ impl TokenPair {
             access_token: self.access_token.as_str().to_owned(),
             token_type: "bearer",
             expires_in: self.access_token.expires_in().as_secs(),
-            refresh_token: self.refresh_token.as_str().to_owned(),
+            refresh_token: Some(self.refresh_token.as_str().to_owned()),
         }
     }
 }
@@ -138,8 +138,10 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// The access token's lifetime in seconds.
     pub expires_in: u64,
-    /// The new refresh token.
-    pub refresh_token: String,
+    /// The new refresh token; `None` (and absent from the JSON) when it is
+    /// delivered in an HttpOnly cookie instead, out of reach of scripts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 impl fmt::Debug for TokenResponse {
@@ -329,11 +331,19 @@ impl RefreshTokens {
 
     /// Hashes refresh tokens with HMAC-SHA-256 under `key` instead of plain
     /// SHA-256, so a stolen database cannot even confirm a guessed token.
-    #[must_use]
-    pub fn hash_key(mut self, key: impl AsRef<[u8]>) -> Self {
-        let mac = Hmac::<Sha256>::new_from_slice(key.as_ref()).expect("HMAC takes any key size");
+    ///
+    /// The key must be at least 32 bytes (the SHA-256 output size).
+    pub fn hash_key(mut self, key: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let key = key.as_ref();
+        if key.len() < 32 {
+            return Err(ConfigError::new(
+                "a refresh-token hash key must be at least 32 bytes",
+            ));
+        }
+        let mac = Hmac::<Sha256>::new_from_slice(key)
+            .map_err(|e| ConfigError::new(format!("invalid hash key: {e}")))?;
         self.inner_mut().hasher = Hasher::Hmac(mac);
-        self
+        Ok(self)
     }
 
     /// The store.
@@ -589,19 +599,31 @@ impl RefreshTokens {
 
     /// A check for [`JwtAuthLayerBuilder::check`](crate::JwtAuthLayerBuilder::check)
     /// that rejects access tokens whose session (`sid`) was revoked or has
-    /// expired, so logout takes effect before the access token expires. It
+    /// expired (absolute or idle), or belongs to another user than the token's
+    /// `sub`, so logout takes effect before the access token expires. It
     /// costs one store lookup per request; a token without `sid` is rejected.
     pub fn session_check<C>(&self) -> impl Fn(&Claims<C>) -> CheckFuture + Send + Sync + 'static {
         let store = Arc::clone(&self.inner.store);
+        let idle = secs(self.inner.idle_timeout);
         move |claims: &Claims<C>| {
             let store = Arc::clone(&store);
-            let sid = claims.registered().sid.clone();
+            let registered = claims.registered();
+            let sid = registered.sid.clone();
+            let sub = registered.sub.clone();
             Box::pin(async move {
                 let Some(sid) = sid else {
                     return Err(AuthError::rejected("the token has no session"));
                 };
+                let now = now();
                 match store.family(&sid).await {
-                    Ok(Some(family)) if !family.revoked && family.expires_at > now() => Ok(()),
+                    Ok(Some(family))
+                        if !family.revoked
+                            && family.expires_at > now
+                            && family.last_used_at >= now.saturating_sub(idle)
+                            && sub.as_deref() == Some(family.user_id.as_str()) =>
+                    {
+                        Ok(())
+                    }
                     Ok(_) => Err(AuthError::rejected("the session has ended")),
                     Err(error) => Err(AuthError::unavailable(error)),
                 }
