@@ -851,7 +851,27 @@ async fn update_me(
                 "the user does not exist",
             )
         })?;
-    tracing::info!(user = %user.id, "user updated");
+    // A new password ends every other session: whoever else held one (a
+    // stolen refresh token, say) is out. A production app would also ask for
+    // the current password before changing it; this example keeps the API of
+    // the seed design, `{"name", "password"}`.
+    let current = claims.registered().sid.clone();
+    let sessions = state.refresh.sessions(&user.id).await.map_err(|e| {
+        tracing::error!(error = %e, "listing sessions failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "try again later",
+        )
+    })?;
+    for session in sessions {
+        if Some(&session.id) != current.as_ref()
+            && let Err(e) = state.refresh.end_session(&user.id, &session.id).await
+        {
+            tracing::error!(error = %e, "ending a session failed");
+        }
+    }
+    tracing::info!(user = %user.id, "user updated; other sessions ended");
     Ok(Json(UserView::from(&user)))
 }
 

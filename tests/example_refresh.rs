@@ -315,3 +315,18 @@ async fn logout_needs_an_access_token_and_cannot_end_another_users_session() {
     let (status, _) = send(&app, refresh(&user_refresh)).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_password_change_ends_every_other_session() {
+    let app = new_app();
+    let (laptop_access, laptop_refresh) = login(&app, "laptop").await;
+    let (_, phone_refresh) = login(&app, "phone").await;
+    let body = json!({"name": "Ada", "password": "a-new-password"});
+    let (status, _) = send(&app, authed("PUT", "/users", &laptop_access, Some(body))).await;
+    assert_eq!(status, StatusCode::OK);
+    // The phone's session is over; the laptop's (the one that changed it) lives.
+    let (status, _) = send(&app, refresh(&phone_refresh)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = send(&app, refresh(&laptop_refresh)).await;
+    assert_eq!(status, StatusCode::OK);
+}
