@@ -260,6 +260,10 @@ impl<R> RequireRoleLayer<R> {
     }
 
     /// Replaces how rejections become responses; see [`Responder`].
+    ///
+    /// This layer has its own responder: to name the same realm as
+    /// [`JwtAuthLayer`](crate::JwtAuthLayer), pass both the same
+    /// [`DefaultResponder`], e.g. `DefaultResponder::new("my-api")?`.
     #[must_use]
     pub fn responder<R2>(self, responder: R2) -> RequireRoleLayer<R2> {
         RequireRoleLayer {
