@@ -311,7 +311,47 @@ impl VerificationKey {
     }
 
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
-        check_algorithms(self.family, &self.algorithms, self.secret_len)
+        check_algorithms(self.family, &self.algorithms, self.secret_len)?;
+        if self.family == Family::Rsa {
+            let bits = rsa_modulus_bits(&self.key)?;
+            if bits < MIN_RSA_BITS {
+                return Err(ConfigError::new(format!(
+                    "an RSA key must have at least {MIN_RSA_BITS} bits (RFC 7518 section 3.3); this one has {bits}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The smallest RSA modulus RFC 7518 section 3.3 allows.
+const MIN_RSA_BITS: u64 = 2048;
+
+/// The size of an RSA public key's modulus, from its components or its
+/// PKCS#1 DER (`SEQUENCE { INTEGER n, INTEGER e }`).
+fn rsa_modulus_bits(key: &jwt::DecodingKey) -> Result<u64, ConfigError> {
+    match key.kind() {
+        jwt::DecodingKeyKind::RsaModulusExponent { n, .. } => {
+            let n = match n.iter().position(|&b| b != 0) {
+                Some(first) => &n[first..],
+                None => return Ok(0),
+            };
+            Ok(n.len() as u64 * 8 - u64::from(n[0].leading_zeros()))
+        }
+        jwt::DecodingKeyKind::SecretOrDer(der) => {
+            let invalid = || ConfigError::new("invalid RSA public key: expected PKCS#1 DER");
+            let blocks = simple_asn1::from_der(der).map_err(|_| invalid())?;
+            match blocks.as_slice() {
+                [simple_asn1::ASN1Block::Sequence(_, items)] => match items.as_slice() {
+                    [
+                        simple_asn1::ASN1Block::Integer(_, n),
+                        simple_asn1::ASN1Block::Integer(..),
+                    ] => Ok(n.bits()),
+                    _ => Err(invalid()),
+                },
+                _ => Err(invalid()),
+            }
+        }
     }
 }
 
@@ -461,6 +501,23 @@ mod tests {
         );
         assert!(SigningKey::hmac(Algorithm::HS256, [7u8; 16]).is_err());
         assert!(SigningKey::hmac(Algorithm::ES256, [7u8; 32]).is_err());
+    }
+
+    #[test]
+    fn rsa_keys_under_2048_bits_are_refused() {
+        let weak =
+            VerificationKey::rsa_pem(include_bytes!("../tests/keys/rsa1024_public.pem")).unwrap();
+        let error = weak.check().unwrap_err().to_string();
+        assert!(error.contains("at least 2048 bits"), "{error}");
+        let strong =
+            VerificationKey::rsa_pem(include_bytes!("../tests/keys/rsa_public.pem")).unwrap();
+        assert!(strong.check().is_ok());
+        // Components: a 1024-bit modulus (leading zero byte ignored).
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let mut n = vec![0u8; 1];
+        n.extend([0xC5u8; 128]);
+        let small = VerificationKey::rsa_components(&URL_SAFE_NO_PAD.encode(&n), "AQAB").unwrap();
+        assert!(small.check().is_err());
     }
 
     #[test]
