@@ -15,6 +15,15 @@
 //!   `ArcSwap` load included);
 //! - `remote_jwks_refreshing`: the same while another thread refetches and
 //!   swaps the key set every millisecond.
+//!
+//! Measured on a shared 2-core VM (medians, µs; ratio to `raw_decode`):
+//!
+//! | backend | alg | raw_signature | raw_decode | static_jwk | remote_jwks | remote_jwks_refreshing |
+//! | --- | --- | --- | --- | --- | --- | --- |
+//! | rust_crypto | RS256 | 105.6 | 101.0 | 90.0 (0.89) | 95.0 (0.94) | 88.3 (0.87) |
+//! | rust_crypto | ES256 | 371.7 | 355.3 | 357.5 (1.01) | 365.8 (1.03) | 362.8 (1.02) |
+//! | aws_lc_rs | RS256 | 23.7 | 26.3 | 22.8 (0.87) | 23.7 (0.90) | 23.5 (0.89) |
+//! | aws_lc_rs | ES256 | 68.8 | 71.4 | 72.3 (1.01) | 72.6 (1.02) | 76.5 (1.07) |
 
 use std::{
     hint::black_box,

@@ -62,7 +62,9 @@
 //! - A `crit` header, duplicate claim names, or an `aud` claim when no
 //!   audience is configured are refused.
 //! - HMAC secrets shorter than the hash are refused when the key is built.
-//! - Nothing is logged that contains a token, a secret or a claim value.
+//! - No token, refresh token, secret or claim value is logged, and the error
+//!   sources kept on an [`AuthError`] never quote one. (The refresh module's
+//!   warnings name the user and session of a detected reuse: that is their point.)
 //!
 //! # Feature flags
 //!
@@ -73,6 +75,10 @@
 //! - `tonic`: rejection bodies for `tonic::body::Body`, and
 //!   `tonic::RequestClaimsExt` to read [`Claims`] in gRPC handlers.
 //! - `redis`, `postgres`: refresh-token stores on Redis and PostgreSQL.
+//! - `jwks`: keys from an identity provider's JWK Set URL or by OpenID
+//!   Connect discovery, cached, refreshed in the background and on an unknown
+//!   `kid` (`jwks::RemoteJwks`). Static JWK and JWK Set JSON is supported
+//!   without it ([`JwkSet`], [`VerificationKey::from_jwk`]).
 //! - `test-util`: the [`RefreshStore`](refresh::RefreshStore) conformance suite.
 
 #![forbid(unsafe_code)]
@@ -89,8 +95,12 @@ mod claims;
 mod error;
 mod extract;
 mod issuer;
+pub mod jwk;
+#[cfg(feature = "jwks")]
+pub mod jwks;
 mod key;
 mod keyset;
+mod prepared;
 pub mod refresh;
 mod response;
 pub mod role;
@@ -104,6 +114,7 @@ pub use crate::{
     error::{AuthError, AuthErrorKind, ConfigError},
     extract::TokenSource,
     issuer::{AccessToken, DEFAULT_ACCESS_TOKEN_TTL, IssueError, IssuedToken, TokenIssuer},
+    jwk::JwkSet,
     key::{Algorithm, SigningKey, UnknownAlgorithm, VerificationKey},
     response::{DefaultResponder, RejectionBody, Responder},
     role::{RequireRole, RequireRoleLayer, RoleHierarchy},

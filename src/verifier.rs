@@ -22,7 +22,7 @@ use serde::{
 
 use crate::{
     claims::{Claims, VerifiedPayload, to_seconds},
-    error::{AuthError, AuthErrorKind, ConfigError},
+    error::{AuthError, AuthErrorKind, ConfigError, JsonError},
     key::{Algorithm, VerificationKey},
     keyset::KeySet,
 };
@@ -63,8 +63,25 @@ pub struct Verifier {
     inner: Arc<Inner>,
 }
 
+/// Where the keys come from.
+enum KeySource {
+    Static(KeySet),
+    #[cfg(feature = "jwks")]
+    Remote(crate::jwks::RemoteJwks),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Static(keys) => keys.fmt(f),
+            #[cfg(feature = "jwks")]
+            Self::Remote(remote) => remote.fmt(f),
+        }
+    }
+}
+
 struct Inner {
-    keys: KeySet,
+    keys: KeySource,
     issuers: Vec<String>,
     audiences: Vec<String>,
     required: Vec<String>,
@@ -93,12 +110,15 @@ impl fmt::Debug for Verifier {
 #[must_use]
 pub struct VerifierBuilder {
     keys: Vec<VerificationKey>,
+    #[cfg(feature = "jwks")]
+    remote: Option<crate::jwks::RemoteJwks>,
     issuers: Vec<String>,
     audiences: Vec<String>,
     required: Vec<String>,
     leeway: Duration,
     max_len: usize,
     typ: Option<String>,
+    rfc9068: bool,
 }
 
 impl Verifier {
@@ -107,12 +127,15 @@ impl Verifier {
     pub fn builder() -> VerifierBuilder {
         VerifierBuilder {
             keys: Vec::new(),
+            #[cfg(feature = "jwks")]
+            remote: None,
             issuers: Vec::new(),
             audiences: Vec::new(),
             required: vec!["exp".to_owned()],
             leeway: DEFAULT_LEEWAY,
             max_len: DEFAULT_MAX_TOKEN_LEN,
             typ: None,
+            rfc9068: false,
         }
     }
 
@@ -124,8 +147,9 @@ impl Verifier {
     /// Verifies `token` and decodes its claims into `C`.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
         let payload = self.verify_payload(token)?;
-        let custom = serde_json::from_slice(payload.json())
-            .map_err(|e| AuthError::new(AuthErrorKind::InvalidClaims).with_source(e))?;
+        let custom = serde_json::from_slice(payload.json()).map_err(|e| {
+            AuthError::new(AuthErrorKind::InvalidClaims).with_source(JsonError::from(e))
+        })?;
         Ok(Claims::new(custom, payload))
     }
 
@@ -182,7 +206,20 @@ impl Verifier {
         message: &str,
         signature: &str,
     ) -> Result<(), AuthError> {
-        self.inner.keys.verify(kid, alg, message, signature)
+        match &self.inner.keys {
+            KeySource::Static(keys) => keys.verify(kid, alg, message, signature),
+            #[cfg(feature = "jwks")]
+            KeySource::Remote(remote) => remote.verify(kid, alg, message, signature),
+        }
+    }
+
+    /// The remote key source, if the keys come from one.
+    #[cfg(feature = "jwks")]
+    pub(crate) fn remote(&self) -> Option<&crate::jwks::RemoteJwks> {
+        match &self.inner.keys {
+            KeySource::Remote(remote) => Some(remote),
+            KeySource::Static(_) => None,
+        }
     }
 
     fn validate_claims(&self, json: &[u8]) -> Result<(), AuthError> {
@@ -200,7 +237,7 @@ impl Verifier {
             } else {
                 AuthErrorKind::Malformed
             };
-            AuthError::new(kind).with_source(e)
+            AuthError::new(kind).with_source(JsonError::from(e))
         })?;
 
         for name in &inner.required {
@@ -254,6 +291,21 @@ impl VerifierBuilder {
         self
     }
 
+    /// Adds several keys, for example those of a [`JwkSet`](crate::JwkSet).
+    pub fn keys(mut self, keys: impl IntoIterator<Item = VerificationKey>) -> Self {
+        self.keys.extend(keys);
+        self
+    }
+
+    /// Takes the keys from an identity provider's JWK Set, kept fresh (feature
+    /// `jwks`); see [`RemoteJwks`](crate::jwks::RemoteJwks). Static keys
+    /// cannot be added as well.
+    #[cfg(feature = "jwks")]
+    pub fn jwks(mut self, remote: crate::jwks::RemoteJwks) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
     /// Accepts tokens whose `iss` is `issuer`. May be called more than once;
     /// once called, `iss` is required.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
@@ -303,7 +355,12 @@ impl VerifierBuilder {
     /// The strict profile of RFC 9068 (JWT access tokens): `typ` must be
     /// `at+jwt`, and `iss`, `exp`, `aud`, `sub`, `client_id`, `iat` and `jti`
     /// are required.
-    pub fn rfc9068(self) -> Self {
+    ///
+    /// The profile also needs an [`issuer`](Self::issuer) and an
+    /// [`audience`](Self::audience) (RFC 9068 section 4): [`build`](Self::build)
+    /// fails without them.
+    pub fn rfc9068(mut self) -> Self {
+        self.rfc9068 = true;
         self.require_type("at+jwt").required_claims([
             "iss",
             "exp",
@@ -318,8 +375,22 @@ impl VerifierBuilder {
     /// Checks the configuration and builds the verifier.
     pub fn build(self) -> Result<Verifier, ConfigError> {
         crate::key::ensure_crypto_provider();
-        if self.keys.is_empty() {
+        if self.rfc9068 && (self.issuers.is_empty() || self.audiences.is_empty()) {
+            return Err(ConfigError::new(
+                "the RFC 9068 profile needs an issuer and an audience to match exactly",
+            ));
+        }
+        #[cfg(feature = "jwks")]
+        let remote = self.remote;
+        #[cfg(not(feature = "jwks"))]
+        let remote: Option<std::convert::Infallible> = None;
+        if self.keys.is_empty() && remote.is_none() {
             return Err(ConfigError::new("a verifier needs at least one key"));
+        }
+        if !self.keys.is_empty() && remote.is_some() {
+            return Err(ConfigError::new(
+                "a verifier takes either static keys or a remote JWK Set, not both",
+            ));
         }
         if self.max_len == 0 {
             return Err(ConfigError::new(
@@ -328,7 +399,13 @@ impl VerifierBuilder {
         }
         let leeway = i64::try_from(self.leeway.as_secs())
             .map_err(|_| ConfigError::new("the leeway is too large"))?;
-        let keys = KeySet::new(self.keys)?;
+        let keys = match remote {
+            #[cfg(feature = "jwks")]
+            Some(remote) => KeySource::Remote(remote),
+            #[cfg(not(feature = "jwks"))]
+            Some(never) => match never {},
+            None => KeySource::Static(KeySet::new(self.keys)?),
+        };
         Ok(Verifier {
             inner: Arc::new(Inner {
                 keys,
@@ -525,7 +602,7 @@ fn parse_header(json: &[u8]) -> Result<Header<'_>, AuthError> {
         crit: false,
     };
     scan_object(json, &mut header)
-        .map_err(|e| AuthError::new(AuthErrorKind::Malformed).with_source(e))?;
+        .map_err(|e| AuthError::new(AuthErrorKind::Malformed).with_source(JsonError::from(e)))?;
     if header.alg.is_none() {
         return Err(AuthError::new(AuthErrorKind::Malformed));
     }
@@ -564,5 +641,57 @@ impl<'de> Sink<'de> for ClaimsSink<'de> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> VerificationKey {
+        VerificationKey::hmac([7u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn rfc9068_needs_an_issuer_and_an_audience() {
+        assert!(Verifier::builder().key(key()).rfc9068().build().is_err());
+        assert!(
+            Verifier::builder()
+                .key(key())
+                .issuer("i")
+                .rfc9068()
+                .build()
+                .is_err()
+        );
+        assert!(
+            Verifier::builder()
+                .key(key())
+                .issuer("i")
+                .audience("a")
+                .rfc9068()
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn json_errors_never_quote_claim_values() {
+        let verifier = Verifier::builder().key(key()).build().unwrap();
+        let issuer =
+            crate::TokenIssuer::new(crate::SigningKey::hmac(Algorithm::HS256, [7u8; 32]).unwrap());
+        let token = issuer
+            .access_token("u")
+            .claim("level", "secret-claim-value")
+            .sign()
+            .unwrap();
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Numeric {
+            level: u32,
+        }
+        let error = verifier.verify::<Numeric>(token.as_str()).unwrap_err();
+        assert_eq!(error.kind(), AuthErrorKind::InvalidClaims);
+        let debug = format!("{error:?} {}", std::error::Error::source(&error).unwrap());
+        assert!(!debug.contains("secret-claim-value"), "{debug}");
     }
 }

@@ -130,6 +130,34 @@ async fn other(State(state): State<Arc<ProviderState>>, uri: http::Uri) -> Statu
     StatusCode::NOT_FOUND
 }
 
+/// Captures what `tracing` logs on this thread.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        let logs = self.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || logs.clone())
+            .with_ansi(false)
+            .finish()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Tokens and the service
 
@@ -254,20 +282,23 @@ async fn every_key_type_verifies_through_the_remote_set() {
 #[tokio::test]
 async fn a_rotated_key_is_fetched_on_its_first_token() {
     let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
-    let remote = remote(&provider, Duration::from_millis(100)).await;
+    let cooldown = Duration::from_millis(300);
+    let remote = remote(&provider, cooldown).await;
     let svc = service(verifier(remote.clone(), ISS));
-    assert_eq!(send(&svc, &token(rsa("k1"), ISS)).await.status(), 200);
+    // Signed up front: RSA signing is slow in debug builds.
+    let (old, new) = (token(rsa("k1"), ISS), token(rsa2("k2"), ISS));
+    assert_eq!(send(&svc, &old).await.status(), 200);
 
     // The provider rotates: k2 is published, k1 withdrawn.
     provider.publish(vec![jwk(RSA2_JWK, "k2", None)]);
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let res = send(&svc, &token(rsa2("k2"), ISS)).await;
+    tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
+    let res = send(&svc, &new).await;
     assert_eq!(res.status(), 200, "{:?}", kind(&res));
     assert_eq!(provider.fetches(), 2);
     assert_eq!(remote.key_ids(), ["k2"]);
 
     // The withdrawn key is gone; within the cooldown, no refetch for it.
-    let res = send(&svc, &token(rsa("k1"), ISS)).await;
+    let res = send(&svc, &old).await;
     assert_eq!(kind(&res), Some(AuthErrorKind::UnknownKey));
     assert_eq!(provider.fetches(), 2);
 }
@@ -328,8 +359,15 @@ async fn a_provider_outage_keeps_the_last_good_keys() {
     let svc = service(verifier(remote.clone(), ISS));
 
     provider.set_down(true);
-    let error = remote.refresh().await.unwrap_err();
+    let logs = Logs::default();
+    let error = {
+        let _guard = tracing::subscriber::set_default(logs.subscriber());
+        remote.refresh().await.unwrap_err()
+    };
     assert!(error.to_string().contains("500"), "{error}");
+    let logs = logs.text();
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(logs.contains("the previous keys stay in use"), "{logs}");
     assert_eq!(send(&svc, &token(rsa("k1"), ISS)).await.status(), 200);
 
     // An unknown kid during the outage: one refetch that fails, then a clean 401.
@@ -482,6 +520,13 @@ async fn startup_fails_clearly_without_the_provider() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("https"), "{error}");
+
+    // HTTPS to a server that speaks plain HTTP: the TLS handshake fails.
+    let plain = Provider::start(vec![jwk(ED_JWK, "ed", None)]).await;
+    let https = plain.jwks_url().replace("http://", "https://");
+    let error = RemoteJwks::builder(https).build().await.unwrap_err();
+    assert!(error.to_string().contains("request failed"), "{error}");
+    assert_eq!(plain.fetches(), 0);
 
     // A provider whose set has no usable key.
     let provider = Provider::start(vec![json!({"kty": "oct", "k": "c2VjcmV0"})]).await;
@@ -699,4 +744,65 @@ async fn the_example_server_verifies_provider_tokens() {
         .err()
         .unwrap();
     assert!(error.contains("cannot load the provider's keys"), "{error}");
+}
+
+#[tokio::test]
+async fn after_a_refresh_the_check_hook_and_extensions_work_as_usual() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let remote = RemoteJwks::builder(provider.jwks_url())
+        .refresh_interval(Duration::ZERO)
+        .unknown_kid_cooldown(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let checks = Arc::new(AtomicUsize::new(0));
+    let layer = {
+        let checks = Arc::clone(&checks);
+        JwtAuthLayer::<MyClaims>::builder(verifier(remote, ISS))
+            .check(move |claims: &Claims<MyClaims>| {
+                checks.fetch_add(1, Ordering::SeqCst);
+                let banned = claims.role.as_deref() == Some("BANNED");
+                async move {
+                    if banned {
+                        Err(AuthError::rejected("banned"))
+                    } else {
+                        Ok(())
+                    }
+                }
+            })
+            .build()
+            .unwrap()
+    };
+    let svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(tower::service_fn(|req: Req| async move {
+            let role = req
+                .extensions()
+                .get::<Claims<MyClaims>>()
+                .and_then(|c| c.role.clone())
+                .unwrap_or_default();
+            Ok::<_, Infallible>(Response::new(role))
+        }));
+    let signer = issuer_for(rsa2("k2"), ISS);
+    let user = signer.access_token("u").role("USER").sign().unwrap();
+    let banned = signer.access_token("u").role("BANNED").sign().unwrap();
+    provider.publish(vec![jwk(RSA_JWK, "k1", None), jwk(RSA2_JWK, "k2", None)]);
+
+    // The first token with the new kid goes through the refresh path, and
+    // the check still runs on it.
+    let res = svc.clone().oneshot(request(banned.as_str())).await.unwrap();
+    assert_eq!(kind(&res), Some(AuthErrorKind::Rejected));
+    assert_eq!(provider.fetches(), 2);
+    let res = svc.clone().oneshot(request(user.as_str())).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.body(), "USER");
+    assert_eq!(checks.load(Ordering::SeqCst), 2);
+    // A token that stays unknown after the refresh is still a clean 401.
+    let res = svc
+        .clone()
+        .oneshot(request(&unsigned("nope")))
+        .await
+        .unwrap();
+    assert_eq!(kind(&res), Some(AuthErrorKind::UnknownKey));
+    assert_eq!(res.status(), 401);
 }

@@ -10,7 +10,18 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::layer::CheckFuture;
-use crate::response::{Responder, is_grpc, reject};
+use crate::{
+    error::AuthError,
+    response::{Responder, is_grpc, reject},
+};
+
+/// A verification that succeeded after a key refresh: puts the claims into
+/// the request's extensions and returns the application's check, if any.
+pub(crate) type Authenticated =
+    Box<dyn FnOnce(&mut http::Extensions) -> Option<CheckFuture> + Send>;
+/// Refreshes the keys for an unknown `kid`, then verifies the token again.
+pub(crate) type RetryFuture =
+    Pin<Box<dyn Future<Output = Result<Authenticated, AuthError>> + Send>>;
 
 pin_project! {
     /// The response future of [`JwtAuth`](super::JwtAuth).
@@ -29,6 +40,15 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
+        // The token named an unknown `kid`: the remote keys are being
+        // refreshed, then the token is verified again.
+        #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+        Refreshing {
+            retry: RetryFuture,
+            request: Option<Request<ReqBody>>,
+            inner: Option<S>,
+            responder: R,
+        },
         // The application's check is running; the request waits for it.
         Checking {
             check: CheckFuture,
@@ -64,6 +84,23 @@ where
         }
     }
 
+    #[cfg(feature = "jwks")]
+    pub(crate) fn refreshing(
+        retry: RetryFuture,
+        request: Request<ReqBody>,
+        inner: S,
+        responder: R,
+    ) -> Self {
+        Self {
+            state: State::Refreshing {
+                retry,
+                request: Some(request),
+                inner: Some(inner),
+                responder,
+            },
+        }
+    }
+
     pub(crate) fn checking(
         check: CheckFuture,
         request: Request<ReqBody>,
@@ -93,6 +130,39 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
+                StateProj::Refreshing {
+                    retry,
+                    request,
+                    inner,
+                    responder,
+                } => {
+                    let outcome = ready!(retry.as_mut().poll(cx));
+                    let mut request = request.take().expect("polled after completion");
+                    let mut inner = inner.take().expect("polled after completion");
+                    let authenticated = match outcome {
+                        Ok(authenticated) => authenticated,
+                        Err(error) => {
+                            tracing::debug!(kind = ?error.kind(), "bearer authentication failed");
+                            let grpc = is_grpc(&request);
+                            return Poll::Ready(Ok(reject(error, grpc, responder)));
+                        }
+                    };
+                    match authenticated(request.extensions_mut()) {
+                        None => {
+                            let future = inner.call(request);
+                            this.state.set(State::Inner { future });
+                        }
+                        Some(check) => {
+                            let responder = responder.clone();
+                            this.state.set(State::Checking {
+                                check,
+                                request: Some(request),
+                                inner: Some(inner),
+                                responder,
+                            });
+                        }
+                    }
+                }
                 StateProj::Checking {
                     check,
                     request,

@@ -82,6 +82,37 @@ where
             None => Err(AuthError::new(AuthErrorKind::MissingCredentials)),
         }
     }
+
+    /// For a token with an unknown `kid` and remote keys: refresh the keys
+    /// (cooldown and single-flight apply), then verify again. Only this path
+    /// copies the token and boxes a future.
+    #[cfg(feature = "jwks")]
+    fn retry_after_refresh<B>(
+        &self,
+        error: &AuthError,
+        request: &Request<B>,
+    ) -> Option<super::future::RetryFuture> {
+        if error.kind() != AuthErrorKind::UnknownKey {
+            return None;
+        }
+        let remote = self.shared.verifier.remote()?.clone();
+        let token = find_token(request.headers(), &self.shared.source)
+            .ok()??
+            .to_owned();
+        let shared = Arc::clone(&self.shared);
+        Some(Box::pin(async move {
+            remote.refresh_for_unknown_kid().await;
+            let claims = shared.verifier.verify::<C>(&token)?;
+            let check = shared.check.as_ref().map(|check| check(&claims));
+            let authenticated: super::future::Authenticated =
+                Box::new(move |extensions: &mut http::Extensions| {
+                    extensions.insert(claims.payload().clone());
+                    extensions.insert(claims);
+                    check
+                });
+            Ok(authenticated)
+        }))
+    }
 }
 
 impl<S, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, C, R>
@@ -103,6 +134,17 @@ where
         let claims = match self.authenticate(&request) {
             Ok(claims) => claims,
             Err(error) => {
+                #[cfg(feature = "jwks")]
+                if let Some(retry) = self.retry_after_refresh(&error, &request) {
+                    let clone = self.inner.clone();
+                    let inner = std::mem::replace(&mut self.inner, clone);
+                    return ResponseFuture::refreshing(
+                        retry,
+                        request,
+                        inner,
+                        self.responder.clone(),
+                    );
+                }
                 tracing::debug!(kind = ?error.kind(), "bearer authentication failed");
                 let grpc = is_grpc(&request);
                 return ResponseFuture::rejected(reject(error, grpc, &self.responder));

@@ -1,0 +1,384 @@
+//! Verification keys from JSON Web Keys (RFC 7517).
+//!
+//! Each JWK becomes one [`VerificationKey`], bound to exactly one algorithm:
+//! the JWK's `alg` when it has one (it must fit the key type and curve),
+//! otherwise the usual algorithm of its type:
+//!
+//! | `kty` | `crv` | default `alg` | allowed `alg` |
+//! | --- | --- | --- | --- |
+//! | `RSA` | | `RS256` | `RS256`, `RS384`, `RS512`, `PS256`, `PS384`, `PS512` |
+//! | `EC` | `P-256` | `ES256` | `ES256` |
+//! | `EC` | `P-384` | `ES384` | `ES384` |
+//! | `OKP` | `Ed25519` | `EdDSA` | `EdDSA`, `Ed25519` |
+//! | `oct` | | `HS256` | `HS256`, `HS384`, `HS512` |
+//!
+//! RSA moduli shorter than 2048 bits are refused (RFC 7518 section 3.3), and
+//! so are HMAC secrets shorter than the hash. A JWK with private members (`d`,
+//! `p`, ...) is used for its public part only: the private members are
+//! ignored and a warning is logged, because a published private key is a
+//! leak. A key whose `use` is not `sig`, or whose `key_ops` lacks `verify`, is
+//! not a verification key.
+//!
+//! A single JWK that cannot be used is an error. In a JWK Set, such keys are
+//! skipped with a `tracing` warning, as RFC 7517 section 5 asks, so that one
+//! key of an unknown type does not break the others.
+
+use std::fmt;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::Deserialize;
+
+use crate::{
+    error::ConfigError,
+    key::{Algorithm, VerificationKey},
+};
+
+/// The members of a JWK this crate reads. Unknown members are ignored;
+/// a member given twice is an error (serde refuses duplicate fields).
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    key_ops: Option<Vec<String>>,
+    alg: Option<String>,
+    kid: Option<String>,
+    crv: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    k: Option<String>,
+    d: Option<String>,
+    p: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawJwkSet {
+    keys: Vec<serde_json::Value>,
+}
+
+/// Whether symmetric (`oct`) keys may be taken from the JSON.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Symmetric {
+    Allow,
+    Skip,
+}
+
+/// A set of verification keys parsed from a JWK Set (RFC 7517 section 5).
+///
+/// ```
+/// use tower_jwt_auth::{JwkSet, Verifier};
+///
+/// let jwks = r#"{"keys": [{
+///     "kty": "OKP", "crv": "Ed25519", "kid": "2026-11", "use": "sig",
+///     "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+/// }]}"#;
+/// let set = JwkSet::from_json(jwks)?;
+/// assert_eq!(set.keys()[0].kid(), Some("2026-11"));
+/// let verifier = Verifier::builder().keys(set).issuer("https://idp.example.com").build()?;
+/// # let _ = verifier;
+/// # Ok::<_, tower_jwt_auth::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct JwkSet {
+    keys: Vec<VerificationKey>,
+}
+
+impl fmt::Debug for JwkSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwkSet").field("keys", &self.keys).finish()
+    }
+}
+
+impl JwkSet {
+    /// Parses a JWK Set. Keys that cannot be used for verification are
+    /// skipped with a warning (see the [module docs](crate::jwk)); a set
+    /// without any usable key, JSON that is not a JWK Set, or two keys with
+    /// the same `kid` are errors.
+    pub fn from_json(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        parse_set(json.as_ref(), Symmetric::Allow).map(|keys| Self { keys })
+    }
+
+    /// The keys, in the order of the set.
+    pub fn keys(&self) -> &[VerificationKey] {
+        &self.keys
+    }
+
+    /// The keys, by value.
+    pub fn into_keys(self) -> Vec<VerificationKey> {
+        self.keys
+    }
+}
+
+impl IntoIterator for JwkSet {
+    type Item = VerificationKey;
+    type IntoIter = std::vec::IntoIter<VerificationKey>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.keys.into_iter()
+    }
+}
+
+impl VerificationKey {
+    /// A key from one JWK (RFC 7517), bound to its `alg` or to its type's
+    /// default algorithm, with its `kid`. See the [module docs](crate::jwk)
+    /// for the supported key types and the rules.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, VerificationKey};
+    ///
+    /// let key = VerificationKey::from_jwk(
+    ///     r#"{"kty": "OKP", "crv": "Ed25519", "kid": "k1",
+    ///         "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+    /// )?;
+    /// assert_eq!(key.algorithms(), [Algorithm::EdDSA]);
+    /// # Ok::<_, tower_jwt_auth::ConfigError>(())
+    /// ```
+    pub fn from_jwk(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let raw: RawJwk = serde_json::from_slice(json.as_ref())
+            .map_err(|e| ConfigError::with_source("a JWK must be a JSON object", e))?;
+        from_raw(raw, Symmetric::Allow)
+    }
+}
+
+/// Parses a JWK Set, skipping unusable keys with a warning.
+pub(crate) fn parse_set(
+    json: &[u8],
+    symmetric: Symmetric,
+) -> Result<Vec<VerificationKey>, ConfigError> {
+    let set: RawJwkSet = serde_json::from_slice(json).map_err(|e| {
+        ConfigError::with_source("a JWK Set must be a JSON object with a `keys` array", e)
+    })?;
+    let mut keys: Vec<VerificationKey> = Vec::with_capacity(set.keys.len());
+    for (index, value) in set.keys.into_iter().enumerate() {
+        let key = serde_json::from_value::<RawJwk>(value)
+            .map_err(|e| ConfigError::with_source("a JWK must be a JSON object", e))
+            .and_then(|raw| from_raw(raw, symmetric));
+        match key {
+            Ok(key) => {
+                if let Some(kid) = key.kid()
+                    && keys.iter().any(|k| k.kid() == Some(kid))
+                {
+                    return Err(ConfigError::new(format!(
+                        "two keys of the JWK Set share the kid {kid:?}"
+                    )));
+                }
+                keys.push(key);
+            }
+            Err(error) => {
+                tracing::warn!(index, %error, "skipping a JWK that cannot verify tokens");
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err(ConfigError::new(
+            "the JWK Set has no key usable for verification",
+        ));
+    }
+    Ok(keys)
+}
+
+fn decode(value: &str, what: &'static str) -> Result<Vec<u8>, ConfigError> {
+    URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .map_err(|e| ConfigError::with_source(what, e))
+}
+
+fn member<'a>(value: &'a Option<String>, name: &str, kty: &str) -> Result<&'a str, ConfigError> {
+    value
+        .as_deref()
+        .ok_or_else(|| ConfigError::new(format!("a {kty} JWK needs the member `{name}`")))
+}
+
+fn from_raw(raw: RawJwk, symmetric: Symmetric) -> Result<VerificationKey, ConfigError> {
+    if let Some(use_) = &raw.use_
+        && use_ != "sig"
+    {
+        return Err(ConfigError::new(format!(
+            "the JWK is for `use` {use_:?}, not `sig`"
+        )));
+    }
+    if let Some(ops) = &raw.key_ops
+        && !ops.iter().any(|op| op == "verify")
+    {
+        return Err(ConfigError::new(
+            "the JWK's `key_ops` do not include `verify`",
+        ));
+    }
+    let alg = match raw.alg.as_deref() {
+        None => None,
+        // RFC 9864's fully specified name for EdDSA with Ed25519.
+        Some("Ed25519") => Some(Algorithm::EdDSA),
+        Some(name) => Some(name.parse::<Algorithm>().map_err(|e| {
+            ConfigError::with_source(format!("the JWK's `alg` {name:?} is not supported"), e)
+        })?),
+    };
+    let kty = raw.kty.as_str();
+    let fit = |default: Algorithm, allowed: &[Algorithm]| -> Result<Algorithm, ConfigError> {
+        match alg {
+            None => Ok(default),
+            Some(alg) if allowed.contains(&alg) => Ok(alg),
+            Some(alg) => Err(ConfigError::new(format!(
+                "the JWK's `alg` {alg} does not fit its key type {kty:?}{}",
+                raw.crv
+                    .as_deref()
+                    .map(|crv| format!(" and curve {crv:?}"))
+                    .unwrap_or_default()
+            ))),
+        }
+    };
+    let private = raw.d.is_some() || raw.p.is_some();
+    let key = match kty {
+        "RSA" => {
+            use Algorithm::*;
+            let alg = fit(RS256, &[RS256, RS384, RS512, PS256, PS384, PS512])?;
+            let n = member(&raw.n, "n", kty)?;
+            let e = member(&raw.e, "e", kty)?;
+            decode(n, "the RSA modulus `n` is not base64url")?;
+            decode(e, "the RSA exponent `e` is not base64url")?;
+            VerificationKey::rsa_components(n, e)?.with_algorithms([alg])
+        }
+        "EC" => {
+            let (alg, len) = match raw.crv.as_deref() {
+                Some("P-256") => (fit(Algorithm::ES256, &[Algorithm::ES256])?, 32),
+                Some("P-384") => (fit(Algorithm::ES384, &[Algorithm::ES384])?, 48),
+                Some(crv) => {
+                    return Err(ConfigError::new(format!(
+                        "the EC curve {crv:?} is not supported"
+                    )));
+                }
+                None => return Err(ConfigError::new("an EC JWK needs the member `crv`")),
+            };
+            let x = decode(member(&raw.x, "x", kty)?, "the EC `x` is not base64url")?;
+            let y = decode(member(&raw.y, "y", kty)?, "the EC `y` is not base64url")?;
+            if x.len() != len || y.len() != len {
+                return Err(ConfigError::new(
+                    "the EC coordinates do not have the curve's size",
+                ));
+            }
+            let mut point = Vec::with_capacity(1 + 2 * len);
+            point.push(0x04);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            VerificationKey::ec_der(point).with_algorithms([alg])
+        }
+        "OKP" => {
+            match raw.crv.as_deref() {
+                Some("Ed25519") => {}
+                Some(crv) => {
+                    return Err(ConfigError::new(format!(
+                        "the OKP curve {crv:?} is not supported"
+                    )));
+                }
+                None => return Err(ConfigError::new("an OKP JWK needs the member `crv`")),
+            }
+            let alg = fit(Algorithm::EdDSA, &[Algorithm::EdDSA])?;
+            let x = decode(
+                member(&raw.x, "x", kty)?,
+                "the Ed25519 `x` is not base64url",
+            )?;
+            if x.len() != 32 {
+                return Err(ConfigError::new("an Ed25519 public key is 32 bytes"));
+            }
+            VerificationKey::ed_der(x).with_algorithms([alg])
+        }
+        "oct" => {
+            if symmetric == Symmetric::Skip {
+                return Err(ConfigError::new(
+                    "symmetric (`oct`) keys are not taken from a remote JWK Set",
+                ));
+            }
+            use Algorithm::*;
+            let alg = fit(HS256, &[HS256, HS384, HS512])?;
+            let secret = decode(member(&raw.k, "k", kty)?, "the `k` is not base64url")?;
+            VerificationKey::hmac(&secret)?.with_algorithms([alg])
+        }
+        other => {
+            return Err(ConfigError::new(format!(
+                "the JWK key type {other:?} is not supported"
+            )));
+        }
+    };
+    // The key's own checks: the algorithm fits, an RSA modulus has at least
+    // 2048 bits, an HMAC secret is at least as long as the hash.
+    key.check()?;
+    if private && kty != "oct" {
+        tracing::warn!(
+            kid = raw.kid.as_deref().unwrap_or_default(),
+            "a JWK carries private key members; only its public part is used"
+        );
+    }
+    Ok(match raw.kid {
+        Some(kid) => key.with_kid(kid),
+        None => key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+
+    #[test]
+    fn ed25519_defaults_to_eddsa() {
+        let key =
+            VerificationKey::from_jwk(format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{ED_X}"}}"#))
+                .unwrap();
+        assert_eq!(key.algorithms(), [Algorithm::EdDSA]);
+        assert_eq!(key.kid(), None);
+    }
+
+    #[test]
+    fn alg_must_fit_the_key_type() {
+        for alg in ["RS256", "HS256", "ES256", "none"] {
+            let jwk = format!(r#"{{"kty":"OKP","crv":"Ed25519","alg":"{alg}","x":"{ED_X}"}}"#);
+            assert!(VerificationKey::from_jwk(jwk).is_err(), "{alg}");
+        }
+        let p256 = format!(
+            r#"{{"kty":"EC","crv":"P-256","alg":"ES384","x":"{x}","y":"{x}"}}"#,
+            x = URL_SAFE_NO_PAD.encode([1u8; 32])
+        );
+        assert!(VerificationKey::from_jwk(p256).is_err());
+    }
+
+    #[test]
+    fn oct_keys_are_bound_and_checked() {
+        let k = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let key = VerificationKey::from_jwk(format!(r#"{{"kty":"oct","k":"{k}"}}"#)).unwrap();
+        assert_eq!(key.algorithms(), [Algorithm::HS256]);
+        // 32 bytes are too short for HS512.
+        let jwk = format!(r#"{{"kty":"oct","alg":"HS512","k":"{k}"}}"#);
+        assert!(VerificationKey::from_jwk(jwk).is_err());
+        let set = format!(r#"{{"keys":[{{"kty":"oct","k":"{k}"}}]}}"#);
+        assert!(parse_set(set.as_bytes(), Symmetric::Skip).is_err());
+    }
+
+    #[test]
+    fn small_rsa_keys_are_refused() {
+        let n = URL_SAFE_NO_PAD.encode([0xffu8; 128]);
+        let jwk = format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB"}}"#);
+        assert!(VerificationKey::from_jwk(jwk).is_err());
+    }
+
+    #[test]
+    fn sets_skip_unusable_keys_and_refuse_duplicate_kids() {
+        let ed = format!(r#"{{"kty":"OKP","crv":"Ed25519","kid":"a","x":"{ED_X}"}}"#);
+        let enc = format!(r#"{{"kty":"OKP","crv":"Ed25519","kid":"b","use":"enc","x":"{ED_X}"}}"#);
+        let set = format!(r#"{{"keys":[{ed},{enc},{{"kty":"XYZ"}},42]}}"#);
+        let keys = JwkSet::from_json(set).unwrap().into_keys();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].kid(), Some("a"));
+        let dup = format!(r#"{{"keys":[{ed},{ed}]}}"#);
+        assert!(JwkSet::from_json(dup).is_err());
+        assert!(JwkSet::from_json(r#"{"keys":[]}"#).is_err());
+        assert!(JwkSet::from_json("[]").is_err());
+    }
+
+    #[test]
+    fn duplicate_members_are_refused() {
+        let jwk = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{ED_X}","x":"{ED_X}"}}"#);
+        assert!(VerificationKey::from_jwk(jwk).is_err());
+    }
+}
