@@ -128,8 +128,14 @@ impl<C> Claims<C> {
         Self { custom, payload }
     }
 
-    pub(crate) fn payload(&self) -> &VerifiedPayload {
-        &self.payload
+    /// Puts the claims into `extensions`, with the payload beside them for
+    /// the layers that are not generic over `C`.
+    pub(crate) fn insert_into(self, extensions: &mut http::Extensions)
+    where
+        C: Clone + Send + Sync + 'static,
+    {
+        extensions.insert(self.payload.clone());
+        extensions.insert(self);
     }
 
     /// The application's claims.

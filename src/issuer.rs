@@ -67,7 +67,7 @@ impl TokenIssuer {
     /// An issuer that signs with `key`, with a 15-minute lifetime, `typ: JWT`
     /// and the role in the `role` claim.
     pub fn new(key: SigningKey) -> Self {
-        crate::key::ensure_crypto_provider();
+        crate::key::install_crypto_provider();
         let mut header = jwt::Header::new(key.algorithm.to_jwt());
         header.kid = key.kid.clone();
         Self {

@@ -10,9 +10,17 @@ use jsonwebtoken as jwt;
 
 use crate::error::ConfigError;
 
-/// Makes sure jsonwebtoken has a crypto provider: with both backend features
-/// enabled it cannot pick one by itself, and aws-lc-rs is the faster one.
-pub(crate) fn ensure_crypto_provider() {
+/// Installs the process-wide crypto provider of `jsonwebtoken`, if none is.
+///
+/// With both backend features enabled (as `--all-features` does),
+/// `jsonwebtoken` cannot pick a provider by itself and panics on first use;
+/// this crate installs one (aws-lc-rs, the faster) whenever a [`Verifier`],
+/// a [`TokenIssuer`](crate::TokenIssuer) or a key set is built. Call this
+/// first only if your code uses `jsonwebtoken` directly before any of those.
+/// It is cheap and idempotent.
+///
+/// [`Verifier`]: crate::Verifier
+pub fn install_crypto_provider() {
     if jwt::crypto::CryptoProvider::try_get_default().is_some() {
         return;
     }

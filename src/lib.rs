@@ -115,7 +115,7 @@ pub use crate::{
     extract::TokenSource,
     issuer::{AccessToken, DEFAULT_ACCESS_TOKEN_TTL, IssueError, IssuedToken, TokenIssuer},
     jwk::JwkSet,
-    key::{Algorithm, SigningKey, UnknownAlgorithm, VerificationKey},
+    key::{Algorithm, SigningKey, UnknownAlgorithm, VerificationKey, install_crypto_provider},
     response::{DefaultResponder, RejectionBody, Responder},
     role::{RequireRole, RequireRoleLayer, RoleHierarchy},
     verifier::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, Verifier, VerifierBuilder},

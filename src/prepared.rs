@@ -3,7 +3,7 @@
 //! object from bytes each time: an RSA modulus and its Montgomery parameters,
 //! an EC point check, an Ed25519 point decompression).
 //!
-//! The backend is the one `ensure_crypto_provider` installs: aws-lc-rs when
+//! The backend is the one `install_crypto_provider` installs: aws-lc-rs when
 //! the `aws_lc_rs` feature is on, RustCrypto otherwise. A key that cannot be
 //! prepared is left to jsonwebtoken, which then reports the error per token
 //! exactly as before.
@@ -201,7 +201,7 @@ mod tests {
     const ED_PUBLIC: &[u8] = include_bytes!("../tests/keys/ed_public.pem");
 
     fn check(public: VerificationKey, private: EncodingKey, alg: Algorithm) {
-        crate::key::ensure_crypto_provider();
+        crate::key::install_crypto_provider();
         let public = public.with_algorithms([alg]);
         let prepared = PreparedKey::new(&public.key, public.family, &public.algorithms)
             .expect("the key is prepared");

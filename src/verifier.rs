@@ -374,7 +374,7 @@ impl VerifierBuilder {
 
     /// Checks the configuration and builds the verifier.
     pub fn build(self) -> Result<Verifier, ConfigError> {
-        crate::key::ensure_crypto_provider();
+        crate::key::install_crypto_provider();
         if self.rfc9068 && (self.issuers.is_empty() || self.audiences.is_empty()) {
             return Err(ConfigError::new(
                 "the RFC 9068 profile needs an issuer and an audience to match exactly",

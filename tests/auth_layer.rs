@@ -168,6 +168,7 @@ fn grpc(token: Option<&str>, content_type: &str) -> Req {
 
 /// Signs `header.payload` (both raw JSON text, used verbatim) with `key`.
 fn sign_raw(header: &str, payload: &str, key: &jwt::EncodingKey, alg: jwt::Algorithm) -> String {
+    tower_jwt_auth::install_crypto_provider();
     let message = format!("{}.{}", b64(header), b64(payload));
     let signature = jwt::crypto::sign(message.as_bytes(), key, alg).unwrap();
     format!("{message}.{signature}")
@@ -175,6 +176,7 @@ fn sign_raw(header: &str, payload: &str, key: &jwt::EncodingKey, alg: jwt::Algor
 
 /// Signs the already-encoded `header_b64.payload_b64` with `key`.
 fn sign_segments(header_b64: &str, payload_b64: &str) -> String {
+    tower_jwt_auth::install_crypto_provider();
     let message = format!("{header_b64}.{payload_b64}");
     let key = jwt::EncodingKey::from_secret(SECRET).unwrap();
     let signature = jwt::crypto::sign(message.as_bytes(), &key, jwt::Algorithm::HS256).unwrap();
@@ -679,6 +681,7 @@ async fn hs512_token_is_refused_when_the_key_allows_only_hs256() {
 
 #[tokio::test]
 async fn es256_signature_under_an_es384_header_is_refused() {
+    tower_jwt_auth::install_crypto_provider();
     let key = jwt::EncodingKey::from_ec_pem(EC_PRIVATE).unwrap();
     let message = format!("{}.{}", b64(r#"{"alg":"ES384"}"#), b64(payload("")));
     let signature = jwt::crypto::sign(message.as_bytes(), &key, jwt::Algorithm::ES256).unwrap();

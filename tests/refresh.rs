@@ -31,6 +31,10 @@ fn tokens(store: Arc<dyn RefreshStore>) -> RefreshTokens {
     RefreshTokens::new(store, issuer())
 }
 
+async fn is_revoked(store: &dyn RefreshStore, family: &str) -> bool {
+    store.family(family).await.unwrap().unwrap().revoked
+}
+
 async fn same_user(user: String) -> Result<Option<Subject>, StoreError> {
     Ok(Some(Subject::new(user).role("USER")))
 }
@@ -161,14 +165,7 @@ async fn expired_and_unknown_tokens_are_invalid_grants_that_touch_nothing() {
         assert_eq!(error.kind(), RefreshErrorKind::InvalidGrant);
     }
     assert_eq!(store.token_hashes().len(), before, "nothing stored");
-    assert!(
-        !store
-            .family(&live.session.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .revoked
-    );
+    assert!(!is_revoked(&*store, &live.session.id).await);
 }
 
 #[tokio::test]
@@ -203,14 +200,7 @@ async fn a_failed_user_lookup_or_signing_spends_nothing() {
         .refresh(login.refresh_token.as_str(), same_user)
         .await
         .unwrap();
-    assert!(
-        !store
-            .family(&login.session.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .revoked
-    );
+    assert!(!is_revoked(&*store, &login.session.id).await);
 }
 
 #[tokio::test]
@@ -223,14 +213,7 @@ async fn a_deleted_user_ends_the_session() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), RefreshErrorKind::InvalidGrant);
-    assert!(
-        store
-            .family(&login.session.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .revoked
-    );
+    assert!(is_revoked(&*store, &login.session.id).await);
 }
 
 #[tokio::test]

@@ -106,8 +106,7 @@ where
             let check = shared.check.as_ref().map(|check| check(&claims));
             let authenticated: super::future::Authenticated =
                 Box::new(move |extensions: &mut http::Extensions| {
-                    extensions.insert(claims.payload().clone());
-                    extensions.insert(claims);
+                    claims.insert_into(extensions);
                     check
                 });
             Ok(authenticated)
@@ -157,9 +156,7 @@ where
             return ResponseFuture::inner(inner.call(request));
         };
         let check = self.shared.check.as_ref().map(|check| check(&claims));
-        let extensions = request.extensions_mut();
-        extensions.insert(claims.payload().clone());
-        extensions.insert(claims);
+        claims.insert_into(request.extensions_mut());
         match check {
             None => ResponseFuture::inner(inner.call(request)),
             Some(check) => ResponseFuture::checking(check, request, inner, self.responder.clone()),

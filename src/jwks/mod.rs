@@ -298,7 +298,7 @@ impl RemoteJwksBuilder {
     /// Fails if the provider cannot be reached, the discovered issuer is
     /// not the configured one, or the set has no usable key.
     pub async fn build(self) -> Result<RemoteJwks, ConfigError> {
-        crate::key::ensure_crypto_provider();
+        crate::key::install_crypto_provider();
         let client = match self.client {
             Some(client) => client,
             None => Arc::new(DefaultClient::new()),

@@ -19,8 +19,10 @@ const DEFAULT_PREFIX: &str = "tjwt:";
 const DEFAULT_EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 /// Connect and response timeout of the stores built from a URL.
 const TIMEOUT: Duration = Duration::from_secs(2);
-/// How many families one purge script deletes before handing Redis back.
-const PURGE_BATCH: u32 = 500;
+/// How many families one purge script deletes before handing Redis back. A
+/// month-old family can hold thousands of rotated tokens, so batches stay
+/// small to keep each script short.
+const PURGE_BATCH: u32 = 20;
 
 // Key layout, with `P` the prefix:
 //
@@ -209,7 +211,7 @@ local deleted = 0
 for _, fid in ipairs(ids) do
   local fkey = p .. 'f:' .. fid
   local ftkey = p .. 'ft:' .. fid
-  for _, hex in ipairs(redis.call('SMEMBERS', ftkey)) do redis.call('DEL', p .. 't:' .. hex) end
+  for _, hex in ipairs(redis.call('SMEMBERS', ftkey)) do redis.call('UNLINK', p .. 't:' .. hex) end
   redis.call('DEL', ftkey)
   local uid = redis.call('HGET', fkey, 'uid')
   if uid then redis.call('ZREM', p .. 'u:' .. uid, fid) end
