@@ -468,6 +468,84 @@ async fn endpoint_answers_in_oauth_shapes() {
     assert_eq!(response.headers()[header::ALLOW], "POST");
 }
 
+fn form_request(body: &str) -> Request<String> {
+    Request::post("/refresh")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body.to_owned())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn endpoint_accepts_the_rfc6749_form_and_checks_grant_type() {
+    let store = Arc::new(MemoryStore::new());
+    let tokens = tokens(store.clone());
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let endpoint = RefreshEndpoint::new(tokens, same_user);
+    let token = login.refresh_token.as_str();
+
+    let hashes = store.token_hashes().len();
+    let unsupported = serde_json::json!({
+        "error": "unsupported_grant_type",
+        "error_description": "only grant_type=refresh_token is supported",
+    });
+    for (request, expected) in [
+        (
+            form_request(&format!("grant_type=password&refresh_token={token}")),
+            unsupported.clone(),
+        ),
+        (
+            refresh_request(&format!(
+                r#"{{"grant_type":"client_credentials","refresh_token":"{token}"}}"#
+            )),
+            unsupported,
+        ),
+        (
+            form_request(&format!("refresh_token={token}")),
+            serde_json::json!({"error": "invalid_request", "error_description": "grant_type is required"}),
+        ),
+        (
+            form_request(&format!(
+                "grant_type=refresh_token&refresh_token={token}&refresh_token={token}"
+            )),
+            serde_json::json!({"error": "invalid_request", "error_description": "a parameter is repeated"}),
+        ),
+        (
+            form_request("grant_type=refresh_token"),
+            serde_json::json!({"error": "invalid_request", "error_description": "refresh_token is required"}),
+        ),
+    ] {
+        let response = endpoint.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(body_json(response).await, expected);
+    }
+    assert_eq!(
+        store.token_hashes().len(),
+        hashes,
+        "nothing stored or spent"
+    );
+
+    // The form, then JSON with an explicit grant_type.
+    let response = endpoint
+        .clone()
+        .oneshot(form_request(&format!(
+            "grant_type=refresh_token&refresh_token={token}"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let next = body_json(response).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = endpoint
+        .oneshot(refresh_request(&format!(
+            r#"{{"grant_type":"refresh_token","refresh_token":"{next}"}}"#
+        )))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn endpoint_reads_and_sets_the_cookie() {
     let tokens = tokens(Arc::new(MemoryStore::new()));

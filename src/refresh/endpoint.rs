@@ -77,15 +77,61 @@ impl TokenPair {
 
 #[derive(Deserialize)]
 struct RefreshRequest {
-    refresh_token: String,
+    refresh_token: Option<String>,
+    grant_type: Option<String>,
+}
+
+fn unsupported_grant_type() -> Response<String> {
+    oauth_error(
+        StatusCode::BAD_REQUEST,
+        "unsupported_grant_type",
+        "only grant_type=refresh_token is supported",
+    )
+}
+
+/// The refresh token of an RFC 6749 section 6 form body
+/// (`grant_type=refresh_token&refresh_token=...`), if it names one.
+fn parse_form(bytes: &[u8]) -> Result<Option<String>, Response<String>> {
+    let (mut grant_type, mut token) = (None, None);
+    for (name, value) in form_urlencoded::parse(bytes) {
+        let slot = match &*name {
+            "grant_type" => &mut grant_type,
+            "refresh_token" => &mut token,
+            _ => continue,
+        };
+        // RFC 6749 section 3.1: parameters must not be repeated.
+        if slot.replace(value.into_owned()).is_some() {
+            return Err(invalid_request("a parameter is repeated"));
+        }
+    }
+    match grant_type.as_deref() {
+        Some("refresh_token") => Ok(token),
+        Some(_) => Err(unsupported_grant_type()),
+        None => Err(invalid_request("grant_type is required")),
+    }
+}
+
+/// The refresh token of a JSON body `{"refresh_token": ...}` (an optional
+/// `grant_type` must be `refresh_token`).
+fn parse_json(bytes: &[u8]) -> Result<Option<String>, Response<String>> {
+    let request = serde_json::from_slice::<RefreshRequest>(bytes)
+        .map_err(|_| invalid_request("expected a JSON body with refresh_token"))?;
+    match request.grant_type.as_deref() {
+        None | Some("refresh_token") => Ok(request.refresh_token),
+        Some(_) => Err(unsupported_grant_type()),
+    }
 }
 
 /// `POST {"refresh_token": "..."}` → a new token pair, as a Tower service.
 ///
-/// Answers in the OAuth 2.0 shapes: 200 `{"access_token", "token_type":
-/// "bearer", "expires_in", "refresh_token"}`; 400 `invalid_grant` for an
-/// unknown, expired, revoked or reused token; 400 `invalid_request` for a
-/// malformed request; 503 when the store fails. With
+/// The request is JSON (`{"refresh_token": "..."}`, with an optional
+/// `"grant_type": "refresh_token"`), or the RFC 6749 section 6 form
+/// (`application/x-www-form-urlencoded`,
+/// `grant_type=refresh_token&refresh_token=...`). Answers in the OAuth 2.0
+/// shapes: 200 `{"access_token", "token_type": "bearer", "expires_in",
+/// "refresh_token"}`; 400 `invalid_grant` for an unknown, expired, revoked or
+/// reused token; 400 `unsupported_grant_type` for another grant; 400
+/// `invalid_request` for a malformed request; 503 when the store fails. With
 /// [`cookie`](Self::cookie), the token may come in an HttpOnly cookie instead,
 /// and the new one is set there too.
 ///
@@ -216,16 +262,29 @@ where
             return invalid_request("the request body is too large or unreadable");
         };
         let bytes = collected.to_bytes();
-        let token = if bytes.iter().all(u8::is_ascii_whitespace) {
-            match from_cookie {
+        let is_form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        let from_body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Ok(None)
+        } else if is_form {
+            parse_form(&bytes)
+        } else {
+            parse_json(&bytes)
+        };
+        let token = match from_body {
+            Ok(Some(token)) => token,
+            Ok(None) => match from_cookie {
                 Some(token) => token,
                 None => return invalid_request("refresh_token is required"),
-            }
-        } else {
-            match serde_json::from_slice::<RefreshRequest>(&bytes) {
-                Ok(request) => request.refresh_token,
-                Err(_) => return invalid_request("expected a JSON body with refresh_token"),
-            }
+            },
+            Err(response) => return response,
         };
         match self.tokens.refresh(&token, &self.subject).await {
             Ok(pair) => {
