@@ -103,8 +103,13 @@ fn b64(data: impl AsRef<[u8]>) -> String {
 }
 
 fn verifier() -> Verifier {
+    verifier_with(VerificationKey::hmac(SECRET).unwrap())
+}
+
+/// A verifier for our issuer and audience with `key` only.
+fn verifier_with(key: VerificationKey) -> Verifier {
     Verifier::builder()
-        .key(VerificationKey::hmac(SECRET).unwrap())
+        .key(key)
         .issuer(ISS)
         .audience(AUD)
         .build()
@@ -599,12 +604,7 @@ async fn hs256_signed_with_the_rsa_public_key_is_refused_by_an_rsa_verifier() {
     // The classic algorithm-confusion attack: the public key PEM as HMAC secret.
     let key = jwt::EncodingKey::from_secret(RSA_PUBLIC).unwrap();
     let token = sign_raw(HS_HEADER, &payload(""), &key, jwt::Algorithm::HS256);
-    let verifier = Verifier::builder()
-        .key(VerificationKey::rsa_pem(RSA_PUBLIC).unwrap())
-        .issuer(ISS)
-        .audience(AUD)
-        .build()
-        .unwrap();
+    let verifier = verifier_with(VerificationKey::rsa_pem(RSA_PUBLIC).unwrap());
     let (res, calls) = send!(layer_with(verifier), bearer(&token));
     assert_invalid_token(&res, calls, AuthErrorKind::UnsupportedAlgorithm);
 }
@@ -649,12 +649,7 @@ async fn rs256_token_is_refused_by_an_hmac_only_verifier() {
 
 #[tokio::test]
 async fn hs512_token_is_refused_when_the_key_allows_only_hs256() {
-    let verifier = Verifier::builder()
-        .key(VerificationKey::hmac(SECRET_64).unwrap())
-        .issuer(ISS)
-        .audience(AUD)
-        .build()
-        .unwrap();
+    let verifier = verifier_with(VerificationKey::hmac(SECRET_64).unwrap());
     let token = TokenIssuer::new(SigningKey::hmac(Algorithm::HS512, SECRET_64).unwrap())
         .issuer(ISS)
         .audience(AUD)
@@ -665,16 +660,11 @@ async fn hs512_token_is_refused_when_the_key_allows_only_hs256() {
     assert_invalid_token(&res, calls, AuthErrorKind::UnsupportedAlgorithm);
 
     // Control: the same token passes once HS512 is allowed for that key.
-    let widened = Verifier::builder()
-        .key(
-            VerificationKey::hmac(SECRET_64)
-                .unwrap()
-                .with_algorithms([Algorithm::HS256, Algorithm::HS512]),
-        )
-        .issuer(ISS)
-        .audience(AUD)
-        .build()
-        .unwrap();
+    let widened = verifier_with(
+        VerificationKey::hmac(SECRET_64)
+            .unwrap()
+            .with_algorithms([Algorithm::HS256, Algorithm::HS512]),
+    );
     let (res, calls) = send!(layer_with(widened), bearer(token.as_str()));
     assert_passed(&res, calls);
 }
@@ -686,12 +676,7 @@ async fn es256_signature_under_an_es384_header_is_refused() {
     let message = format!("{}.{}", b64(r#"{"alg":"ES384"}"#), b64(payload("")));
     let signature = jwt::crypto::sign(message.as_bytes(), &key, jwt::Algorithm::ES256).unwrap();
     let token = format!("{message}.{signature}");
-    let verifier = Verifier::builder()
-        .key(VerificationKey::ec_pem(EC_PUBLIC).unwrap())
-        .issuer(ISS)
-        .audience(AUD)
-        .build()
-        .unwrap();
+    let verifier = verifier_with(VerificationKey::ec_pem(EC_PUBLIC).unwrap());
     let (res, calls) = send!(layer_with(verifier), bearer(&token));
     assert_invalid_token(&res, calls, AuthErrorKind::UnsupportedAlgorithm);
 }
@@ -705,12 +690,7 @@ async fn token_signed_by_another_rsa_key_is_refused() {
         &key,
         jwt::Algorithm::RS256,
     );
-    let verifier = Verifier::builder()
-        .key(VerificationKey::rsa_pem(RSA_PUBLIC).unwrap())
-        .issuer(ISS)
-        .audience(AUD)
-        .build()
-        .unwrap();
+    let verifier = verifier_with(VerificationKey::rsa_pem(RSA_PUBLIC).unwrap());
     let (res, calls) = send!(layer_with(verifier), bearer(&token));
     assert_invalid_token(&res, calls, AuthErrorKind::InvalidSignature);
 }
@@ -720,12 +700,7 @@ async fn keys_embedded_in_the_header_are_ignored() {
     // jwk / jku / x5u / x5c in the header name the attacker's key; the
     // verifier must only ever use its configured keys (RFC 8725 section 3.10).
     let key = jwt::EncodingKey::from_rsa_pem(RSA2_PRIVATE).unwrap();
-    let verifier = Verifier::builder()
-        .key(VerificationKey::rsa_pem(RSA_PUBLIC).unwrap())
-        .issuer(ISS)
-        .audience(AUD)
-        .build()
-        .unwrap();
+    let verifier = verifier_with(VerificationKey::rsa_pem(RSA_PUBLIC).unwrap());
     for header in [
         r#"{"alg":"RS256","jwk":{"kty":"RSA","n":"AQAB","e":"AQAB"}}"#,
         r#"{"alg":"RS256","jku":"https://attacker.test/jwks.json"}"#,
