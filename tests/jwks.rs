@@ -22,7 +22,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::{
     Algorithm, AuthError, AuthErrorKind, Claims, JwkSet, JwtAuthLayer, SigningKey, TokenIssuer,
     VerificationKey, Verifier,
-    jwks::{BoxFuture, FetchError, JwksClient, RemoteJwks},
+    jwks::{BoxFuture, DefaultClient, FetchError, JwksClient, RemoteJwks},
 };
 
 const RSA_PRIVATE: &[u8] = include_bytes!("keys/rsa_private.pem");
@@ -69,19 +69,92 @@ struct Provider {
 }
 
 impl Provider {
-    async fn start(keys: Vec<Value>) -> Self {
-        let state = Arc::new(ProviderState::default());
-        *state.keys.lock().unwrap() = keys;
-        let app = Router::new()
+    fn app(state: &Arc<ProviderState>) -> Router {
+        Router::new()
             .route("/jwks", get(jwks))
             .route("/.well-known/openid-configuration", get(discovery))
             .fallback(get(other))
-            .with_state(Arc::clone(&state));
+            .with_state(Arc::clone(state))
+    }
+
+    async fn start(keys: Vec<Value>) -> Self {
+        let state = Arc::new(ProviderState::default());
+        *state.keys.lock().unwrap() = keys;
+        let app = Self::app(&state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         *state.base.lock().unwrap() = base.clone();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { base, state }
+    }
+
+    /// The same provider over HTTPS at `https://localhost:PORT`, with a
+    /// certificate for `localhost` and `127.0.0.1` issued by a CA made now;
+    /// returns the provider and the CA certificate (PEM).
+    async fn start_tls(keys: Vec<Value>) -> (Self, String) {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "tower-jwt-auth test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        // An explicit provider, as the client does: no process-default panic.
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+        let state = Arc::new(ProviderState::default());
+        *state.keys.lock().unwrap() = keys;
+        let app = Self::app(&state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!(
+            "https://localhost:{}",
+            listener.local_addr().unwrap().port()
+        );
+        *state.base.lock().unwrap() = base.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let app = app.clone();
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(tls),
+                            hyper_util::service::TowerToHyperService::new(app),
+                        )
+                        .await;
+                });
+            }
+        });
+        (Self { base, state }, ca.pem())
     }
 
     fn jwks_url(&self) -> String {
@@ -648,6 +721,108 @@ async fn a_custom_client_can_be_plugged_in() {
     let ed = SigningKey::ed_pem(ED_PRIVATE).unwrap().with_kid("ed");
     verifier.verify::<Value>(&token(ed, ISS)).unwrap();
     assert_eq!(client.1.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_default_client_fetches_over_https_with_an_added_root() {
+    let (provider, ca_pem) = Provider::start_tls(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let client = DefaultClient::new()
+        .add_root_certificate_pem(ca_pem.as_bytes())
+        .unwrap();
+
+    // By name (`localhost`), the JWK Set URL directly.
+    let remote = tokio::time::timeout(
+        Duration::from_secs(10),
+        RemoteJwks::builder(provider.jwks_url())
+            .client(client.clone())
+            .refresh_interval(Duration::ZERO)
+            .build(),
+    )
+    .await
+    .expect("bounded")
+    .unwrap();
+    let claims = verifier(remote, ISS)
+        .verify::<Value>(&token(rsa("k1"), ISS))
+        .unwrap();
+    assert_eq!(claims.registered().sub.as_deref(), Some("user-1"));
+    assert_eq!(provider.fetches(), 1);
+
+    // By IP address (`127.0.0.1`, an IP SAN), through OIDC discovery.
+    let port = provider.base.rsplit(':').next().unwrap();
+    let by_ip = format!("https://127.0.0.1:{port}");
+    *provider.state.base.lock().unwrap() = by_ip.clone();
+    let remote = tokio::time::timeout(
+        Duration::from_secs(10),
+        RemoteJwks::discover(by_ip.clone())
+            .client(client)
+            .refresh_interval(Duration::ZERO)
+            .build(),
+    )
+    .await
+    .expect("bounded")
+    .unwrap();
+    assert_eq!(remote.jwks_url(), format!("{by_ip}/jwks"));
+    verifier(remote, &by_ip)
+        .verify::<Value>(&token(rsa("k1"), &by_ip))
+        .unwrap();
+    assert_eq!(provider.fetches(), 2);
+}
+
+#[tokio::test]
+async fn the_default_client_refuses_an_unknown_ca() {
+    let (provider, _ca_pem) = Provider::start_tls(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let started = Instant::now();
+    let error = tokio::time::timeout(
+        Duration::from_secs(10),
+        RemoteJwks::builder(provider.jwks_url())
+            .refresh_interval(Duration::ZERO)
+            .build(),
+    )
+    .await
+    .expect("a TLS failure, not a hang")
+    .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("fetching the JWK Set"), "{text}");
+    assert!(text.contains("invalid peer certificate"), "{text}");
+    assert!(text.contains("UnknownIssuer"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{text}");
+    assert_eq!(provider.fetches(), 0);
+
+    // Another CA (same name, another key) does not help either.
+    let (_other, other_ca) = Provider::start_tls(vec![]).await;
+    let client = DefaultClient::new()
+        .add_root_certificate_pem(other_ca.as_bytes())
+        .unwrap();
+    let error = RemoteJwks::builder(provider.jwks_url())
+        .client(client)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("invalid peer certificate"),
+        "{error}"
+    );
+    assert_eq!(provider.fetches(), 0);
+}
+
+#[test]
+fn adding_a_root_refuses_input_without_a_certificate() {
+    let error = DefaultClient::new()
+        .add_root_certificate_pem(b"not a pem")
+        .unwrap_err();
+    assert!(error.to_string().contains("no CERTIFICATE"), "{error}");
+    let error = DefaultClient::new()
+        .add_root_certificate_pem(RSA_PRIVATE)
+        .unwrap_err();
+    assert!(error.to_string().contains("no CERTIFICATE"), "{error}");
+    let garbage = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    let error = DefaultClient::new()
+        .add_root_certificate_pem(garbage)
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("invalid root certificate"),
+        "{error}"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,9 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+
+use crate::error::ConfigError;
 
 /// A boxed, `Send` future, as returned by [`JwksClient::get`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -73,13 +76,26 @@ impl FetchError {
     }
 }
 
+/// The message, then every cause down the source chain (`a: b: c`): the
+/// root cause of a failed request (a TLS certificate refused, a connection
+/// refused) is usually several levels down, and the error is often only
+/// displayed. A cause whose text is already shown is skipped.
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
+        let mut shown = self.message.clone();
+        let mut next = self
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static));
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            if !text.is_empty() && !shown.contains(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
+            next = cause.source();
         }
-        Ok(())
+        f.write_str(&shown)
     }
 }
 
@@ -101,11 +117,17 @@ pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 1024 * 1024;
 /// request (10 s by default, connecting included) and a response size limit
 /// (1 MiB by default).
 ///
+/// A provider whose certificate chains to a private CA (an on-premise
+/// Keycloak, a corporate PKI) is trusted by adding that CA with
+/// [`add_root_certificate_pem`](Self::add_root_certificate_pem); the Mozilla
+/// roots stay trusted.
+///
 /// It speaks plain `http://` too; [`RemoteJwks`](super::RemoteJwks) only
 /// lets it for loopback hosts.
 #[derive(Clone)]
 pub struct DefaultClient {
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    roots: rustls::RootCertStore,
     timeout: Duration,
     max_size: usize,
 }
@@ -113,6 +135,7 @@ pub struct DefaultClient {
 impl fmt::Debug for DefaultClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DefaultClient")
+            .field("roots", &self.roots.len())
             .field("timeout", &self.timeout)
             .field("max_size", &self.max_size)
             .finish_non_exhaustive()
@@ -126,32 +149,58 @@ impl Default for DefaultClient {
 }
 
 impl DefaultClient {
-    /// A client with the default timeout and size limit.
+    /// A client with the default timeout and size limit, trusting the Mozilla
+    /// roots of `webpki-roots`.
     pub fn new() -> Self {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
-        // An explicit provider: never depend on (or panic over) the process default.
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(DEFAULT_FETCH_TIMEOUT));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: https_client(roots.clone()),
+            roots,
             timeout: DEFAULT_FETCH_TIMEOUT,
             max_size: DEFAULT_MAX_RESPONSE_SIZE,
         }
+    }
+
+    /// Also trusts the root certificates in `pem`: one or more
+    /// `-----BEGIN CERTIFICATE-----` blocks (other PEM sections are ignored),
+    /// for example the CA of an on-premise identity provider. The Mozilla
+    /// roots stay trusted; call it again to add more.
+    ///
+    /// Fails if `pem` holds no certificate, a malformed PEM block or a
+    /// certificate that cannot be used as a trust anchor.
+    ///
+    /// ```no_run
+    /// use tower_jwt_auth::jwks::{DefaultClient, RemoteJwks};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/ssl/private-ca.pem")?;
+    /// let remote = RemoteJwks::discover("https://keycloak.internal/realms/main")
+    ///     .client(DefaultClient::new().add_root_certificate_pem(&ca)?)
+    ///     .build()
+    ///     .await?;
+    /// # let _ = remote;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Result<Self, ConfigError> {
+        let mut added = 0usize;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert
+                .map_err(|e| ConfigError::with_source("invalid PEM in the root certificates", e))?;
+            self.roots
+                .add(cert)
+                .map_err(|e| ConfigError::with_source("invalid root certificate", e))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(ConfigError::new(
+                "no CERTIFICATE block in the root certificates PEM",
+            ));
+        }
+        self.client = https_client(self.roots.clone());
+        Ok(self)
     }
 
     /// The time a whole request may take, from connecting to the last byte.
@@ -191,6 +240,29 @@ impl DefaultClient {
             .map_err(|e| FetchError::with_source("reading the response failed", e))?;
         Ok(body.to_bytes().to_vec())
     }
+}
+
+/// The hyper client over rustls (ring, an explicit provider) trusting `roots`.
+fn https_client(
+    roots: rustls::RootCertStore,
+) -> Client<HttpsConnector<HttpConnector>, Empty<Bytes>> {
+    // An explicit provider: never depend on (or panic over) the process default.
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(DEFAULT_FETCH_TIMEOUT));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new()).build(https)
 }
 
 impl JwksClient for DefaultClient {

@@ -81,17 +81,30 @@ struct RefreshRequest {
     grant_type: Option<String>,
 }
 
-fn unsupported_grant_type() -> Response<String> {
-    oauth_error(
-        StatusCode::BAD_REQUEST,
-        "unsupported_grant_type",
-        "only grant_type=refresh_token is supported",
-    )
+/// Why a request body was refused.
+enum BadBody {
+    /// 400 `invalid_request`, with this description.
+    Invalid(&'static str),
+    /// 400 `unsupported_grant_type`.
+    UnsupportedGrant,
+}
+
+impl BadBody {
+    fn to_response(&self) -> Response<String> {
+        match self {
+            Self::Invalid(description) => invalid_request(description),
+            Self::UnsupportedGrant => oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "only grant_type=refresh_token is supported",
+            ),
+        }
+    }
 }
 
 /// The refresh token of an RFC 6749 section 6 form body
 /// (`grant_type=refresh_token&refresh_token=...`), if it names one.
-fn parse_form(bytes: &[u8]) -> Result<Option<String>, Response<String>> {
+fn parse_form(bytes: &[u8]) -> Result<Option<String>, BadBody> {
     let (mut grant_type, mut token) = (None, None);
     for (name, value) in form_urlencoded::parse(bytes) {
         let slot = match &*name {
@@ -101,24 +114,24 @@ fn parse_form(bytes: &[u8]) -> Result<Option<String>, Response<String>> {
         };
         // RFC 6749 section 3.1: parameters must not be repeated.
         if slot.replace(value.into_owned()).is_some() {
-            return Err(invalid_request("a parameter is repeated"));
+            return Err(BadBody::Invalid("a parameter is repeated"));
         }
     }
     match grant_type.as_deref() {
         Some("refresh_token") => Ok(token),
-        Some(_) => Err(unsupported_grant_type()),
-        None => Err(invalid_request("grant_type is required")),
+        Some(_) => Err(BadBody::UnsupportedGrant),
+        None => Err(BadBody::Invalid("grant_type is required")),
     }
 }
 
 /// The refresh token of a JSON body `{"refresh_token": ...}` (an optional
 /// `grant_type` must be `refresh_token`).
-fn parse_json(bytes: &[u8]) -> Result<Option<String>, Response<String>> {
+fn parse_json(bytes: &[u8]) -> Result<Option<String>, BadBody> {
     let request = serde_json::from_slice::<RefreshRequest>(bytes)
-        .map_err(|_| invalid_request("expected a JSON body with refresh_token"))?;
+        .map_err(|_| BadBody::Invalid("expected a JSON body with refresh_token"))?;
     match request.grant_type.as_deref() {
         None | Some("refresh_token") => Ok(request.refresh_token),
-        Some(_) => Err(unsupported_grant_type()),
+        Some(_) => Err(BadBody::UnsupportedGrant),
     }
 }
 
@@ -284,7 +297,7 @@ where
                 Some(token) => token,
                 None => return invalid_request("refresh_token is required"),
             },
-            Err(response) => return response,
+            Err(bad) => return bad.to_response(),
         };
         match self.tokens.refresh(&token, &self.subject).await {
             Ok(pair) => {
