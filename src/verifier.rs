@@ -427,15 +427,17 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// RFC 7515 section 4.1.9: media types compare case-insensitively, and the
+/// `application/` prefix may be left out. No allocation: this runs per request.
 fn typ_matches(typ: &str, expected: &str) -> bool {
-    let strip = |s: &str| -> String {
-        let lower = s.to_ascii_lowercase();
-        match lower.strip_prefix("application/") {
-            Some(rest) => rest.to_owned(),
-            None => lower,
+    fn bare(s: &str) -> &str {
+        const PREFIX: &str = "application/";
+        match s.get(..PREFIX.len()) {
+            Some(head) if head.eq_ignore_ascii_case(PREFIX) => &s[PREFIX.len()..],
+            _ => s,
         }
-    };
-    strip(typ) == strip(expected)
+    }
+    bare(typ).eq_ignore_ascii_case(bare(expected))
 }
 
 /// A JSON string that borrows from the input when it has no escapes.

@@ -281,6 +281,15 @@ pub const DEFAULT_FAMILY_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600
 /// The default idle lifetime of a session: 7 days without a refresh.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Whether `token` has the shape of a token this crate issues: 43 base64url
+/// characters. Anything else is refused before it is hashed or looked up.
+fn well_formed(token: &str) -> bool {
+    token.len() == REFRESH_TOKEN_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
@@ -449,11 +458,7 @@ impl RefreshTokens {
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<Option<Subject>, StoreError>>,
     {
-        if refresh_token.len() != REFRESH_TOKEN_LEN
-            || !refresh_token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if !well_formed(refresh_token) {
             tracing::debug!("malformed refresh token presented");
             return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
         }
@@ -528,6 +533,9 @@ impl RefreshTokens {
     ///
     /// Looking the token up does not rotate it.
     pub async fn logout(&self, user_id: &str, refresh_token: &str) -> Result<bool, RefreshError> {
+        if !well_formed(refresh_token) {
+            return Ok(false);
+        }
         let store = &self.inner.store;
         let hash = self.hash(refresh_token);
         let Some(token) = store.token(&hash).await.map_err(RefreshError::store)? else {
