@@ -40,7 +40,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_jwt_auth::{
     Algorithm, SigningKey, TokenIssuer, VerificationKey, Verifier,
-    jwks::{BoxFuture, FetchError, JwksClient, RemoteJwks},
+    keys::{BoxFuture, FetchError, JwksClient, RemoteJwks},
 };
 
 const ISSUER: &str = "https://idp.example.com";

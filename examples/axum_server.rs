@@ -543,7 +543,7 @@ impl AppState {
         return Err(format!("{provider:?} needs the `jwks` feature"));
         #[cfg(feature = "jwks")]
         {
-            use tower_jwt_auth::jwks::RemoteJwks;
+            use tower_jwt_auth::keys::RemoteJwks;
             let remote = match provider {
                 ProviderKeys::JwksUrl(url) => RemoteJwks::builder(url),
                 ProviderKeys::OidcIssuer(issuer) => RemoteJwks::discover(issuer),

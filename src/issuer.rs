@@ -1,6 +1,6 @@
 //! Minting access tokens with the same keys the layer verifies.
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken as jwt;
@@ -8,7 +8,7 @@ use rand::RngCore;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{key::SigningKey, verifier::now};
+use crate::{keys::SigningKey, verifier::now};
 
 /// The default lifetime of an access token: 15 minutes.
 pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -67,7 +67,7 @@ impl TokenIssuer {
     /// An issuer that signs with `key`, with a 15-minute lifetime, `typ: JWT`
     /// and the role in the `role` claim.
     pub fn new(key: SigningKey) -> Self {
-        crate::key::install_crypto_provider();
+        crate::keys::install_crypto_provider();
         let mut header = jwt::Header::new(key.algorithm.to_jwt());
         header.kid = key.kid.clone();
         Self {
@@ -117,8 +117,8 @@ impl TokenIssuer {
     }
 
     /// Starts an access token for `subject` (the user id).
-    pub fn access_token(&self, subject: impl Into<String>) -> AccessToken<'_> {
-        AccessToken {
+    pub fn access_token(&self, subject: impl Into<String>) -> AccessTokenBuilder<'_> {
+        AccessTokenBuilder {
             issuer: self,
             subject: subject.into(),
             ttl: self.ttl,
@@ -132,7 +132,7 @@ impl TokenIssuer {
 
 /// An access token being assembled; finish it with [`sign`](Self::sign).
 #[must_use]
-pub struct AccessToken<'a> {
+pub struct AccessTokenBuilder<'a> {
     issuer: &'a TokenIssuer,
     subject: String,
     ttl: Duration,
@@ -142,16 +142,16 @@ pub struct AccessToken<'a> {
     error: Option<IssueError>,
 }
 
-impl fmt::Debug for AccessToken<'_> {
+impl fmt::Debug for AccessTokenBuilder<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessToken")
+        f.debug_struct("AccessTokenBuilder")
             .field("subject", &self.subject)
             .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }
 }
 
-impl AccessToken<'_> {
+impl AccessTokenBuilder<'_> {
     /// The role, as a single string in the role claim.
     pub fn role(mut self, role: impl Into<String>) -> Self {
         self.role = Some(Value::String(role.into()));
@@ -194,7 +194,12 @@ impl AccessToken<'_> {
             Ok(value) => {
                 self.extra.insert(name, value);
             }
-            Err(e) => self.error = Some(IssueError::new(format!("claim {name:?}: {e}"))),
+            Err(e) => {
+                self.error = Some(IssueError::with_source(
+                    format!("the claim {name:?} cannot be serialized"),
+                    e,
+                ))
+            }
         }
         self
     }
@@ -241,7 +246,7 @@ impl AccessToken<'_> {
             claims.insert(issuer.role_claim.clone(), role);
         }
         let token = jwt::encode(&issuer.header, &claims, &issuer.key.key)
-            .map_err(|e| IssueError::new(format!("signing failed: {e}")))?;
+            .map_err(|e| IssueError::with_source("signing failed", e))?;
         Ok(IssuedToken {
             token,
             jti,
@@ -310,12 +315,24 @@ impl fmt::Debug for IssuedToken {
 #[derive(Debug, Clone)]
 pub struct IssueError {
     message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl IssueError {
     fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            source: None,
+        }
+    }
+
+    fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Arc::new(source)),
         }
     }
 }
@@ -326,12 +343,18 @@ impl fmt::Display for IssueError {
     }
 }
 
-impl std::error::Error for IssueError {}
+impl std::error::Error for IssueError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::Algorithm;
+    use crate::keys::Algorithm;
 
     fn issuer() -> TokenIssuer {
         TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, [1u8; 32]).unwrap())

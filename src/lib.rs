@@ -77,7 +77,7 @@
 //! - `redis`, `postgres`: refresh-token stores on Redis and PostgreSQL.
 //! - `jwks`: keys from an identity provider's JWK Set URL or by OpenID
 //!   Connect discovery, cached, refreshed in the background and on an unknown
-//!   `kid` (`jwks::RemoteJwks`). Static JWK and JWK Set JSON is supported
+//!   `kid` ([`keys::RemoteJwks`]). Static JWK and JWK Set JSON is supported
 //!   without it ([`JwkSet`], [`VerificationKey::from_jwk`]).
 //! - `test-util`: the [`RefreshStore`](refresh::RefreshStore) conformance suite.
 
@@ -95,12 +95,7 @@ mod claims;
 mod error;
 mod extract;
 mod issuer;
-pub mod jwk;
-#[cfg(feature = "jwks")]
-pub mod jwks;
-mod key;
-mod keyset;
-mod prepared;
+pub mod keys;
 pub mod refresh;
 mod response;
 pub mod role;
@@ -113,9 +108,10 @@ pub use crate::{
     claims::{Claims, RegisteredClaims},
     error::{AuthError, AuthErrorKind, ConfigError},
     extract::TokenSource,
-    issuer::{AccessToken, DEFAULT_ACCESS_TOKEN_TTL, IssueError, IssuedToken, TokenIssuer},
-    jwk::JwkSet,
-    key::{Algorithm, SigningKey, UnknownAlgorithm, VerificationKey, install_crypto_provider},
+    issuer::{AccessTokenBuilder, DEFAULT_ACCESS_TOKEN_TTL, IssueError, IssuedToken, TokenIssuer},
+    keys::{
+        Algorithm, JwkSet, SigningKey, UnknownAlgorithm, VerificationKey, install_crypto_provider,
+    },
     response::{DefaultResponder, RejectionBody, Responder},
     role::{RequireRole, RequireRoleLayer, RoleHierarchy},
     verifier::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, Verifier, VerifierBuilder},

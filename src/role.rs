@@ -302,6 +302,23 @@ impl<S: Clone, R: Clone> Clone for RequireRole<S, R> {
     }
 }
 
+impl<S, R> RequireRole<S, R> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, by value.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for RequireRole<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequireRole")
@@ -320,7 +337,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = RoleFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -333,7 +350,7 @@ where
             None => Err(AuthError::new(AuthErrorKind::MissingCredentials)),
         };
         match verdict {
-            Ok(()) => RoleFuture {
+            Ok(()) => ResponseFuture {
                 state: RoleState::Inner {
                     future: self.inner.call(request),
                 },
@@ -341,7 +358,7 @@ where
             Err(error) => {
                 tracing::debug!(kind = ?error.kind(), "role requirement not met");
                 let response = reject(error, is_grpc(&request), &self.responder);
-                RoleFuture {
+                ResponseFuture {
                     state: RoleState::Rejected {
                         response: Some(response),
                     },
@@ -353,7 +370,7 @@ where
 
 pin_project! {
     /// The response future of [`RequireRole`].
-    pub struct RoleFuture<F, B> {
+    pub struct ResponseFuture<F, B> {
         #[pin]
         state: RoleState<F, B>,
     }
@@ -367,7 +384,7 @@ pin_project! {
     }
 }
 
-impl<F, B, E> Future for RoleFuture<F, B>
+impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
@@ -383,8 +400,8 @@ where
     }
 }
 
-impl<F, B> fmt::Debug for RoleFuture<F, B> {
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RoleFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }

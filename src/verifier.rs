@@ -23,8 +23,7 @@ use serde::{
 use crate::{
     claims::{Claims, VerifiedPayload, to_seconds},
     error::{AuthError, AuthErrorKind, ConfigError, JsonError},
-    key::{Algorithm, VerificationKey},
-    keyset::KeySet,
+    keys::{Algorithm, KeySet, VerificationKey},
 };
 
 /// The default maximum token length: 8 KiB.
@@ -67,7 +66,7 @@ pub struct Verifier {
 enum KeySource {
     Static(KeySet),
     #[cfg(feature = "jwks")]
-    Remote(crate::jwks::RemoteJwks),
+    Remote(crate::keys::RemoteJwks),
 }
 
 impl fmt::Debug for KeySource {
@@ -111,7 +110,7 @@ impl fmt::Debug for Verifier {
 pub struct VerifierBuilder {
     keys: Vec<VerificationKey>,
     #[cfg(feature = "jwks")]
-    remote: Option<crate::jwks::RemoteJwks>,
+    remote: Option<crate::keys::RemoteJwks>,
     issuers: Vec<String>,
     audiences: Vec<String>,
     required: Vec<String>,
@@ -215,7 +214,7 @@ impl Verifier {
 
     /// The remote key source, if the keys come from one.
     #[cfg(feature = "jwks")]
-    pub(crate) fn remote(&self) -> Option<&crate::jwks::RemoteJwks> {
+    pub(crate) fn remote(&self) -> Option<&crate::keys::RemoteJwks> {
         match &self.inner.keys {
             KeySource::Remote(remote) => Some(remote),
             KeySource::Static(_) => None,
@@ -298,10 +297,10 @@ impl VerifierBuilder {
     }
 
     /// Takes the keys from an identity provider's JWK Set, kept fresh (feature
-    /// `jwks`); see [`RemoteJwks`](crate::jwks::RemoteJwks). Static keys
+    /// `jwks`); see [`RemoteJwks`](crate::keys::RemoteJwks). Static keys
     /// cannot be added as well.
     #[cfg(feature = "jwks")]
-    pub fn jwks(mut self, remote: crate::jwks::RemoteJwks) -> Self {
+    pub fn jwks(mut self, remote: crate::keys::RemoteJwks) -> Self {
         self.remote = Some(remote);
         self
     }
@@ -374,7 +373,7 @@ impl VerifierBuilder {
 
     /// Checks the configuration and builds the verifier.
     pub fn build(self) -> Result<Verifier, ConfigError> {
-        crate::key::install_crypto_provider();
+        crate::keys::install_crypto_provider();
         if self.rfc9068 && (self.issuers.is_empty() || self.audiences.is_empty()) {
             return Err(ConfigError::new(
                 "the RFC 9068 profile needs an issuer and an audience to match exactly",

@@ -22,7 +22,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_jwt_auth::{
     Algorithm, AuthError, AuthErrorKind, Claims, JwkSet, JwtAuthLayer, SigningKey, TokenIssuer,
     VerificationKey, Verifier,
-    jwks::{BoxFuture, DefaultClient, FetchError, JwksClient, RemoteJwks},
+    keys::{BoxFuture, DefaultClient, FetchError, JwksClient, RemoteJwks},
 };
 
 const RSA_PRIVATE: &[u8] = include_bytes!("keys/rsa_private.pem");
@@ -437,7 +437,7 @@ async fn a_provider_outage_keeps_the_last_good_keys() {
         let _guard = tracing::subscriber::set_default(logs.subscriber());
         remote.refresh().await.unwrap_err()
     };
-    assert!(error.to_string().contains("500"), "{error}");
+    assert!(report(&error).contains("500"), "{error}");
     let logs = logs.text();
     assert!(logs.contains("WARN"), "{logs}");
     assert!(logs.contains("the previous keys stay in use"), "{logs}");
@@ -554,7 +554,7 @@ async fn oidc_discovery_checks_the_issuer() {
         .build()
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("issuer"), "{error}");
+    assert!(report(&error).contains("issuer"), "{error}");
 
     // A document naming another issuer.
     *provider.state.issuer.lock().unwrap() = Some("https://evil.example".into());
@@ -562,10 +562,7 @@ async fn oidc_discovery_checks_the_issuer() {
         .build()
         .await
         .unwrap_err();
-    assert!(
-        error.to_string().contains("https://evil.example"),
-        "{error}"
-    );
+    assert!(report(&error).contains("https://evil.example"), "{error}");
 }
 
 #[tokio::test]
@@ -575,30 +572,27 @@ async fn startup_fails_clearly_without_the_provider() {
     let url = format!("http://{}/jwks", listener.local_addr().unwrap());
     drop(listener);
     let error = RemoteJwks::builder(url.clone()).build().await.unwrap_err();
-    assert!(
-        error.to_string().contains("fetching the JWK Set"),
-        "{error}"
-    );
-    assert!(error.to_string().contains(&url), "{error}");
+    assert!(report(&error).contains("fetching the JWK Set"), "{error}");
+    assert!(report(&error).contains(&url), "{error}");
 
     let error = RemoteJwks::discover("http://127.0.0.1:1")
         .build()
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("discovery"), "{error}");
+    assert!(report(&error).contains("discovery"), "{error}");
 
     // Plain http to a non-loopback host is refused before any request.
     let error = RemoteJwks::builder("http://idp.example.com/jwks")
         .build()
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("https"), "{error}");
+    assert!(report(&error).contains("https"), "{error}");
 
     // HTTPS to a server that speaks plain HTTP: the TLS handshake fails.
     let plain = Provider::start(vec![jwk(ED_JWK, "ed", None)]).await;
     let https = plain.jwks_url().replace("http://", "https://");
     let error = RemoteJwks::builder(https).build().await.unwrap_err();
-    assert!(error.to_string().contains("request failed"), "{error}");
+    assert!(report(&error).contains("request failed"), "{error}");
     assert_eq!(plain.fetches(), 0);
 
     // A provider whose set has no usable key.
@@ -607,7 +601,7 @@ async fn startup_fails_clearly_without_the_provider() {
         .build()
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("no key usable"), "{error}");
+    assert!(report(&error).contains("no key usable"), "{error}");
 
     // Static and remote keys together are a configuration error.
     let provider = Provider::start(vec![jwk(ED_JWK, "ed", None)]).await;
@@ -617,7 +611,7 @@ async fn startup_fails_clearly_without_the_provider() {
         .key(VerificationKey::hmac([7u8; 32]).unwrap())
         .build()
         .unwrap_err();
-    assert!(error.to_string().contains("not both"), "{error}");
+    assert!(report(&error).contains("not both"), "{error}");
 }
 
 #[tokio::test]
@@ -781,7 +775,7 @@ async fn the_default_client_refuses_an_unknown_ca() {
     .await
     .expect("a TLS failure, not a hang")
     .unwrap_err();
-    let text = error.to_string();
+    let text = report(&error);
     assert!(text.contains("fetching the JWK Set"), "{text}");
     assert!(text.contains("invalid peer certificate"), "{text}");
     assert!(text.contains("UnknownIssuer"), "{text}");
@@ -799,7 +793,7 @@ async fn the_default_client_refuses_an_unknown_ca() {
         .await
         .unwrap_err();
     assert!(
-        error.to_string().contains("invalid peer certificate"),
+        report(&error).contains("invalid peer certificate"),
         "{error}"
     );
     assert_eq!(provider.fetches(), 0);
@@ -810,17 +804,17 @@ fn adding_a_root_refuses_input_without_a_certificate() {
     let error = DefaultClient::new()
         .add_root_certificate_pem(b"not a pem")
         .unwrap_err();
-    assert!(error.to_string().contains("no CERTIFICATE"), "{error}");
+    assert!(report(&error).contains("no CERTIFICATE"), "{error}");
     let error = DefaultClient::new()
         .add_root_certificate_pem(RSA_PRIVATE)
         .unwrap_err();
-    assert!(error.to_string().contains("no CERTIFICATE"), "{error}");
+    assert!(report(&error).contains("no CERTIFICATE"), "{error}");
     let garbage = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
     let error = DefaultClient::new()
         .add_root_certificate_pem(garbage)
         .unwrap_err();
     assert!(
-        error.to_string().contains("invalid root certificate"),
+        report(&error).contains("invalid root certificate"),
         "{error}"
     );
 }
@@ -980,4 +974,16 @@ async fn after_a_refresh_the_check_hook_and_extensions_work_as_usual() {
         .unwrap();
     assert_eq!(kind(&res), Some(AuthErrorKind::UnknownKey));
     assert_eq!(res.status(), 401);
+}
+
+/// An error with its whole source chain, as a reporter prints it.
+fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }

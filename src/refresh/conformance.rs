@@ -32,7 +32,7 @@ use super::{
 };
 use crate::{
     issuer::{TokenIssuer, random_id},
-    key::{Algorithm, SigningKey},
+    keys::{Algorithm, SigningKey},
     verifier::now,
 };
 

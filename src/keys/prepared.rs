@@ -10,7 +10,7 @@
 
 use jsonwebtoken::{DecodingKey, DecodingKeyKind};
 
-use crate::key::{Algorithm, Family};
+use crate::keys::{Algorithm, KeyType};
 
 /// One parsed public key per allowed algorithm.
 pub(crate) struct PreparedKey {
@@ -19,8 +19,12 @@ pub(crate) struct PreparedKey {
 
 impl PreparedKey {
     /// `None` if the key (or one of its algorithms) cannot be prepared.
-    pub(crate) fn new(key: &DecodingKey, family: Family, algorithms: &[Algorithm]) -> Option<Self> {
-        if family == Family::Hmac {
+    pub(crate) fn new(
+        key: &DecodingKey,
+        key_type: KeyType,
+        algorithms: &[Algorithm],
+    ) -> Option<Self> {
+        if key_type == KeyType::Hmac {
             return None;
         }
         let by_alg = algorithms
@@ -45,7 +49,7 @@ mod backend {
     use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
 
     use super::DecodingKeyKind;
-    use crate::key::Algorithm;
+    use crate::keys::Algorithm;
 
     pub(super) struct Key(ParsedPublicKey);
 
@@ -94,7 +98,7 @@ mod backend {
     use sha2_v011::{Digest, Sha256, Sha384, Sha512};
 
     use super::DecodingKeyKind;
-    use crate::key::Algorithm;
+    use crate::keys::Algorithm;
 
     pub(super) enum Key {
         Rsa(Box<RsaPublicKey>, Algorithm),
@@ -190,20 +194,20 @@ mod tests {
     use jsonwebtoken::{self as jwt, EncodingKey};
 
     use super::*;
-    use crate::key::VerificationKey;
+    use crate::keys::VerificationKey;
 
-    const RSA_PRIVATE: &[u8] = include_bytes!("../tests/keys/rsa_private.pem");
-    const RSA_PUBLIC: &[u8] = include_bytes!("../tests/keys/rsa_public.pem");
-    const RSA_JWK: &str = include_str!("../tests/keys/rsa_public.jwk.json");
-    const EC_PRIVATE: &[u8] = include_bytes!("../tests/keys/ec_private.pem");
-    const EC_PUBLIC: &[u8] = include_bytes!("../tests/keys/ec_public.pem");
-    const ED_PRIVATE: &[u8] = include_bytes!("../tests/keys/ed_private.pem");
-    const ED_PUBLIC: &[u8] = include_bytes!("../tests/keys/ed_public.pem");
+    const RSA_PRIVATE: &[u8] = include_bytes!("../../tests/keys/rsa_private.pem");
+    const RSA_PUBLIC: &[u8] = include_bytes!("../../tests/keys/rsa_public.pem");
+    const RSA_JWK: &str = include_str!("../../tests/keys/rsa_public.jwk.json");
+    const EC_PRIVATE: &[u8] = include_bytes!("../../tests/keys/ec_private.pem");
+    const EC_PUBLIC: &[u8] = include_bytes!("../../tests/keys/ec_public.pem");
+    const ED_PRIVATE: &[u8] = include_bytes!("../../tests/keys/ed_private.pem");
+    const ED_PUBLIC: &[u8] = include_bytes!("../../tests/keys/ed_public.pem");
 
     fn check(public: VerificationKey, private: EncodingKey, alg: Algorithm) {
-        crate::key::install_crypto_provider();
+        crate::keys::install_crypto_provider();
         let public = public.with_algorithms([alg]);
-        let prepared = PreparedKey::new(&public.key, public.family, &public.algorithms)
+        let prepared = PreparedKey::new(&public.key, public.key_type, &public.algorithms)
             .expect("the key is prepared");
         let message = b"header.payload";
         let signature = jwt::crypto::sign(message, &private, alg.to_jwt()).unwrap();
@@ -250,8 +254,8 @@ mod tests {
     #[test]
     fn hmac_and_broken_keys_are_not_prepared() {
         let hmac = VerificationKey::hmac([7u8; 32]).unwrap();
-        assert!(PreparedKey::new(&hmac.key, hmac.family, &hmac.algorithms).is_none());
-        let broken = VerificationKey::ec_der([4u8; 10]);
-        assert!(PreparedKey::new(&broken.key, broken.family, &broken.algorithms).is_none());
+        assert!(PreparedKey::new(&hmac.key, hmac.key_type, &hmac.algorithms).is_none());
+        let broken = VerificationKey::ec_point([4u8; 10]);
+        assert!(PreparedKey::new(&broken.key, broken.key_type, &broken.algorithms).is_none());
     }
 }

@@ -1,27 +1,4 @@
-//! Verification keys from JSON Web Keys (RFC 7517).
-//!
-//! Each JWK becomes one [`VerificationKey`], bound to exactly one algorithm:
-//! the JWK's `alg` when it has one (it must fit the key type and curve),
-//! otherwise the usual algorithm of its type:
-//!
-//! | `kty` | `crv` | default `alg` | allowed `alg` |
-//! | --- | --- | --- | --- |
-//! | `RSA` | | `RS256` | `RS256`, `RS384`, `RS512`, `PS256`, `PS384`, `PS512` |
-//! | `EC` | `P-256` | `ES256` | `ES256` |
-//! | `EC` | `P-384` | `ES384` | `ES384` |
-//! | `OKP` | `Ed25519` | `EdDSA` | `EdDSA`, `Ed25519` |
-//! | `oct` | | `HS256` | `HS256`, `HS384`, `HS512` |
-//!
-//! RSA moduli shorter than 2048 bits are refused (RFC 7518 section 3.3), and
-//! so are HMAC secrets shorter than the hash. A JWK with private members (`d`,
-//! `p`, ...) is used for its public part only: the private members are
-//! ignored and a warning is logged, because a published private key is a
-//! leak. A key whose `use` is not `sig`, or whose `key_ops` lacks `verify`, is
-//! not a verification key.
-//!
-//! A single JWK that cannot be used is an error. In a JWK Set, such keys are
-//! skipped with a `tracing` warning, as RFC 7517 section 5 asks, so that one
-//! key of an unknown type does not break the others.
+//! JSON Web Keys (RFC 7517) and JWK Sets: parsing into verification keys.
 
 use std::fmt;
 
@@ -30,7 +7,7 @@ use serde::Deserialize;
 
 use crate::{
     error::ConfigError,
-    key::{Algorithm, VerificationKey},
+    keys::{Algorithm, VerificationKey},
 };
 
 /// The members of a JWK this crate reads. Unknown members are ignored;
@@ -93,7 +70,7 @@ impl fmt::Debug for JwkSet {
 
 impl JwkSet {
     /// Parses a JWK Set. Keys that cannot be used for verification are
-    /// skipped with a warning (see the [module docs](crate::jwk)); a set
+    /// skipped with a warning (see the [module docs](crate::keys)); a set
     /// without any usable key, JSON that is not a JWK Set, or two keys with
     /// the same `kid` are errors.
     pub fn from_json(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
@@ -122,7 +99,7 @@ impl IntoIterator for JwkSet {
 
 impl VerificationKey {
     /// A key from one JWK (RFC 7517), bound to its `alg` or to its type's
-    /// default algorithm, with its `kid`. See the [module docs](crate::jwk)
+    /// default algorithm, with its `kid`. See the [module docs](crate::keys)
     /// for the supported key types and the rules.
     ///
     /// ```
@@ -261,7 +238,7 @@ fn from_raw(raw: RawJwk, symmetric: Symmetric) -> Result<VerificationKey, Config
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            VerificationKey::ec_der(point).with_algorithms([alg])
+            VerificationKey::ec_point(point).with_algorithms([alg])
         }
         "OKP" => {
             match raw.crv.as_deref() {
@@ -281,7 +258,7 @@ fn from_raw(raw: RawJwk, symmetric: Symmetric) -> Result<VerificationKey, Config
             if x.len() != 32 {
                 return Err(ConfigError::new("an Ed25519 public key is 32 bytes"));
             }
-            VerificationKey::ed_der(x).with_algorithms([alg])
+            VerificationKey::ed_raw(x).with_algorithms([alg])
         }
         "oct" => {
             if symmetric == Symmetric::Skip {

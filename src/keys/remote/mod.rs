@@ -2,7 +2,7 @@
 //! OpenID Connect discovery, cached and refreshed (feature `jwks`).
 //!
 //! ```no_run
-//! use tower_jwt_auth::{Verifier, jwks::RemoteJwks};
+//! use tower_jwt_auth::{Verifier, keys::RemoteJwks};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! // `{issuer}/.well-known/openid-configuration` names the `jwks_uri`; the
@@ -69,9 +69,7 @@ pub use self::client::{
 };
 use crate::{
     error::{AuthError, ConfigError},
-    jwk::{Symmetric, parse_set},
-    key::Algorithm,
-    keyset::KeySet,
+    keys::{Algorithm, KeySet, Symmetric, parse_set},
 };
 
 /// The default interval of the background refresh: 5 minutes.
@@ -237,7 +235,7 @@ async fn fetch_keys(client: &dyn JwksClient, url: &str) -> Result<KeySet, FetchE
     let body = client.get(url).await?;
     let keys = parse_set(&body, Symmetric::Skip)
         .and_then(KeySet::new)
-        .map_err(|e| FetchError::new(format!("the JWK Set is unusable: {e}")))?;
+        .map_err(|e| FetchError::with_source("the JWK Set is unusable", e))?;
     Ok(keys)
 }
 
@@ -298,7 +296,7 @@ impl RemoteJwksBuilder {
     /// Fails if the provider cannot be reached, the discovered issuer is
     /// not the configured one, or the set has no usable key.
     pub async fn build(self) -> Result<RemoteJwks, ConfigError> {
-        crate::key::install_crypto_provider();
+        crate::keys::install_crypto_provider();
         let client = match self.client {
             Some(client) => client,
             None => Arc::new(DefaultClient::new()),
@@ -312,7 +310,7 @@ impl RemoteJwksBuilder {
                 );
                 check_url(&url, "discovery URL")?;
                 let body = client.get(&url).await.map_err(|e| {
-                    ConfigError::new(format!("OpenID discovery at {url:?} failed: {e}"))
+                    ConfigError::with_source(format!("OpenID discovery at {url:?} failed"), e)
                 })?;
                 let document: Discovery = serde_json::from_slice(&body).map_err(|e| {
                     ConfigError::with_source(
@@ -331,9 +329,7 @@ impl RemoteJwksBuilder {
         };
         check_url(&jwks_url, "JWK Set URL")?;
         let keys = fetch_keys(&*client, &jwks_url).await.map_err(|e| {
-            ConfigError::new(format!(
-                "fetching the JWK Set from {jwks_url:?} failed: {e}"
-            ))
+            ConfigError::with_source(format!("fetching the JWK Set from {jwks_url:?} failed"), e)
         })?;
         let shared = Arc::new(Shared {
             jwks_url,

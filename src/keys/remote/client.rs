@@ -76,26 +76,11 @@ impl FetchError {
     }
 }
 
-/// The message, then every cause down the source chain (`a: b: c`): the
-/// root cause of a failed request (a TLS certificate refused, a connection
-/// refused) is usually several levels down, and the error is often only
-/// displayed. A cause whose text is already shown is skipped.
+/// The message alone: the cause is [`source()`](StdError::source), so that
+/// reporters which walk the chain do not show it twice.
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = self.message.clone();
-        let mut next = self
-            .source
-            .as_deref()
-            .map(|s| s as &(dyn StdError + 'static));
-        while let Some(cause) = next {
-            let text = cause.to_string();
-            if !text.is_empty() && !shown.contains(&text) {
-                shown.push_str(": ");
-                shown.push_str(&text);
-            }
-            next = cause.source();
-        }
-        f.write_str(&shown)
+        f.write_str(&self.message)
     }
 }
 

@@ -9,8 +9,7 @@ use sha2::{Sha256, Sha384, Sha512};
 
 use crate::{
     error::{AuthError, AuthErrorKind, ConfigError},
-    key::{Algorithm, Family, VerificationKey},
-    prepared::PreparedKey,
+    keys::{Algorithm, KeyType, VerificationKey, prepared::PreparedKey},
 };
 
 /// HMAC keys with their inner and outer pads already absorbed, so a request
@@ -91,8 +90,8 @@ impl KeySet {
                 }
                 None => anonymous.push(index),
             }
-            let hmac = match key.family {
-                Family::Hmac => {
+            let hmac = match key.key_type {
+                KeyType::Hmac => {
                     let secret = key
                         .key
                         .try_get_as_bytes()
@@ -101,7 +100,7 @@ impl KeySet {
                 }
                 _ => None,
             };
-            let public = PreparedKey::new(&key.key, key.family, &key.algorithms);
+            let public = PreparedKey::new(&key.key, key.key_type, &key.algorithms);
             prepared.push(Prepared { key, hmac, public });
         }
         Ok(Self {

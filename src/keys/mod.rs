@@ -1,0 +1,88 @@
+//! Keys: what verifies a token and what signs one, from PEM, raw bytes, JSON
+//! Web Keys, or an identity provider's JWK Set kept fresh.
+//!
+//! Every key is bound to the algorithms of its own type. An RSA public key can
+//! never verify an HMAC token (the classic algorithm-confusion attack of RFC
+//! 8725 section 2.1), and `none` is not an algorithm this crate knows.
+//!
+//! # JSON Web Keys
+//!
+//! Each JWK becomes one [`VerificationKey`], bound to exactly one algorithm:
+//! the JWK's `alg` when it has one (it must fit the key type and curve),
+//! otherwise the usual algorithm of its type:
+//!
+//! | `kty` | `crv` | default `alg` | allowed `alg` |
+//! | --- | --- | --- | --- |
+//! | `RSA` | | `RS256` | `RS256`, `RS384`, `RS512`, `PS256`, `PS384`, `PS512` |
+//! | `EC` | `P-256` | `ES256` | `ES256` |
+//! | `EC` | `P-384` | `ES384` | `ES384` |
+//! | `OKP` | `Ed25519` | `EdDSA` | `EdDSA`, `Ed25519` |
+//! | `oct` | | `HS256` | `HS256`, `HS384`, `HS512` |
+//!
+//! RSA moduli shorter than 2048 bits are refused (RFC 7518 section 3.3), and
+//! so are HMAC secrets shorter than the hash. A JWK with private members (`d`,
+//! `p`, ...) is used for its public part only: the private members are
+//! ignored and a warning is logged, because a published private key is a
+//! leak. A key whose `use` is not `sig`, or whose `key_ops` lacks `verify`, is
+//! not a verification key.
+//!
+//! A single JWK that cannot be used is an error. In a JWK Set, such keys are
+//! skipped with a `tracing` warning, as RFC 7517 section 5 asks, so that one
+//! key of an unknown type does not break the others.
+//!
+//! # Remote key sets
+//!
+//! With the `jwks` feature, [`RemoteJwks`] fetches a provider's JWK Set
+//! (directly or by OpenID Connect discovery), keeps it fresh and refreshes it
+//! when a token names an unknown `kid`; see its docs.
+
+mod algorithm;
+mod jwk;
+mod prepared;
+#[cfg(feature = "jwks")]
+mod remote;
+mod set;
+mod signing;
+mod verification;
+
+use jsonwebtoken as jwt;
+
+#[cfg(feature = "jwks")]
+pub use self::remote::{
+    BoxFuture, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_REFRESH_INTERVAL,
+    DEFAULT_UNKNOWN_KID_COOLDOWN, DefaultClient, FetchError, JwksClient, RemoteJwks,
+    RemoteJwksBuilder,
+};
+pub(crate) use self::{
+    algorithm::KeyType,
+    jwk::{Symmetric, parse_set},
+    set::KeySet,
+};
+pub use self::{
+    algorithm::{Algorithm, UnknownAlgorithm},
+    jwk::JwkSet,
+    signing::SigningKey,
+    verification::VerificationKey,
+};
+
+/// Installs the process-wide crypto provider of `jsonwebtoken`, if none is.
+///
+/// With both backend features enabled (as `--all-features` does),
+/// `jsonwebtoken` cannot pick a provider by itself and panics on first use;
+/// this crate installs one (aws-lc-rs, the faster) whenever a [`Verifier`],
+/// a [`TokenIssuer`](crate::TokenIssuer) or a key set is built. Call this
+/// first only if your code uses `jsonwebtoken` directly before any of those.
+/// It is cheap and idempotent.
+///
+/// [`Verifier`]: crate::Verifier
+pub fn install_crypto_provider() {
+    if jwt::crypto::CryptoProvider::try_get_default().is_some() {
+        return;
+    }
+    #[cfg(feature = "aws_lc_rs")]
+    let provider = &jwt::crypto::aws_lc::DEFAULT_PROVIDER;
+    #[cfg(not(feature = "aws_lc_rs"))]
+    let provider = &jwt::crypto::rust_crypto::DEFAULT_PROVIDER;
+    // Losing a race to another thread's install is fine.
+    let _ = provider.install_default();
+}
