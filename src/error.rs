@@ -1,6 +1,6 @@
 //! Errors: why a request was rejected, and why a configuration was refused.
 
-use std::{error::Error as StdError, fmt, sync::Arc};
+use std::{borrow::Cow, error::Error as StdError, fmt, sync::Arc};
 
 use http::StatusCode;
 
@@ -24,7 +24,7 @@ type BoxError = Arc<dyn StdError + Send + Sync + 'static>;
 #[derive(Clone)]
 pub struct AuthError {
     kind: AuthErrorKind,
-    description: &'static str,
+    description: Cow<'static, str>,
     source: Option<BoxError>,
 }
 
@@ -132,7 +132,7 @@ impl AuthError {
     pub fn new(kind: AuthErrorKind) -> Self {
         Self {
             kind,
-            description: kind.default_description(),
+            description: Cow::Borrowed(kind.default_description()),
             source: None,
         }
     }
@@ -158,7 +158,24 @@ impl AuthError {
 
     pub(crate) fn with_description(mut self, description: &'static str) -> Self {
         if !description.is_empty() && description.bytes().all(is_qdtext) {
-            self.description = description;
+            self.description = Cow::Borrowed(description);
+        }
+        self
+    }
+
+    /// A description that names a claim of the application's claims type,
+    /// such as `missing claim "role"`; never its value. A name that is not
+    /// plain (letters, digits and `_-.:/`, at most 64 bytes) is left out.
+    pub(crate) fn naming_claim(mut self, what: &str, name: Option<&str>) -> Self {
+        let plain = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b))
+        };
+        if let Some(name) = name.filter(|name| plain(name)) {
+            self.description = Cow::Owned(format!("{what} \"{name}\""));
         }
         self
     }
@@ -187,9 +204,10 @@ impl AuthError {
         self.kind.error_code()
     }
 
-    /// A short human-readable description, safe to send to the client.
-    pub fn description(&self) -> &'static str {
-        self.description
+    /// A short human-readable description, safe to send to the client. It
+    /// may name a claim (`missing claim "role"`), never a claim's value.
+    pub fn description(&self) -> &str {
+        &self.description
     }
 
     /// The `WWW-Authenticate` challenge for this error (RFC 6750 section 3),
@@ -215,7 +233,13 @@ impl AuthError {
             challenge.push_str(", error=\"");
             challenge.push_str(code);
             challenge.push_str("\", error_description=\"");
-            challenge.push_str(self.description);
+            // RFC 6750 section 3 allows no `"` in the header's description: a
+            // quoted claim name is written with single quotes there.
+            challenge.extend(
+                self.description
+                    .chars()
+                    .map(|c| if c == '"' { '\'' } else { c }),
+            );
             challenge.push('"');
         }
         Some(challenge)
@@ -239,7 +263,7 @@ impl fmt::Debug for AuthError {
 
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.description)
+        f.write_str(&self.description)
     }
 }
 
@@ -321,6 +345,21 @@ impl StdError for ConfigError {
         self.source
             .as_deref()
             .map(|source| source as &(dyn StdError + 'static))
+    }
+}
+
+/// Displays an error and its whole source chain (`a: b: c`), for logs.
+pub(crate) struct Report<'a>(pub(crate) &'a (dyn StdError + 'static));
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
     }
 }
 

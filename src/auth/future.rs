@@ -9,49 +9,51 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::layer::CheckFuture;
 use crate::{
+    claims::Claims,
     error::AuthError,
     response::{Responder, is_grpc, reject},
 };
 
-/// A verification that succeeded after a key refresh: puts the claims into
-/// the request's extensions and returns the application's check, if any.
-pub(crate) type Authenticated =
-    Box<dyn FnOnce(&mut http::Extensions) -> Option<CheckFuture> + Send>;
-/// Refreshes the keys for an unknown `kid`, then verifies the token again.
-pub(crate) type RetryFuture =
-    Pin<Box<dyn Future<Output = Result<Authenticated, AuthError>> + Send>>;
+/// The asynchronous step of an authentication: a key refresh for an unknown
+/// `kid` and a second verification, and/or the application's check.
+pub(crate) type Pending<C> = Pin<Box<dyn Future<Output = Result<Claims<C>, AuthError>> + Send>>;
+
+/// How far authentication got when the layer was called.
+pub(crate) enum Step<C> {
+    /// Verified, no check to run: the common case, decided without waiting.
+    Verified(Claims<C>),
+    /// No credentials, in optional mode.
+    Anonymous,
+    /// Refused.
+    Failed(AuthError),
+    /// Waiting for the one asynchronous step.
+    Pending(Pending<C>),
+    /// Taken by `poll`.
+    Done,
+}
 
 pin_project! {
     /// The response future of [`JwtAuth`](super::JwtAuth).
-    pub struct ResponseFuture<S, ReqBody, R>
+    pub struct ResponseFuture<S, C, ReqBody, R>
     where
         S: Service<Request<ReqBody>>,
     {
         #[pin]
-        state: State<S, ReqBody, R>,
+        state: State<S, C, ReqBody, R>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, ReqBody, R>
+    enum State<S, C, ReqBody, R>
     where
         S: Service<Request<ReqBody>>,
     {
-        // The token named an unknown `kid`: the remote keys are being
-        // refreshed, then the token is verified again.
-        #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
-        Refreshing {
-            retry: RetryFuture,
-            request: Option<Request<ReqBody>>,
-            inner: Option<S>,
-            responder: R,
-        },
-        // The application's check is running; the request waits for it.
-        Checking {
-            check: CheckFuture,
+        // Authentication is decided (or waits for its one asynchronous step);
+        // then the claims go into the request and the inner service is called.
+        Authenticating {
+            step: Step<C>,
             request: Option<Request<ReqBody>>,
             inner: Option<S>,
             responder: R,
@@ -60,56 +62,17 @@ pin_project! {
             #[pin]
             future: S::Future,
         },
-        Rejected {
-            response: Option<S::Response>,
-        },
     }
 }
 
-impl<S, ReqBody, R> ResponseFuture<S, ReqBody, R>
+impl<S, C, ReqBody, R> ResponseFuture<S, C, ReqBody, R>
 where
     S: Service<Request<ReqBody>>,
 {
-    pub(crate) fn inner(future: S::Future) -> Self {
+    pub(crate) fn new(step: Step<C>, request: Request<ReqBody>, inner: S, responder: R) -> Self {
         Self {
-            state: State::Inner { future },
-        }
-    }
-
-    pub(crate) fn rejected(response: S::Response) -> Self {
-        Self {
-            state: State::Rejected {
-                response: Some(response),
-            },
-        }
-    }
-
-    #[cfg(feature = "jwks")]
-    pub(crate) fn refreshing(
-        retry: RetryFuture,
-        request: Request<ReqBody>,
-        inner: S,
-        responder: R,
-    ) -> Self {
-        Self {
-            state: State::Refreshing {
-                retry,
-                request: Some(request),
-                inner: Some(inner),
-                responder,
-            },
-        }
-    }
-
-    pub(crate) fn checking(
-        check: CheckFuture,
-        request: Request<ReqBody>,
-        inner: S,
-        responder: R,
-    ) -> Self {
-        Self {
-            state: State::Checking {
-                check,
+            state: State::Authenticating {
+                step,
                 request: Some(request),
                 inner: Some(inner),
                 responder,
@@ -118,9 +81,10 @@ where
     }
 }
 
-impl<S, ReqBody, ResBody, R> Future for ResponseFuture<S, ReqBody, R>
+impl<S, C, ReqBody, ResBody, R> Future for ResponseFuture<S, C, ReqBody, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    C: Clone + Send + Sync + 'static,
     R: Responder<ResBody>,
     ResBody: Default,
 {
@@ -130,66 +94,46 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Refreshing {
-                    retry,
+                StateProj::Authenticating {
+                    step,
                     request,
                     inner,
                     responder,
                 } => {
-                    let outcome = ready!(retry.as_mut().poll(cx));
+                    let outcome = match step {
+                        Step::Pending(pending) => {
+                            let outcome = ready!(pending.as_mut().poll(cx));
+                            *step = Step::Done;
+                            outcome.map(Some)
+                        }
+                        _ => match std::mem::replace(step, Step::Done) {
+                            Step::Verified(claims) => Ok(Some(claims)),
+                            Step::Anonymous => Ok(None),
+                            Step::Failed(error) => Err(error),
+                            Step::Pending(_) | Step::Done => panic!("polled after completion"),
+                        },
+                    };
                     let mut request = request.take().expect("polled after completion");
-                    let mut inner = inner.take().expect("polled after completion");
-                    let authenticated = match outcome {
-                        Ok(authenticated) => authenticated,
+                    match outcome {
+                        Ok(Some(claims)) => claims.insert_into(request.extensions_mut()),
+                        Ok(None) => {}
                         Err(error) => {
                             tracing::debug!(kind = ?error.kind(), "bearer authentication failed");
                             let grpc = is_grpc(&request);
                             return Poll::Ready(Ok(reject(error, grpc, responder)));
                         }
-                    };
-                    match authenticated(request.extensions_mut()) {
-                        None => {
-                            let future = inner.call(request);
-                            this.state.set(State::Inner { future });
-                        }
-                        Some(check) => {
-                            let responder = responder.clone();
-                            this.state.set(State::Checking {
-                                check,
-                                request: Some(request),
-                                inner: Some(inner),
-                                responder,
-                            });
-                        }
                     }
-                }
-                StateProj::Checking {
-                    check,
-                    request,
-                    inner,
-                    responder,
-                } => {
-                    let outcome = ready!(check.as_mut().poll(cx));
-                    let request = request.take().expect("polled after completion");
                     let mut inner = inner.take().expect("polled after completion");
-                    if let Err(error) = outcome {
-                        tracing::debug!(kind = ?error.kind(), "token rejected by check");
-                        let grpc = is_grpc(&request);
-                        return Poll::Ready(Ok(reject(error, grpc, responder)));
-                    }
                     let future = inner.call(request);
                     this.state.set(State::Inner { future });
                 }
                 StateProj::Inner { future } => return future.poll(cx),
-                StateProj::Rejected { response } => {
-                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
-                }
             }
         }
     }
 }
 
-impl<S, ReqBody, R> fmt::Debug for ResponseFuture<S, ReqBody, R>
+impl<S, C, ReqBody, R> fmt::Debug for ResponseFuture<S, C, ReqBody, R>
 where
     S: Service<Request<ReqBody>>,
 {

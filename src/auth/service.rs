@@ -8,12 +8,12 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use super::{ResponseFuture, layer::Shared};
+use super::{ResponseFuture, future::Step, layer::Shared};
 use crate::{
-    claims::Claims,
     error::{AuthError, AuthErrorKind},
     extract::find_token,
-    response::{Responder, is_grpc, reject},
+    response::Responder,
+    verifier::Verification,
 };
 
 /// The middleware of [`JwtAuthLayer`](super::JwtAuthLayer).
@@ -72,45 +72,35 @@ impl<S, C, R> JwtAuth<S, C, R>
 where
     C: DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    /// The verified claims of the request, `Ok(None)` for a request without
-    /// credentials in optional mode.
-    fn authenticate<B>(&self, request: &Request<B>) -> Result<Option<Claims<C>>, AuthError> {
+    /// Authenticates without waiting when it can (the common case), or
+    /// returns the one asynchronous step: the verifier's key refresh and the
+    /// application's check.
+    fn authenticate<B>(&self, request: &Request<B>) -> Step<C> {
         let shared = &*self.shared;
-        match find_token(request.headers(), &shared.source)? {
-            Some(token) => shared.verifier.verify::<C>(token).map(Some),
-            None if shared.optional => Ok(None),
-            None => Err(AuthError::new(AuthErrorKind::MissingCredentials)),
+        let token = match find_token(request.headers(), &shared.source) {
+            Ok(Some(token)) => token,
+            Ok(None) if shared.optional => return Step::Anonymous,
+            Ok(None) => return Step::Failed(AuthError::new(AuthErrorKind::MissingCredentials)),
+            Err(error) => return Step::Failed(error),
+        };
+        match (shared.verifier.start::<C>(token), &shared.check) {
+            (Verification::Done(Err(error)), _) => Step::Failed(error),
+            (Verification::Done(Ok(claims)), None) => Step::Verified(claims),
+            (Verification::Done(Ok(claims)), Some(check)) => {
+                let check = check(&claims);
+                Step::Pending(Box::pin(async move { check.await.map(|()| claims) }))
+            }
+            (Verification::Pending(verification), check) => {
+                let check = check.clone();
+                Step::Pending(Box::pin(async move {
+                    let claims = verification.await?;
+                    if let Some(check) = check {
+                        check(&claims).await?;
+                    }
+                    Ok(claims)
+                }))
+            }
         }
-    }
-
-    /// For a token with an unknown `kid` and remote keys: refresh the keys
-    /// (cooldown and single-flight apply), then verify again. Only this path
-    /// copies the token and boxes a future.
-    #[cfg(feature = "jwks")]
-    fn retry_after_refresh<B>(
-        &self,
-        error: &AuthError,
-        request: &Request<B>,
-    ) -> Option<super::future::RetryFuture> {
-        if error.kind() != AuthErrorKind::UnknownKey {
-            return None;
-        }
-        let remote = self.shared.verifier.remote()?.clone();
-        let token = find_token(request.headers(), &self.shared.source)
-            .ok()??
-            .to_owned();
-        let shared = Arc::clone(&self.shared);
-        Some(Box::pin(async move {
-            remote.refresh_for_unknown_kid().await;
-            let claims = shared.verifier.verify::<C>(&token)?;
-            let check = shared.check.as_ref().map(|check| check(&claims));
-            let authenticated: super::future::Authenticated =
-                Box::new(move |extensions: &mut http::Extensions| {
-                    claims.insert_into(extensions);
-                    check
-                });
-            Ok(authenticated)
-        }))
     }
 }
 
@@ -123,43 +113,17 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, R>;
+    type Future = ResponseFuture<S, C, ReqBody, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let claims = match self.authenticate(&request) {
-            Ok(claims) => claims,
-            Err(error) => {
-                #[cfg(feature = "jwks")]
-                if let Some(retry) = self.retry_after_refresh(&error, &request) {
-                    let clone = self.inner.clone();
-                    let inner = std::mem::replace(&mut self.inner, clone);
-                    return ResponseFuture::refreshing(
-                        retry,
-                        request,
-                        inner,
-                        self.responder.clone(),
-                    );
-                }
-                tracing::debug!(kind = ?error.kind(), "bearer authentication failed");
-                let grpc = is_grpc(&request);
-                return ResponseFuture::rejected(reject(error, grpc, &self.responder));
-            }
-        };
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let step = self.authenticate(&request);
         // Call the service that was polled ready; keep a fresh clone for next time.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let Some(claims) = claims else {
-            return ResponseFuture::inner(inner.call(request));
-        };
-        let check = self.shared.check.as_ref().map(|check| check(&claims));
-        claims.insert_into(request.extensions_mut());
-        match check {
-            None => ResponseFuture::inner(inner.call(request)),
-            Some(check) => ResponseFuture::checking(check, request, inner, self.responder.clone()),
-        }
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(step, request, inner, self.responder.clone())
     }
 }

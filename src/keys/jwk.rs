@@ -74,7 +74,29 @@ impl JwkSet {
     /// without any usable key, JSON that is not a JWK Set, or two keys with
     /// the same `kid` are errors.
     pub fn from_json(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        parse_set(json.as_ref(), Symmetric::Allow).map(|keys| Self { keys })
+        Self::from_json_with_defaults(json, [])
+    }
+
+    /// Parses a JWK Set like [`from_json`](Self::from_json), with the
+    /// algorithms that keys without `alg` accept: each such key accepts those
+    /// of `algorithms` that fit its type and curve (for example `PS256` for
+    /// RSA keys), or else its type's usual one.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, JwkSet};
+    ///
+    /// let jwks = r#"{"keys": [{"kty": "OKP", "crv": "Ed25519",
+    ///     "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+    /// let set = JwkSet::from_json_with_defaults(jwks, [Algorithm::PS256, Algorithm::EdDSA])?;
+    /// assert_eq!(set.keys()[0].algorithms(), [Algorithm::EdDSA]);
+    /// # Ok::<_, tower_jwt_auth::ConfigError>(())
+    /// ```
+    pub fn from_json_with_defaults(
+        json: impl AsRef<[u8]>,
+        algorithms: impl IntoIterator<Item = Algorithm>,
+    ) -> Result<Self, ConfigError> {
+        let without_alg: Vec<Algorithm> = algorithms.into_iter().collect();
+        parse_set(json.as_ref(), Symmetric::Allow, &without_alg).map(|keys| Self { keys })
     }
 
     /// The keys, in the order of the set.
@@ -115,7 +137,7 @@ impl VerificationKey {
     pub fn from_jwk(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let raw: RawJwk = serde_json::from_slice(json.as_ref())
             .map_err(|e| ConfigError::with_source("a JWK must be a JSON object", e))?;
-        from_raw(raw, Symmetric::Allow)
+        from_raw(raw, Symmetric::Allow, &[])
     }
 }
 
@@ -123,6 +145,7 @@ impl VerificationKey {
 pub(crate) fn parse_set(
     json: &[u8],
     symmetric: Symmetric,
+    without_alg: &[Algorithm],
 ) -> Result<Vec<VerificationKey>, ConfigError> {
     let set: RawJwkSet = serde_json::from_slice(json).map_err(|e| {
         ConfigError::with_source("a JWK Set must be a JSON object with a `keys` array", e)
@@ -131,7 +154,7 @@ pub(crate) fn parse_set(
     for (index, value) in set.keys.into_iter().enumerate() {
         let key = serde_json::from_value::<RawJwk>(value)
             .map_err(|e| ConfigError::with_source("a JWK must be a JSON object", e))
-            .and_then(|raw| from_raw(raw, symmetric));
+            .and_then(|raw| from_raw(raw, symmetric, without_alg));
         match key {
             Ok(key) => {
                 if let Some(kid) = key.kid()
@@ -168,7 +191,11 @@ fn member<'a>(value: &'a Option<String>, name: &str, kty: &str) -> Result<&'a st
         .ok_or_else(|| ConfigError::new(format!("a {kty} JWK needs the member `{name}`")))
 }
 
-fn from_raw(raw: RawJwk, symmetric: Symmetric) -> Result<VerificationKey, ConfigError> {
+fn from_raw(
+    raw: RawJwk,
+    symmetric: Symmetric,
+    without_alg: &[Algorithm],
+) -> Result<VerificationKey, ConfigError> {
     if let Some(use_) = &raw.use_
         && use_ != "sig"
     {
@@ -192,10 +219,23 @@ fn from_raw(raw: RawJwk, symmetric: Symmetric) -> Result<VerificationKey, Config
         })?),
     };
     let kty = raw.kty.as_str();
-    let fit = |default: Algorithm, allowed: &[Algorithm]| -> Result<Algorithm, ConfigError> {
+    // A key without `alg` accepts the configured defaults that fit its type
+    // and curve, or else its type's usual algorithm.
+    let fit = |default: Algorithm, allowed: &[Algorithm]| -> Result<Vec<Algorithm>, ConfigError> {
         match alg {
-            None => Ok(default),
-            Some(alg) if allowed.contains(&alg) => Ok(alg),
+            None => {
+                let fitting: Vec<Algorithm> = without_alg
+                    .iter()
+                    .copied()
+                    .filter(|alg| allowed.contains(alg))
+                    .collect();
+                Ok(if fitting.is_empty() {
+                    vec![default]
+                } else {
+                    fitting
+                })
+            }
+            Some(alg) if allowed.contains(&alg) => Ok(vec![alg]),
             Some(alg) => Err(ConfigError::new(format!(
                 "the JWK's `alg` {alg} does not fit its key type {kty:?}{}",
                 raw.crv
@@ -214,7 +254,7 @@ fn from_raw(raw: RawJwk, symmetric: Symmetric) -> Result<VerificationKey, Config
             let e = member(&raw.e, "e", kty)?;
             decode(n, "the RSA modulus `n` is not base64url")?;
             decode(e, "the RSA exponent `e` is not base64url")?;
-            VerificationKey::rsa_components(n, e)?.with_algorithms([alg])
+            VerificationKey::rsa_components(n, e)?.with_algorithms(alg)
         }
         "EC" => {
             let (alg, len) = match raw.crv.as_deref() {
@@ -238,7 +278,7 @@ fn from_raw(raw: RawJwk, symmetric: Symmetric) -> Result<VerificationKey, Config
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            VerificationKey::ec_point(point).with_algorithms([alg])
+            VerificationKey::ec_point(point).with_algorithms(alg)
         }
         "OKP" => {
             match raw.crv.as_deref() {
@@ -258,7 +298,7 @@ fn from_raw(raw: RawJwk, symmetric: Symmetric) -> Result<VerificationKey, Config
             if x.len() != 32 {
                 return Err(ConfigError::new("an Ed25519 public key is 32 bytes"));
             }
-            VerificationKey::ed_raw(x).with_algorithms([alg])
+            VerificationKey::ed_raw(x).with_algorithms(alg)
         }
         "oct" => {
             if symmetric == Symmetric::Skip {
@@ -269,7 +309,7 @@ fn from_raw(raw: RawJwk, symmetric: Symmetric) -> Result<VerificationKey, Config
             use Algorithm::*;
             let alg = fit(HS256, &[HS256, HS384, HS512])?;
             let secret = decode(member(&raw.k, "k", kty)?, "the `k` is not base64url")?;
-            VerificationKey::hmac(&secret)?.with_algorithms([alg])
+            VerificationKey::hmac(&secret)?.with_algorithms(alg)
         }
         other => {
             return Err(ConfigError::new(format!(
@@ -329,7 +369,7 @@ mod tests {
         let jwk = format!(r#"{{"kty":"oct","alg":"HS512","k":"{k}"}}"#);
         assert!(VerificationKey::from_jwk(jwk).is_err());
         let set = format!(r#"{{"keys":[{{"kty":"oct","k":"{k}"}}]}}"#);
-        assert!(parse_set(set.as_bytes(), Symmetric::Skip).is_err());
+        assert!(parse_set(set.as_bytes(), Symmetric::Skip, &[]).is_err());
     }
 
     #[test]

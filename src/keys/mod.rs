@@ -45,13 +45,17 @@ mod set;
 mod signing;
 mod verification;
 
+use std::{fmt, future::Future, pin::Pin};
+
 use jsonwebtoken as jwt;
+
+use crate::error::AuthError;
 
 #[cfg(feature = "jwks")]
 pub use self::remote::{
     BoxFuture, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_REFRESH_INTERVAL,
-    DEFAULT_UNKNOWN_KID_COOLDOWN, DefaultClient, FetchError, JwksClient, RemoteJwks,
-    RemoteJwksBuilder,
+    DEFAULT_UNKNOWN_KID_COOLDOWN, DEFAULT_UNKNOWN_KID_MAX_WAIT, DefaultClient, FetchError,
+    JwksClient, RemoteJwks, RemoteJwksBuilder, USER_AGENT,
 };
 pub(crate) use self::{
     algorithm::KeyType,
@@ -85,4 +89,61 @@ pub fn install_crypto_provider() {
     let provider = &jwt::crypto::rust_crypto::DEFAULT_PROVIDER;
     // Losing a race to another thread's install is fine.
     let _ = provider.install_default();
+}
+
+/// Where a verifier's keys come from. The feature gate stays here: the
+/// verifier only asks for a signature check and, for an unknown `kid`, a refresh.
+pub(crate) enum KeySource {
+    Static(KeySet),
+    #[cfg(feature = "jwks")]
+    Remote(RemoteJwks),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Static(keys) => keys.fmt(f),
+            #[cfg(feature = "jwks")]
+            Self::Remote(remote) => remote.fmt(f),
+        }
+    }
+}
+
+/// A refresh of remote keys for an unknown `kid`, bounded in time.
+pub(crate) type Refresh = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl KeySource {
+    /// Verifies `signature` over `message` with the current keys.
+    pub(crate) fn verify(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        message: &str,
+        signature: &str,
+    ) -> Result<(), AuthError> {
+        match self {
+            Self::Static(keys) => keys.verify(kid, alg, message, signature),
+            #[cfg(feature = "jwks")]
+            Self::Remote(remote) => remote.verify(kid, alg, message, signature),
+        }
+    }
+
+    /// For an unknown `kid`: a refresh worth waiting for, or `None` (static
+    /// keys, or a refresh ended less than the cooldown ago).
+    pub(crate) fn refresh_for_unknown_kid(&self) -> Option<Refresh> {
+        match self {
+            Self::Static(_) => None,
+            #[cfg(feature = "jwks")]
+            Self::Remote(remote) => remote.refresh_for_unknown_kid(),
+        }
+    }
+
+    /// Whether keys are at hand to verify with.
+    pub(crate) fn is_ready(&self) -> bool {
+        match self {
+            Self::Static(_) => true,
+            #[cfg(feature = "jwks")]
+            Self::Remote(remote) => remote.is_ready(),
+        }
+    }
 }

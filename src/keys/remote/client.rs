@@ -92,6 +92,10 @@ impl StdError for FetchError {
     }
 }
 
+/// The `User-Agent` of [`DefaultClient`]'s requests: `tower-jwt-auth/<version>`.
+/// Some gateways refuse requests without one.
+pub const USER_AGENT: &str = concat!("tower-jwt-auth/", env!("CARGO_PKG_VERSION"));
+
 /// The default timeout of [`DefaultClient`]: 10 seconds per request.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default response size limit of [`DefaultClient`]: 1 MiB.
@@ -208,6 +212,7 @@ impl DefaultClient {
             .map_err(|e| FetchError::with_source("invalid URL", Box::new(e) as Box<_>))?;
         let request = http::Request::get(uri)
             .header(http::header::ACCEPT, "application/json")
+            .header(http::header::USER_AGENT, USER_AGENT)
             .body(Empty::new())
             .map_err(|e| FetchError::with_source("invalid request", Box::new(e) as Box<_>))?;
         let response = self

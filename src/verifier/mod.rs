@@ -1,0 +1,757 @@
+//! Token verification: the one place where a compact JWS becomes claims.
+//!
+//! The order is fixed and matters (RFC 8725): the length is checked before
+//! anything is decoded; the header is parsed strictly; the key is chosen by
+//! exact `kid` and must allow the header's `alg`; the signature is verified
+//! before the payload is used; then the payload, parsed once with duplicate
+//! claim names refused, has its registered claims validated.
+//!
+//! A verifier for several issuers ([`Verifier::by_issuer`]) reads the
+//! unverified `iss` only to choose the issuer, then verifies strictly with
+//! that issuer's keys and rules alone.
+
+mod json;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::de::DeserializeOwned;
+
+use self::json::{ClaimsSink, Names, parse_header, scan_object};
+use crate::{
+    claims::{Claims, VerifiedPayload},
+    error::{AuthError, AuthErrorKind, ConfigError, JsonError},
+    keys::{Algorithm, KeySet, KeySource, VerificationKey},
+};
+
+/// The default maximum token length: 8 KiB.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+/// The default clock-skew leeway for `exp` and `nbf`: 30 seconds.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+
+/// Verifies tokens: signature, algorithm, key and claims.
+///
+/// Build one with [`Verifier::builder`] (one issuer, or none checked) or
+/// [`Verifier::by_issuer`] (several, each with its own keys and rules); it
+/// is cheap to clone and is shared by every clone of the layer. It can also
+/// be used on its own, outside any middleware.
+///
+/// ```
+/// use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer, VerificationKey, Verifier};
+///
+/// let secret = b"a secret of at least thirty-two bytes!";
+/// let verifier = Verifier::builder()
+///     .key(VerificationKey::hmac(secret)?)
+///     .issuer("https://auth.example.com")
+///     .audience("api")
+///     .build()?;
+///
+/// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, secret)?)
+///     .issuer("https://auth.example.com")
+///     .audience("api");
+/// let token = issuer.access_token("user-1").role("USER").sign()?;
+///
+/// let claims = verifier.verify::<serde_json::Value>(token.as_str())?;
+/// assert_eq!(claims.subject(), Some("user-1"));
+/// assert_eq!(claims["role"], "USER");
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+enum Inner {
+    /// One set of keys and rules.
+    One(Policy),
+    /// Several issuers, routed by `iss`.
+    ByIssuer(Routes),
+}
+
+/// One issuer's keys and rules.
+struct Policy {
+    keys: KeySource,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    required: Vec<String>,
+    leeway: i64,
+    max_len: usize,
+    typ: Option<String>,
+}
+
+struct Routes {
+    policies: Vec<Verifier>,
+    by_iss: HashMap<String, usize>,
+    max_len: usize,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.inner {
+            Inner::One(policy) => f
+                .debug_struct("Verifier")
+                .field("keys", &policy.keys)
+                .field("issuers", &policy.issuers)
+                .field("audiences", &policy.audiences)
+                .field("required", &policy.required)
+                .field("leeway", &policy.leeway)
+                .field("max_len", &policy.max_len)
+                .field("typ", &policy.typ)
+                .finish(),
+            Inner::ByIssuer(routes) => f
+                .debug_struct("Verifier")
+                .field("by_issuer", &routes.policies)
+                .finish(),
+        }
+    }
+}
+
+/// A verification that must wait for remote keys: a token named an unknown
+/// `kid`, so the key set is refreshed (bounded, shared) and the token is
+/// verified once more.
+pub(crate) type Pending<C> = Pin<Box<dyn Future<Output = Result<Claims<C>, AuthError>> + Send>>;
+
+/// The outcome of [`Verifier::start`].
+pub(crate) enum Verification<C> {
+    /// Decided without waiting: the common case.
+    Done(Result<Claims<C>, AuthError>),
+    /// Waiting for a key refresh.
+    Pending(Pending<C>),
+}
+
+/// Builds a [`Verifier`]. Mistakes surface from [`build`](Self::build).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct VerifierBuilder {
+    keys: Vec<VerificationKey>,
+    #[cfg(feature = "jwks")]
+    remote: Option<crate::keys::RemoteJwks>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    required: Vec<String>,
+    leeway: Duration,
+    max_len: usize,
+    typ: Option<String>,
+    rfc9068: bool,
+}
+
+impl Verifier {
+    /// A builder with the secure defaults: `exp` required, 30 s leeway, 8 KiB
+    /// maximum token length, and no keys yet.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder {
+            keys: Vec::new(),
+            #[cfg(feature = "jwks")]
+            remote: None,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            required: vec!["exp".to_owned()],
+            leeway: DEFAULT_LEEWAY,
+            max_len: DEFAULT_MAX_TOKEN_LEN,
+            typ: None,
+            rfc9068: false,
+        }
+    }
+
+    /// A verifier for several issuers, each a verifier of its own with its
+    /// own keys (static, a JWK Set URL or discovery), audiences, algorithms
+    /// and profile.
+    ///
+    /// A token is routed by its `iss`, read from the unverified payload only
+    /// to choose the issuer, then verified strictly by that issuer's verifier
+    /// alone: issuer B's claims signed with issuer A's key are refused. A
+    /// token whose `iss` names no configured issuer is refused (401
+    /// `invalid_token`) without any key lookup or fetch.
+    ///
+    /// Each verifier must name its issuers ([`VerifierBuilder::issuer`], or
+    /// the issuer found by discovery); an issuer named twice is an error.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{VerificationKey, Verifier};
+    ///
+    /// let tenant_a = Verifier::builder()
+    ///     .key(VerificationKey::hmac(b"tenant A's secret, thirty-two bytes")?)
+    ///     .issuer("https://a.example.com")
+    ///     .audience("api")
+    ///     .build()?;
+    /// let tenant_b = Verifier::builder()
+    ///     .key(VerificationKey::hmac(b"tenant B's secret, thirty-two bytes")?)
+    ///     .issuer("https://b.example.com")
+    ///     .audience("api")
+    ///     .build()?;
+    /// let verifier = Verifier::by_issuer([tenant_a, tenant_b])?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn by_issuer(verifiers: impl IntoIterator<Item = Verifier>) -> Result<Self, ConfigError> {
+        let mut policies = Vec::new();
+        for verifier in verifiers {
+            match &*verifier.inner {
+                Inner::One(_) => policies.push(verifier),
+                Inner::ByIssuer(routes) => policies.extend(routes.policies.iter().cloned()),
+            }
+        }
+        if policies.is_empty() {
+            return Err(ConfigError::new("a verifier needs at least one issuer"));
+        }
+        let mut by_iss = HashMap::new();
+        for (index, verifier) in policies.iter().enumerate() {
+            let policy = verifier.policy();
+            if policy.issuers.is_empty() {
+                return Err(ConfigError::new(
+                    "each verifier of a several-issuer verifier must name its issuer",
+                ));
+            }
+            for iss in &policy.issuers {
+                if by_iss.insert(iss.clone(), index).is_some() {
+                    return Err(ConfigError::new(format!(
+                        "the issuer {iss:?} is configured twice"
+                    )));
+                }
+            }
+        }
+        let max_len = policies
+            .iter()
+            .map(|v| v.policy().max_len)
+            .max()
+            .unwrap_or(DEFAULT_MAX_TOKEN_LEN);
+        Ok(Self {
+            inner: Arc::new(Inner::ByIssuer(Routes {
+                policies,
+                by_iss,
+                max_len,
+            })),
+        })
+    }
+
+    /// One issuer by OpenID Connect discovery, in one call: the provider's
+    /// `{issuer}/.well-known/openid-configuration` names its JWK Set, the
+    /// discovered issuer must be `issuer` exactly, tokens must carry it as
+    /// `iss` and name `audience` in `aud` (feature `jwks`).
+    ///
+    /// Fails when the provider cannot be reached; see
+    /// [`RemoteJwksBuilder::lazy`](crate::keys::RemoteJwksBuilder::lazy) to
+    /// start without it. For more settings, build the
+    /// [`RemoteJwks`](crate::keys::RemoteJwks) and use [`VerifierBuilder::jwks`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tower_jwt_auth::ConfigError> {
+    /// let verifier =
+    ///     tower_jwt_auth::Verifier::discover("https://idp.example.com/realms/main", "my-api").await?;
+    /// # let _ = verifier;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "jwks")]
+    pub async fn discover(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        let remote = crate::keys::RemoteJwks::discover(issuer).build().await?;
+        Self::builder().jwks(remote).audience(audience).build()
+    }
+
+    fn policy(&self) -> &Policy {
+        match &*self.inner {
+            Inner::One(policy) => policy,
+            Inner::ByIssuer(_) => unreachable!("routes hold single-issuer verifiers only"),
+        }
+    }
+
+    /// The maximum token length this verifier accepts.
+    pub fn max_token_len(&self) -> usize {
+        match &*self.inner {
+            Inner::One(policy) => policy.max_len,
+            Inner::ByIssuer(routes) => routes.max_len,
+        }
+    }
+
+    /// Whether every key source has keys to verify with: always true for
+    /// static keys; for a lazily started
+    /// [`RemoteJwks`](crate::keys::RemoteJwks), true once its first fetch
+    /// succeeded and while its keys are not older than its maximum age.
+    /// Meant for readiness probes.
+    pub fn is_ready(&self) -> bool {
+        match &*self.inner {
+            Inner::One(policy) => policy.keys.is_ready(),
+            Inner::ByIssuer(routes) => routes.policies.iter().all(Verifier::is_ready),
+        }
+    }
+
+    /// Verifies `token` and decodes its claims into `C`, with the keys at
+    /// hand: it never waits. A token whose `kid` is unknown fails with
+    /// [`AuthErrorKind::UnknownKey`]; [`verify_async`](Self::verify_async)
+    /// (and [`JwtAuthLayer`](crate::JwtAuthLayer)) refresh remote keys first.
+    pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
+        let payload = self.verify_payload(token)?;
+        let custom = decode_claims(payload.json())?;
+        Ok(Claims::new(custom, payload))
+    }
+
+    /// Verifies `token` like [`verify`](Self::verify), but when a token names
+    /// a `kid` that remote keys do not have, refreshes them (shared with
+    /// concurrent requests, at most once per cooldown, and bounded in time)
+    /// and verifies once more: what the layer does on every request.
+    pub async fn verify_async<C>(&self, token: &str) -> Result<Claims<C>, AuthError>
+    where
+        C: DeserializeOwned + Send + 'static,
+    {
+        match self.start(token) {
+            Verification::Done(result) => result,
+            Verification::Pending(pending) => pending.await,
+        }
+    }
+
+    /// Verifies at once, or returns the one asynchronous step: a key refresh
+    /// for an unknown `kid`, then a second verification.
+    pub(crate) fn start<C>(&self, token: &str) -> Verification<C>
+    where
+        C: DeserializeOwned + Send + 'static,
+    {
+        let result = self.verify::<C>(token);
+        if let Err(error) = &result
+            && error.kind() == AuthErrorKind::UnknownKey
+            && let Some(refresh) = self
+                .route(token)
+                .ok()
+                .and_then(|p| p.keys.refresh_for_unknown_kid())
+        {
+            let verifier = self.clone();
+            let token = token.to_owned();
+            return Verification::Pending(Box::pin(async move {
+                refresh.await;
+                verifier.verify::<C>(&token)
+            }));
+        }
+        Verification::Done(result)
+    }
+
+    /// The policy that verifies `token`: the only one, or the one its `iss` names.
+    fn route(&self, token: &str) -> Result<&Policy, AuthError> {
+        match &*self.inner {
+            Inner::One(policy) => Ok(policy),
+            Inner::ByIssuer(routes) => {
+                let (_, payload_b64, _) = split(token, routes.max_len)?;
+                let json = decode_part(payload_b64)?;
+                let mut sink = ClaimsSink::default();
+                scan_payload(&json, &mut sink)?;
+                routes.policy_for(sink.iss.as_deref())
+            }
+        }
+    }
+
+    pub(crate) fn verify_payload(&self, token: &str) -> Result<VerifiedPayload, AuthError> {
+        match &*self.inner {
+            Inner::One(policy) => policy.verify(token),
+            Inner::ByIssuer(routes) => routes.verify(token),
+        }
+    }
+}
+
+impl Routes {
+    fn policy_for(&self, iss: Option<&str>) -> Result<&Policy, AuthError> {
+        iss.and_then(|iss| self.by_iss.get(iss))
+            .map(|&index| self.policies[index].policy())
+            .ok_or_else(|| AuthError::new(AuthErrorKind::InvalidIssuer))
+    }
+
+    /// Decodes and scans the payload once: `iss` chooses the policy, which
+    /// verifies the signature and then validates the scanned claims.
+    fn verify(&self, token: &str) -> Result<VerifiedPayload, AuthError> {
+        let (header_b64, payload_b64, signature) = split(token, self.max_len)?;
+        let json = decode_part(payload_b64)?;
+        let validated = {
+            let mut sink = ClaimsSink::default();
+            let names = scan_payload(&json, &mut sink);
+            // The payload's own errors only count once the signature holds;
+            // without an issuer to route to, there is nothing to verify with.
+            let iss = names.as_ref().ok().and(sink.iss.as_deref());
+            let policy = self.policy_for(iss)?;
+            if token.len() > policy.max_len {
+                return Err(AuthError::new(AuthErrorKind::TokenTooLong));
+            }
+            policy.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
+            policy.validate(&names?, &sink)
+        };
+        validated.map(|()| VerifiedPayload::new(json))
+    }
+}
+
+impl Policy {
+    fn verify(&self, token: &str) -> Result<VerifiedPayload, AuthError> {
+        let (header_b64, payload_b64, signature) = split(token, self.max_len)?;
+        self.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
+        let json = decode_part(payload_b64)?;
+        {
+            let mut sink = ClaimsSink::default();
+            let names = scan_payload(&json, &mut sink)?;
+            self.validate(&names, &sink)?;
+        }
+        Ok(VerifiedPayload::new(json))
+    }
+
+    fn verify_header_and_signature(
+        &self,
+        header_b64: &str,
+        payload_b64: &str,
+        signature: &str,
+        token: &str,
+    ) -> Result<(), AuthError> {
+        let message = &token[..header_b64.len() + 1 + payload_b64.len()];
+        let header_json = decode_part(header_b64)?;
+        let header = parse_header(&header_json)?;
+        if header.crit {
+            return Err(AuthError::new(AuthErrorKind::UnsupportedCritical));
+        }
+        if let Some(expected) = &self.typ {
+            let ok = header
+                .typ
+                .as_deref()
+                .is_some_and(|typ| typ_matches(typ, expected));
+            if !ok {
+                return Err(AuthError::new(AuthErrorKind::InvalidType));
+            }
+        }
+        let alg: Algorithm = header
+            .alg
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| AuthError::new(AuthErrorKind::UnsupportedAlgorithm))?;
+        self.keys
+            .verify(header.kid.as_deref(), alg, message, signature)
+    }
+
+    fn validate(&self, names: &Names<'_>, sink: &ClaimsSink<'_>) -> Result<(), AuthError> {
+        for name in &self.required {
+            if !names.contains(name) {
+                return Err(AuthError::new(AuthErrorKind::MissingClaim));
+            }
+        }
+        let now = now();
+        if let Some(exp) = sink.exp
+            && now >= exp.saturating_add(self.leeway)
+        {
+            return Err(AuthError::new(AuthErrorKind::Expired));
+        }
+        if let Some(nbf) = sink.nbf
+            && now.saturating_add(self.leeway) < nbf
+        {
+            return Err(AuthError::new(AuthErrorKind::NotYetValid));
+        }
+        if !self.issuers.is_empty() {
+            let ok = sink
+                .iss
+                .as_deref()
+                .is_some_and(|iss| self.issuers.iter().any(|i| i == iss));
+            if !ok {
+                return Err(AuthError::new(AuthErrorKind::InvalidIssuer));
+            }
+        }
+        // RFC 7519 section 4.1.3: a token that names audiences must name us.
+        match (&sink.aud, self.audiences.is_empty()) {
+            (None, true) => {}
+            (Some(_), true) | (None, false) => {
+                return Err(AuthError::new(AuthErrorKind::InvalidAudience));
+            }
+            (Some(aud), false) => {
+                if !aud.iter().any(|a| self.audiences.iter().any(|b| b == a)) {
+                    return Err(AuthError::new(AuthErrorKind::InvalidAudience));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The three parts of a compact JWS, after the length check.
+fn split(token: &str, max_len: usize) -> Result<(&str, &str, &str), AuthError> {
+    if token.len() > max_len {
+        return Err(AuthError::new(AuthErrorKind::TokenTooLong));
+    }
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(header), Some(payload), Some(signature), None) => Ok((header, payload, signature)),
+        _ => Err(AuthError::new(AuthErrorKind::Malformed)),
+    }
+}
+
+fn decode_part(part: &str) -> Result<Vec<u8>, AuthError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|e| AuthError::new(AuthErrorKind::Malformed).with_source(e))
+}
+
+/// Scans a payload: it must be a JSON object without duplicate names.
+fn scan_payload<'de>(json: &'de [u8], sink: &mut ClaimsSink<'de>) -> Result<Names<'de>, AuthError> {
+    // A payload that is not a JSON object is malformed, not invalid claims.
+    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AuthError::new(AuthErrorKind::Malformed));
+    }
+    scan_object(json, sink).map_err(|e| e.into_auth_error(AuthErrorKind::InvalidClaims))
+}
+
+/// Decodes the application's claims type; a failure names the claim (never
+/// its value): `missing claim "role"`, `invalid claim "level"`.
+fn decode_claims<C: DeserializeOwned>(json: &[u8]) -> Result<C, AuthError> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let error = AuthError::new(AuthErrorKind::InvalidClaims);
+        let error = match missing_field(&inner).as_deref() {
+            Some(field) => {
+                let name = if path == "." {
+                    field.to_owned()
+                } else {
+                    format!("{path}.{field}")
+                };
+                error.naming_claim("missing claim", Some(&name))
+            }
+            None => error.naming_claim("invalid claim", (path != ".").then_some(path.as_str())),
+        };
+        error.with_source(JsonError::from(inner))
+    })
+}
+
+/// The field serde reports missing (`missing field `role``), if that is the
+/// error. serde's message for `de::Error::missing_field` is fixed, and the
+/// name in it comes from the application's type, not from the token.
+fn missing_field(error: &serde_json::Error) -> Option<String> {
+    let text = error.to_string();
+    let rest = text.strip_prefix("missing field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+impl VerifierBuilder {
+    /// Adds a key. Several keys may be configured; a token is matched to one
+    /// by its `kid` (exact match), and a token whose `kid` matches no key is
+    /// tried against the keys that have no `kid`.
+    pub fn key(mut self, key: VerificationKey) -> Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Adds several keys, for example those of a [`JwkSet`](crate::JwkSet).
+    pub fn keys(mut self, keys: impl IntoIterator<Item = VerificationKey>) -> Self {
+        self.keys.extend(keys);
+        self
+    }
+
+    /// Takes the keys from an identity provider's JWK Set, kept fresh (feature
+    /// `jwks`); see [`RemoteJwks`](crate::keys::RemoteJwks). Static keys
+    /// cannot be added as well.
+    #[cfg(feature = "jwks")]
+    pub fn jwks(mut self, remote: crate::keys::RemoteJwks) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Accepts tokens whose `iss` is `issuer`. May be called more than once;
+    /// once called, `iss` is required.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens whose `aud` names `audience`. May be called more than
+    /// once; once called, `aud` is required. Without any audience, a token
+    /// that carries `aud` is refused (RFC 7519 section 4.1.3).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The claims every token must carry, replacing the default (`exp`).
+    ///
+    /// Dropping `exp` from the list allows tokens that never expire; think twice.
+    pub fn required_claims<I>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.required = claims.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The clock skew tolerated for `exp` and `nbf` (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The longest token accepted, checked before any decoding (default 8 KiB).
+    pub fn max_token_len(mut self, max: usize) -> Self {
+        self.max_len = max;
+        self
+    }
+
+    /// Requires the header's `typ` to be `typ` (compared case-insensitively,
+    /// with an optional `application/` prefix, per RFC 7515 section 4.1.9).
+    pub fn require_type(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// The strict profile of RFC 9068 (JWT access tokens): `typ` must be
+    /// `at+jwt`, and `iss`, `exp`, `aud`, `sub`, `client_id`, `iat` and `jti`
+    /// are required.
+    ///
+    /// The profile also needs an [`issuer`](Self::issuer) and an
+    /// [`audience`](Self::audience) (RFC 9068 section 4): [`build`](Self::build)
+    /// fails without them.
+    pub fn rfc9068(mut self) -> Self {
+        self.rfc9068 = true;
+        self.require_type("at+jwt").required_claims([
+            "iss",
+            "exp",
+            "aud",
+            "sub",
+            "client_id",
+            "iat",
+            "jti",
+        ])
+    }
+
+    /// Checks the configuration and builds the verifier.
+    pub fn build(mut self) -> Result<Verifier, ConfigError> {
+        crate::keys::install_crypto_provider();
+        let keys = match self.remote_keys()? {
+            Some(remote) => remote,
+            None if self.keys.is_empty() => {
+                return Err(ConfigError::new("a verifier needs at least one key"));
+            }
+            None => KeySource::Static(KeySet::new(std::mem::take(&mut self.keys))?),
+        };
+        if self.rfc9068 && (self.issuers.is_empty() || self.audiences.is_empty()) {
+            return Err(ConfigError::new(
+                "the RFC 9068 profile needs an issuer and an audience to match exactly",
+            ));
+        }
+        if self.max_len == 0 {
+            return Err(ConfigError::new(
+                "the maximum token length must not be zero",
+            ));
+        }
+        let leeway = i64::try_from(self.leeway.as_secs())
+            .map_err(|_| ConfigError::new("the leeway is too large"))?;
+        Ok(Verifier {
+            inner: Arc::new(Inner::One(Policy {
+                keys,
+                issuers: self.issuers,
+                audiences: self.audiences,
+                required: self.required,
+                leeway,
+                max_len: self.max_len,
+                typ: self.typ,
+            })),
+        })
+    }
+
+    /// The remote key source, bound to an issuer: the configured one, or the
+    /// one discovery checked. Remote keys verify only their issuer's tokens.
+    #[cfg(feature = "jwks")]
+    fn remote_keys(&mut self) -> Result<Option<KeySource>, ConfigError> {
+        let Some(remote) = self.remote.take() else {
+            return Ok(None);
+        };
+        if !self.keys.is_empty() {
+            return Err(ConfigError::new(
+                "a verifier takes either static keys or a remote JWK Set, not both",
+            ));
+        }
+        if self.issuers.is_empty() {
+            let Some(issuer) = remote.issuer() else {
+                return Err(ConfigError::new(
+                    "remote keys need the issuer whose tokens they verify: \
+                     configure `issuer`, or find the keys by discovery",
+                ));
+            };
+            self.issuers.push(issuer.to_owned());
+        }
+        Ok(Some(KeySource::Remote(remote)))
+    }
+
+    #[cfg(not(feature = "jwks"))]
+    fn remote_keys(&mut self) -> Result<Option<KeySource>, ConfigError> {
+        Ok(None)
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// RFC 7515 section 4.1.9: media types compare case-insensitively, and the
+/// `application/` prefix may be left out. No allocation: this runs per request.
+fn typ_matches(typ: &str, expected: &str) -> bool {
+    fn bare(s: &str) -> &str {
+        const PREFIX: &str = "application/";
+        match s.get(..PREFIX.len()) {
+            Some(head) if head.eq_ignore_ascii_case(PREFIX) => &s[PREFIX.len()..],
+            _ => s,
+        }
+    }
+    bare(typ).eq_ignore_ascii_case(bare(expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> VerificationKey {
+        VerificationKey::hmac([7u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn rfc9068_needs_an_issuer_and_an_audience() {
+        assert!(Verifier::builder().key(key()).rfc9068().build().is_err());
+        assert!(
+            Verifier::builder()
+                .key(key())
+                .issuer("i")
+                .rfc9068()
+                .build()
+                .is_err()
+        );
+        assert!(
+            Verifier::builder()
+                .key(key())
+                .issuer("i")
+                .audience("a")
+                .rfc9068()
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn json_errors_never_quote_claim_values() {
+        let verifier = Verifier::builder().key(key()).build().unwrap();
+        let issuer =
+            crate::TokenIssuer::new(crate::SigningKey::hmac(Algorithm::HS256, [7u8; 32]).unwrap());
+        let token = issuer
+            .access_token("u")
+            .claim("level", "secret-claim-value")
+            .sign()
+            .unwrap();
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Numeric {
+            level: u32,
+        }
+        let error = verifier.verify::<Numeric>(token.as_str()).unwrap_err();
+        assert_eq!(error.kind(), AuthErrorKind::InvalidClaims);
+        let debug = format!("{error:?} {}", std::error::Error::source(&error).unwrap());
+        assert!(!debug.contains("secret-claim-value"), "{debug}");
+    }
+}
