@@ -1,37 +1,26 @@
 //! Drives `examples/hyper_server.rs` in-process over loopback with hyper's client.
 
+mod common_example;
 #[allow(dead_code)] // `main` and `--print-token` are not used here.
 #[path = "../examples/hyper_server.rs"]
 mod hyper_server;
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
+use common_example::{AUDIENCE, ISSUER, SECRET, bounded, expired_token};
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Empty};
 use hyper_server::Config;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tokio::net::TcpListener;
 
-const SECRET: &[u8] = b"an integration-test secret of 32+ bytes";
-
 fn config() -> Config {
     Config {
         secret: SECRET.to_vec(),
-        issuer: "tower-jwt-auth-example".into(),
-        audience: "example-api".into(),
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
     }
-}
-
-/// Every test finishes within this bound or fails.
-async fn bounded<F: Future>(future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(10), future)
-        .await
-        .expect("the test timed out")
 }
 
 /// Starts the example's server on an ephemeral loopback port.
@@ -53,30 +42,6 @@ fn token(role: &str) -> String {
         .sign()
         .unwrap()
         .into_string()
-}
-
-/// A well-signed token that expired well beyond the 30 s leeway.
-fn expired_token() -> String {
-    tower_jwt_auth::install_crypto_provider();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = serde_json::json!({
-        "sub": "user-1",
-        "role": "USER",
-        "iss": "tower-jwt-auth-example",
-        "aud": "example-api",
-        "iat": now - 600,
-        "exp": now - 300,
-        "jti": "expired-1",
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET).unwrap(),
-    )
-    .unwrap()
 }
 
 struct Reply {

@@ -1,16 +1,14 @@
 //! Drives `examples/tonic_server.rs` in-process over loopback with tonic's
 //! generated health client: the gRPC rejections end to end.
 
+mod common_example;
 #[allow(dead_code)] // `main` and `--print-token` are not used here.
 #[path = "../examples/tonic_server.rs"]
 mod tonic_server;
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{net::SocketAddr, time::Duration};
 
+use common_example::{AUDIENCE, ISSUER, SECRET, bounded, expired_token};
 use tokio::net::TcpListener;
 use tonic::{Code, Request, transport::Channel};
 use tonic_health::pb::{
@@ -18,22 +16,13 @@ use tonic_health::pb::{
 };
 use tonic_server::Config;
 
-const SECRET: &[u8] = b"an integration-test secret of 32+ bytes";
-
 fn config(required_role: Option<&str>) -> Config {
     Config {
         secret: SECRET.to_vec(),
-        issuer: "tower-jwt-auth-example".into(),
-        audience: "example-api".into(),
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
         required_role: required_role.map(Into::into),
     }
-}
-
-/// Every test finishes within this bound or fails.
-async fn bounded<F: Future>(future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(10), future)
-        .await
-        .expect("the test timed out")
 }
 
 /// Starts the example's server on an ephemeral loopback port and connects.
@@ -60,30 +49,6 @@ fn token(role: &str) -> String {
         .sign()
         .unwrap()
         .into_string()
-}
-
-/// A well-signed token that expired well beyond the 30 s leeway.
-fn expired_token() -> String {
-    tower_jwt_auth::install_crypto_provider();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = serde_json::json!({
-        "sub": "user-1",
-        "role": "USER",
-        "iss": "tower-jwt-auth-example",
-        "aud": "example-api",
-        "iat": now - 600,
-        "exp": now - 300,
-        "jti": "expired-1",
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET).unwrap(),
-    )
-    .unwrap()
 }
 
 /// `grpc.health.v1.Health/Check` for the whole server, with `token` if any.

@@ -1,0 +1,107 @@
+//! The async check hook: rejected, unavailable, accepted.
+
+use std::{
+    io,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use tower_jwt_auth::{AuthError, AuthErrorKind, Claims, JwtAuthLayer};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn rejecting_check_is_401_with_its_description() {
+    let checked = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&checked);
+    let layer = JwtAuthLayer::<MyClaims>::builder(verifier())
+        .check(move |claims: &Claims<MyClaims>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let banned = claims.subject() == Some("user-1");
+            async move {
+                tokio::task::yield_now().await;
+                if banned {
+                    Err(AuthError::rejected("the account is disabled"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    let (res, calls) = send!(layer.clone(), bearer(&valid_token()));
+    assert_invalid_token_with(
+        &res,
+        calls,
+        AuthErrorKind::Rejected,
+        "the account is disabled",
+    );
+    assert_eq!(checked.load(Ordering::SeqCst), 1);
+
+    // Another subject passes the same check.
+    let other = issuer().access_token("user-2").sign().unwrap();
+    let (res, calls) = send!(layer.clone(), bearer(other.as_str()));
+    assert_passed(&res, calls);
+    assert_eq!(claims_of(&res).subject(), Some("user-2"));
+    assert_eq!(checked.load(Ordering::SeqCst), 2);
+
+    // The check never runs for a token that fails verification.
+    let (res, calls) = send!(layer, bearer(&hs(HS_HEADER, &with_exp("0"))));
+    assert_invalid_token(&res, calls, AuthErrorKind::Expired);
+    assert_eq!(checked.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn check_description_outside_the_rfc6750_charset_is_replaced() {
+    let layer = JwtAuthLayer::<MyClaims>::builder(verifier())
+        .check(|_: &Claims<MyClaims>| async {
+            Err(AuthError::rejected("bad \"quote\"\r\nX-Injected: 1"))
+        })
+        .build()
+        .unwrap();
+    let (res, calls) = send!(layer, bearer(&valid_token()));
+    assert_invalid_token(&res, calls, AuthErrorKind::Rejected);
+}
+
+#[tokio::test]
+async fn unavailable_check_is_503_without_challenge() {
+    let layer = JwtAuthLayer::<MyClaims>::builder(verifier())
+        .check(|_: &Claims<MyClaims>| async {
+            Err(AuthError::unavailable(io::Error::other(
+                "redis down at 10.0.0.7 password=hunter2",
+            )))
+        })
+        .build()
+        .unwrap();
+    let (res, calls) = send!(layer, bearer(&valid_token()));
+    assert_rejection(
+        &res,
+        calls,
+        AuthErrorKind::Unavailable,
+        503,
+        None,
+        "temporarily_unavailable",
+        "authentication is temporarily unavailable",
+    );
+    assert!(!res.body().contains("redis"));
+    assert!(!res.body().contains("hunter2"));
+}
+
+#[tokio::test]
+async fn accepting_check_passes_and_sees_the_claims() {
+    let seen = Arc::new(Mutex::new(None));
+    let record = Arc::clone(&seen);
+    let layer = JwtAuthLayer::<MyClaims>::builder(verifier())
+        .check(move |claims: &Claims<MyClaims>| {
+            *record.lock().unwrap() = claims.subject().map(str::to_owned);
+            async { Ok(()) }
+        })
+        .build()
+        .unwrap();
+    let (res, calls) = send!(layer, bearer(&valid_token()));
+    assert_passed(&res, calls);
+    assert_eq!(seen.lock().unwrap().as_deref(), Some("user-1"));
+    assert_eq!(claims_of(&res).subject(), Some("user-1"));
+}

@@ -1,0 +1,107 @@
+//! typ (RFC 7515 section 4.1.9, RFC 8725 section 3.11, RFC 9068).
+
+use tower_jwt_auth::{AuthErrorKind, VerificationKey, Verifier};
+
+use crate::support::*;
+
+fn at_jwt_verifier() -> Verifier {
+    verifier_builder(VerificationKey::hmac(SECRET).unwrap())
+        .require_type("at+jwt")
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn required_type_accepts_its_spellings() {
+    let token = issuer()
+        .token_type("at+jwt")
+        .access_token("user-1")
+        .sign()
+        .unwrap();
+    let (res, calls) = send!(layer_with(at_jwt_verifier()), bearer(token.as_str()));
+    assert_passed(&res, calls);
+    for typ in ["application/at+jwt", "AT+JWT", "Application/At+Jwt"] {
+        let header = format!(r#"{{"alg":"HS256","typ":"{typ}"}}"#);
+        let token = hs(&header, &payload(""));
+        let (res, calls) = send!(layer_with(at_jwt_verifier()), bearer(&token));
+        assert_passed(&res, calls);
+    }
+}
+
+#[tokio::test]
+async fn required_type_refuses_other_or_missing_types() {
+    let plain = valid_token(); // typ: JWT
+    let (res, calls) = send!(layer_with(at_jwt_verifier()), bearer(&plain));
+    assert_invalid_token(&res, calls, AuthErrorKind::InvalidType);
+    for header in [
+        r#"{"alg":"HS256"}"#,
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        r#"{"alg":"HS256","typ":""}"#,
+        r#"{"alg":"HS256","typ":"at+jwt "}"#,
+        r#"{"alg":"HS256","typ":"application/application/at+jwt"}"#,
+        r#"{"alg":"HS256","typ":"text/at+jwt"}"#,
+        r#"{"alg":"HS256","typ":"at+jwt; charset=utf-8"}"#,
+    ] {
+        let token = hs(header, &payload(""));
+        let (res, calls) = send!(layer_with(at_jwt_verifier()), bearer(&token));
+        assert_invalid_token(&res, calls, AuthErrorKind::InvalidType);
+    }
+}
+
+#[tokio::test]
+async fn rfc9068_profile_requires_its_claims() {
+    let verifier = verifier_builder(VerificationKey::hmac(SECRET).unwrap())
+        .rfc9068()
+        .build()
+        .unwrap();
+    let issuer = issuer().token_type("at+jwt");
+    let token = issuer
+        .access_token("user-1")
+        .claim("client_id", "client-1")
+        .sign()
+        .unwrap();
+    let (res, calls) = send!(layer_with(verifier.clone()), bearer(token.as_str()));
+    assert_passed(&res, calls);
+
+    // No client_id.
+    let token = issuer.access_token("user-1").sign().unwrap();
+    let (res, calls) = send!(layer_with(verifier.clone()), bearer(token.as_str()));
+    assert_invalid_token(&res, calls, AuthErrorKind::MissingClaim);
+
+    // Each required claim, removed in turn.
+    let n = now();
+    let full = [
+        ("iss", format!(r#""{ISS}""#)),
+        ("exp", (n + 600).to_string()),
+        ("aud", format!(r#""{AUD}""#)),
+        ("sub", r#""user-1""#.to_owned()),
+        ("client_id", r#""client-1""#.to_owned()),
+        ("iat", n.to_string()),
+        ("jti", r#""j-1""#.to_owned()),
+    ];
+    let header = r#"{"alg":"HS256","typ":"at+jwt"}"#;
+    let render = |skip: Option<&str>| {
+        let members: Vec<String> = full
+            .iter()
+            .filter(|(k, _)| Some(*k) != skip)
+            .map(|(k, v)| format!(r#""{k}":{v}"#))
+            .collect();
+        format!("{{{}}}", members.join(","))
+    };
+    let (res, calls) = send!(
+        layer_with(verifier.clone()),
+        bearer(&hs(header, &render(None)))
+    );
+    assert_passed(&res, calls);
+    for (name, _) in &full {
+        let token = hs(header, &render(Some(name)));
+        let (res, calls) = send!(layer_with(verifier.clone()), bearer(&token));
+        // `iss` and `aud` are also checked against the configuration, but
+        // the required-claim check comes first.
+        assert_invalid_token(&res, calls, AuthErrorKind::MissingClaim);
+    }
+    // The right claims with the plain JWT type are refused.
+    let token = hs(HS_HEADER, &render(None));
+    let (res, calls) = send!(layer_with(verifier), bearer(&token));
+    assert_invalid_token(&res, calls, AuthErrorKind::InvalidType);
+}
