@@ -1,7 +1,7 @@
-//! Drives the router of `examples/axum_server.rs` in memory.
+//! Drives the router of `examples/axum_server/` in memory.
 #![cfg(feature = "axum")]
 
-#[path = "../examples/axum_server.rs"]
+#[path = "../examples/axum_server/main.rs"]
 #[allow(dead_code)]
 mod axum_server;
 

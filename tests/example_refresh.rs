@@ -1,7 +1,7 @@
 //! The example server's refresh-token routes, driven through its router.
 #![cfg(feature = "axum")]
 
-#[path = "../examples/axum_server.rs"]
+#[path = "../examples/axum_server/main.rs"]
 #[allow(dead_code)]
 mod axum_server;
 

@@ -1,7 +1,7 @@
 //! Remote JWK Sets and OpenID Connect discovery, against a local provider
 //! started on 127.0.0.1:0 by each test.
 
-#[path = "../examples/axum_server.rs"]
+#[path = "../examples/axum_server/main.rs"]
 #[allow(dead_code)]
 mod axum_server;
 

@@ -1,0 +1,171 @@
+//! A small user API protected by `tower-jwt-auth`, in memory, no setup.
+//!
+//! ```text
+//! cargo run --example axum_server
+//!
+//! # log in (OAuth 2.0 password grant, form-encoded)
+//! curl -s -X POST localhost:3000/users/login \
+//!      -d username=user@example.com -d password=user-password
+//! # {"access_token":"eyJ...","token_type":"bearer","expires_in":900,"refresh_token":"..."}
+//!
+//! # a new pair for the refresh token (the old one is spent)
+//! curl -s -X POST localhost:3000/users/refresh -H 'content-type: application/json' \
+//!      -d '{"refresh_token":"..."}'
+//!
+//! curl -s localhost:3000/users/me -H "Authorization: Bearer $TOKEN"
+//! curl -s -X PUT localhost:3000/users -H "Authorization: Bearer $TOKEN" \
+//!      -H 'content-type: application/json' -d '{"name":"Ada","password":"new-password"}'
+//! curl -s localhost:3000/admin/users -H "Authorization: Bearer $ADMIN_TOKEN"
+//! ```
+//!
+//! Environment:
+//!
+//! - `BIND`: the address to listen on (default `127.0.0.1:3000`).
+//! - `JWT_SECRET`: the HS256 secret, at least 32 bytes. When unset, a random
+//!   one is generated at start-up, so tokens do not survive a restart.
+//! - `JWT_ISSUER` (default `tower-jwt-auth-example`) and `JWT_AUDIENCE`
+//!   (default `example-api`): put into issued tokens and required of incoming ones.
+//! - `REFRESH_STORE`: `memory` (default), `redis` (with `REDIS_URL`, default
+//!   `redis://127.0.0.1:6379/`; build with `--features redis`) or `postgres`
+//!   (with `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
+//!   build with `--features postgres`).
+//! - `JWKS_URL` or `OIDC_ISSUER` (build with `--features jwks`): verify the
+//!   RS256, ES256 or EdDSA tokens of an identity provider instead of the
+//!   server's own: keys from that JWK Set URL, or found by OpenID Connect
+//!   discovery of that issuer (whose `iss` is then what `JWT_ISSUER` should
+//!   be). The provider's tokens must carry `sub` and `role` (`USER` or
+//!   `ADMIN`). This server then issues no tokens: `/users/login` and
+//!   `/users/refresh` answer 404, and the layer checks no local session (`sid`),
+//!   since the provider's tokens have none; ending sessions is the provider's
+//!   job. `JWT_SECRET` is not used.
+//! - `RUST_LOG`: the log filter (default `info`).
+//!
+//! Routes:
+//!
+//! | route               | who                     | answer                                       |
+//! |---------------------|-------------------------|----------------------------------------------|
+//! | `POST /users/login` | anyone                  | `{"access_token", "token_type", "expires_in", "refresh_token"}` |
+//! | `POST /users/refresh` | anyone with a refresh token `{"refresh_token"}` | a new pair; 400 `invalid_grant` if spent, expired or revoked |
+//! | `POST /users/logout` | any valid token, `{"refresh_token"}` | 204; ends that session only |
+//! | `POST /users/logout-all` | any valid token    | `{"revoked": n}`; ends every session of the user |
+//! | `GET /users/sessions` | any valid token       | the user's sessions (device, created, last used) |
+//! | `GET /users/me`     | any valid token         | `{"id", "role"}` from the token              |
+//! | `PUT /users`        | role `USER` (or `ADMIN`)| the updated user `{"id", "email", "name", "role"}` |
+//! | `GET /admin/users`  | role `ADMIN`            | every user, without passwords                |
+//!
+//! Refresh tokens rotate on every use; presenting a spent one revokes its
+//! whole session (no grace window). Access tokens carry the session as `sid`,
+//! and the layer checks it, so logout takes effect at once.
+//!
+//! Rejections come from the layers (RFC 6750): no token 401 with
+//! `WWW-Authenticate: Bearer realm="tower-jwt-auth-example"`, a bad token 401
+//! `invalid_token`, a malformed `Authorization` (such as two of them) 400
+//! `invalid_request`, a missing role 403 `insufficient_scope`.
+//!
+//! Bodies the handlers cannot parse get axum's own rejections: a login form
+//! with a missing field 422, a login that is not form-encoded 415; for `PUT
+//! /users`, invalid JSON 400, a missing field 422, a missing JSON content
+//! type 415.
+//!
+//! Layout:
+//!
+//! - `config.rs`: the environment, parsed in one place.
+//! - `stores.rs`: connects the refresh-token store `REFRESH_STORE` names.
+//! - `users.rs`: the demo users, their roles and password hashes.
+//! - `app.rs`: the state the handlers share, and the router: which routes
+//!   need a token, which a role.
+//! - `handlers.rs`: the routes and the bodies they read and answer.
+//! - `error.rs`: the handlers' error answers.
+//! - `main.rs` (this file): starts the server and stops it gracefully.
+//!
+//! The smallest setup, without refresh tokens, is `examples/axum_minimal.rs`.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod stores;
+pub mod users;
+
+pub use self::{
+    app::{AppState, app},
+    config::Config,
+};
+// For the tests that include this example as a module (tests/example_*.rs).
+#[allow(unused_imports)]
+pub use self::config::StoreKind;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let config = Config::from_env()?;
+    if config.secret_generated && config.provider.is_none() {
+        tracing::warn!(
+            "JWT_SECRET is not set: using a random secret, so tokens will not survive a restart"
+        );
+    }
+    let store = config.store.connect().await?;
+    let state = AppState::from_config(&config, store).await?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    tracing::info!(
+        address = %config.bind,
+        issuer = %config.issuer,
+        audience = %config.audience,
+        store = ?config.store,
+        provider = ?config.provider,
+        "listening; demo users: user@example.com / user-password, admin@example.com / admin-password"
+    );
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix; in-flight requests then finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,39 @@
+//! Connecting to the refresh-token store that `REFRESH_STORE` names.
+
+use std::sync::Arc;
+
+use tower_jwt_auth::refresh::{MemoryStore, RefreshStore};
+
+use super::config::StoreKind;
+
+impl StoreKind {
+    /// Connects to the store (and, for PostgreSQL, applies the schema).
+    pub async fn connect(&self) -> Result<Arc<dyn RefreshStore>, String> {
+        match self {
+            Self::Memory => Ok(Arc::new(MemoryStore::new())),
+            #[cfg(feature = "redis")]
+            Self::Redis(url) => {
+                let store = tower_jwt_auth::refresh::RedisStore::new(url)
+                    .await
+                    .map_err(|e| format!("cannot connect to Redis: {e}"))?;
+                Ok(Arc::new(store))
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => {
+                let store = tower_jwt_auth::refresh::PostgresStore::new(url)
+                    .await
+                    .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+                store
+                    .migrate()
+                    .await
+                    .map_err(|e| format!("cannot apply the schema: {e}"))?;
+                Ok(Arc::new(store))
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(format!(
+                "REFRESH_STORE={other:?} needs the matching cargo feature: \
+                 cargo run --example axum_server --features redis (or postgres)"
+            )),
+        }
+    }
+}
