@@ -15,7 +15,7 @@ use hyper::body::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tower::ServiceExt;
-use tower_jwt_auth::{Claims, JwtAuthLayer, Verifier, jwks::RemoteJwks};
+use tower_jwt_auth::{Claims, JwtAuthLayer, Verifier, keys::RemoteJwks};
 
 use oidc::{Keys, Provider, ProviderOptions};
 

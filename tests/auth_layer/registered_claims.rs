@@ -9,10 +9,10 @@ use std::{
     time::Duration,
 };
 
-use http::{Response, StatusCode};
+use http::{Response, StatusCode, header::WWW_AUTHENTICATE};
 use serde::Deserialize;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_jwt_auth::{AuthErrorKind, JwtAuthLayer, VerificationKey, Verifier};
+use tower_jwt_auth::{AuthError, AuthErrorKind, JwtAuthLayer, VerificationKey, Verifier};
 
 use crate::support::*;
 
@@ -234,23 +234,53 @@ async fn claims_that_do_not_fit_the_application_type_are_invalid() {
             counter.fetch_add(1, Ordering::SeqCst);
             async { Ok::<_, Infallible>(Response::new("ok".to_owned())) }
         }));
+    // The description names the claim, never its value: in the header with
+    // single quotes (RFC 6750 allows no `"` there), in the JSON body as is.
     let res = svc.clone().oneshot(bearer(&valid_token())).await.unwrap();
-    assert_invalid_token(
+    assert_claim_named(
         &res,
         calls.load(Ordering::SeqCst),
-        AuthErrorKind::InvalidClaims,
+        "missing claim",
+        "tenant",
     );
 
     let token = hs(HS_HEADER, &payload(r#","tenant":7"#));
     let res = svc.clone().oneshot(bearer(&token)).await.unwrap();
-    assert_invalid_token(
+    assert_claim_named(
         &res,
         calls.load(Ordering::SeqCst),
-        AuthErrorKind::InvalidClaims,
+        "invalid claim",
+        "tenant",
     );
+    assert!(!res.body().contains('7'), "the value is never quoted");
 
     let token = hs(HS_HEADER, &payload(r#","tenant":"acme""#));
     let res = svc.oneshot(bearer(&token)).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[track_caller]
+fn assert_claim_named(res: &Res, calls: usize, what: &str, claim: &str) {
+    assert_eq!(calls, 0, "the inner service must not be called");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.headers()
+            .get(WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap()),
+        Some(
+            format!(
+                r#"Bearer realm="api", error="invalid_token", error_description="{what} '{claim}'""#
+            )
+            .as_str()
+        )
+    );
+    let description = format!(r#"{what} "{claim}""#);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(res.body()).unwrap(),
+        serde_json::json!({"error": "invalid_token", "error_description": description})
+    );
+    let attached = res.extensions().get::<AuthError>().unwrap();
+    assert_eq!(attached.kind(), AuthErrorKind::InvalidClaims);
+    assert_eq!(attached.description(), description);
 }

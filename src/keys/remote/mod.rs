@@ -359,7 +359,7 @@ impl Shared {
                 tracing::warn!(
                     url = %url,
                     error = %crate::error::Report(&error),
-                    "fetching the JWK Set failed; the previous keys (if any) stay in use"
+                    "fetching the JWK Set failed; the previous keys stay in use, if there are any"
                 );
                 Err(error)
             }
