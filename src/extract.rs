@@ -1,12 +1,15 @@
 //! Finding the bearer token in a request (RFC 6750 section 2).
 //!
 //! Only the `Authorization` header, and optionally a named cookie or header,
-//! are read. The query string never is (RFC 6750 section 2.3 and RFC 9700
+//! a WebSocket subprotocol, or the application's own function, are read. The
+//! query string never is by this crate (RFC 6750 section 2.3 and RFC 9700
 //! section 2.4 advise against it: URLs end up in logs).
 
-use http::{HeaderMap, HeaderName, header};
+use std::{borrow::Cow, fmt, sync::Arc};
 
-use crate::error::{AuthError, AuthErrorKind};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
+
+use crate::error::{AuthError, AuthErrorKind, ConfigError};
 
 /// Where [`JwtAuthLayer`](crate::JwtAuthLayer) looks for the token, after the
 /// `Authorization` header.
@@ -20,6 +23,144 @@ pub enum TokenSource {
     /// A header of this name carrying the bare token, when there is no
     /// `Authorization` header.
     Header(HeaderName),
+    /// For browser WebSockets, which cannot set headers: the client offers
+    /// this subprotocol followed by the token,
+    /// `new WebSocket(url, ["<name>", token])`, that is
+    /// `Sec-WebSocket-Protocol: <name>, <token>`. The token is the entry right
+    /// after `<name>`; a successful upgrade (101) answers
+    /// `Sec-WebSocket-Protocol: <name>` unless the application chose one,
+    /// since RFC 6455 section 4.1 requires the server to echo one the client
+    /// offered (never the token). Off unless chosen; the name must be an
+    /// HTTP token (checked when the layer is built).
+    WebSocketProtocol(String),
+    /// The application's own function of the request; see [`TokenSource::custom`].
+    Custom(CustomSource),
+}
+
+impl TokenSource {
+    /// A token found by the application's function, when there is no
+    /// `Authorization` header: `Ok(None)` for a request without one,
+    /// `Err` to refuse it (400 with [`AuthError`]'s kind `InvalidRequest` is
+    /// usual). The token must still be an RFC 6750 `b64token`.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use tower_jwt_auth::{RequestHead, TokenSource};
+    ///
+    /// // `X-Api-Token: Token <jwt>`, a legacy client's format.
+    /// let source = TokenSource::custom(|head: &RequestHead<'_>| {
+    ///     Ok(head
+    ///         .headers()
+    ///         .get("x-api-token")
+    ///         .and_then(|v| v.to_str().ok())
+    ///         .and_then(|v| v.strip_prefix("Token "))
+    ///         .map(|token| Cow::Owned(token.to_owned())))
+    /// });
+    /// # let _ = source;
+    /// ```
+    pub fn custom<F>(find: F) -> Self
+    where
+        F: for<'a> Fn(&RequestHead<'a>) -> Result<Option<Cow<'a, str>>, AuthError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        Self::Custom(CustomSource(Arc::new(find)))
+    }
+
+    /// Checks what the variants cannot check when built.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        match self {
+            Self::WebSocketProtocol(name) if !is_token(name) => Err(ConfigError::new(format!(
+                "the WebSocket subprotocol {name:?} is not an HTTP token"
+            ))),
+            Self::Cookie(name) if !is_token(name) => Err(ConfigError::new(format!(
+                "the cookie name {name:?} is not an HTTP token"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The subprotocol to echo on a successful upgrade, if the token came
+    /// from one.
+    pub(crate) fn echo(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        match self {
+            Self::WebSocketProtocol(name) if !headers.contains_key(header::AUTHORIZATION) => {
+                HeaderValue::from_str(name).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The application's token function of [`TokenSource::custom`].
+#[derive(Clone)]
+pub struct CustomSource(Arc<CustomFn>);
+
+type CustomFn =
+    dyn for<'a> Fn(&RequestHead<'a>) -> Result<Option<Cow<'a, str>>, AuthError> + Send + Sync;
+
+impl fmt::Debug for CustomSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CustomSource(..)")
+    }
+}
+
+impl PartialEq for CustomSource {
+    /// The same function, not an equal one.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CustomSource {}
+
+/// What a [`TokenSource::custom`] function sees of the request: its method,
+/// URI, headers and extensions, without the body.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    extensions: &'a Extensions,
+}
+
+impl<'a> RequestHead<'a> {
+    pub(crate) fn new<B>(request: &'a http::Request<B>) -> Self {
+        Self {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+            extensions: request.extensions(),
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &'a Method {
+        self.method
+    }
+
+    /// The request URI.
+    pub fn uri(&self) -> &'a Uri {
+        self.uri
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The request extensions (connection info, for example).
+    pub fn extensions(&self) -> &'a Extensions {
+        self.extensions
+    }
+}
+
+/// RFC 9110 section 5.6.2: `token = 1*tchar`.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// The bytes RFC 6750's `b64token` allows before its trailing `=` padding.
@@ -50,9 +191,31 @@ fn invalid_request(description: &'static str) -> AuthError {
 
 /// The token of the request, `Ok(None)` if it carries none.
 pub(crate) fn find_token<'a>(
-    headers: &'a HeaderMap,
+    head: &RequestHead<'a>,
+    fallback: &TokenSource,
+) -> Result<Option<Cow<'a, str>>, AuthError> {
+    if let Some(token) = find_borrowed(head, fallback)? {
+        return Ok(Some(Cow::Borrowed(token)));
+    }
+    let TokenSource::Custom(custom) = fallback else {
+        return Ok(None);
+    };
+    if head.headers.contains_key(header::AUTHORIZATION) {
+        return Ok(None);
+    }
+    match (custom.0)(head)? {
+        Some(token) if is_b64token(&token) => Ok(Some(token)),
+        Some(_) => Err(invalid_request("the token is malformed")),
+        None => Ok(None),
+    }
+}
+
+/// The token found by the crate's own rules (all but [`TokenSource::Custom`]).
+fn find_borrowed<'a>(
+    head: &RequestHead<'a>,
     fallback: &TokenSource,
 ) -> Result<Option<&'a str>, AuthError> {
+    let headers = head.headers;
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     if let Some(value) = values.next() {
         if values.next().is_some() {
@@ -100,7 +263,35 @@ pub(crate) fn find_token<'a>(
             }
         }
         TokenSource::Cookie(name) => find_cookie(headers, name),
+        TokenSource::WebSocketProtocol(name) => find_subprotocol(headers, name),
+        TokenSource::Custom(_) => Ok(None),
     }
+}
+
+/// `Sec-WebSocket-Protocol: <name>, <token>`: the entry after `name`.
+fn find_subprotocol<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
+    let mut found = None;
+    for value in headers.get_all(header::SEC_WEBSOCKET_PROTOCOL) {
+        let Ok(value) = value.to_str() else {
+            return Err(invalid_request(
+                "the WebSocket subprotocols are not valid ASCII",
+            ));
+        };
+        let mut entries = value.split(',').map(str::trim);
+        while let Some(entry) = entries.next() {
+            if entry != name {
+                continue;
+            }
+            if found.is_some() {
+                return Err(invalid_request("the token subprotocol is repeated"));
+            }
+            match entries.next() {
+                Some(token) if is_b64token(token) => found = Some(token),
+                _ => return Err(invalid_request("the token subprotocol carries no token")),
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// `scheme 1*SP credentials`; `None` when there is no space.
@@ -150,9 +341,80 @@ mod tests {
         map
     }
 
+    fn find_in(
+        pairs: &[(&str, &str)],
+        source: &TokenSource,
+    ) -> Result<Option<&'static str>, AuthErrorKind> {
+        let mut request = http::Request::new(());
+        *request.headers_mut() = headers(pairs);
+        let request: &'static http::Request<()> = Box::leak(Box::new(request));
+        find_token(&RequestHead::new(request), source)
+            .map(|token| token.map(|t| &*Box::leak(t.into_owned().into_boxed_str())))
+            .map_err(|e| e.kind())
+    }
+
     fn find(pairs: &[(&str, &str)]) -> Result<Option<&'static str>, AuthErrorKind> {
-        let map = Box::leak(Box::new(headers(pairs)));
-        find_token(map, &TokenSource::Cookie("at".into())).map_err(|e| e.kind())
+        find_in(pairs, &TokenSource::Cookie("at".into()))
+    }
+
+    #[test]
+    fn websocket_subprotocol_carries_the_token_after_its_name() {
+        let source = TokenSource::WebSocketProtocol("bearer".into());
+        let ws = |value| find_in(&[("sec-websocket-protocol", value)], &source);
+        assert_eq!(ws("bearer, a.b.c"), Ok(Some("a.b.c")));
+        assert_eq!(ws("chat, bearer,a.b.c"), Ok(Some("a.b.c")));
+        assert_eq!(ws("chat"), Ok(None));
+        assert_eq!(ws("bearer"), Err(AuthErrorKind::InvalidRequest));
+        assert_eq!(ws("bearer, a b"), Err(AuthErrorKind::InvalidRequest));
+        assert_eq!(
+            ws("bearer, x, bearer, y"),
+            Err(AuthErrorKind::InvalidRequest)
+        );
+        // The Authorization header still comes first.
+        assert_eq!(
+            find_in(
+                &[
+                    ("sec-websocket-protocol", "bearer, x.y.z"),
+                    ("authorization", "Bearer a.b.c")
+                ],
+                &source
+            ),
+            Ok(Some("a.b.c"))
+        );
+        assert!(
+            TokenSource::WebSocketProtocol("a b".into())
+                .check()
+                .is_err()
+        );
+        assert!(source.check().is_ok());
+    }
+
+    #[test]
+    fn custom_sources_see_the_request_head() {
+        let source = TokenSource::custom(|head: &RequestHead<'_>| {
+            if head.uri().path() == "/refuse" {
+                return Err(invalid_request("refused"));
+            }
+            Ok(head
+                .headers()
+                .get("x-token")
+                .and_then(|v| v.to_str().ok())
+                .map(Cow::Borrowed))
+        });
+        assert_eq!(find_in(&[("x-token", "a.b.c")], &source), Ok(Some("a.b.c")));
+        assert_eq!(find_in(&[], &source), Ok(None));
+        assert_eq!(
+            find_in(&[("x-token", "a b")], &source),
+            Err(AuthErrorKind::InvalidRequest)
+        );
+        assert_eq!(
+            find_in(
+                &[("x-token", "x.y.z"), ("authorization", "Bearer a.b.c")],
+                &source
+            ),
+            Ok(Some("a.b.c"))
+        );
+        assert_eq!(source, source.clone());
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub use crate::{
     auth::{JwtAuth, JwtAuthLayer, JwtAuthLayerBuilder},
     claims::{Claims, RegisteredClaims},
     error::{AuthError, AuthErrorKind, ConfigError},
-    extract::TokenSource,
+    extract::{CustomSource, RequestHead, TokenSource},
     issuer::{AccessTokenBuilder, DEFAULT_ACCESS_TOKEN_TTL, IssueError, IssuedToken, TokenIssuer},
     keys::{
         Algorithm, JwkSet, SigningKey, UnknownAlgorithm, VerificationKey, install_crypto_provider,

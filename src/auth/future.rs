@@ -5,7 +5,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode, header::SEC_WEBSOCKET_PROTOCOL};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -57,10 +57,13 @@ pin_project! {
             request: Option<Request<ReqBody>>,
             inner: Option<S>,
             responder: R,
+            echo: Option<HeaderValue>,
         },
         Inner {
             #[pin]
             future: S::Future,
+            // The WebSocket subprotocol to answer a successful upgrade with.
+            echo: Option<HeaderValue>,
         },
     }
 }
@@ -69,13 +72,20 @@ impl<S, C, ReqBody, R> ResponseFuture<S, C, ReqBody, R>
 where
     S: Service<Request<ReqBody>>,
 {
-    pub(crate) fn new(step: Step<C>, request: Request<ReqBody>, inner: S, responder: R) -> Self {
+    pub(crate) fn new(
+        step: Step<C>,
+        request: Request<ReqBody>,
+        inner: S,
+        responder: R,
+        echo: Option<HeaderValue>,
+    ) -> Self {
         Self {
             state: State::Authenticating {
                 step,
                 request: Some(request),
                 inner: Some(inner),
                 responder,
+                echo,
             },
         }
     }
@@ -99,6 +109,7 @@ where
                     request,
                     inner,
                     responder,
+                    echo,
                 } => {
                     let outcome = match step {
                         Step::Pending(pending) => {
@@ -125,9 +136,21 @@ where
                     }
                     let mut inner = inner.take().expect("polled after completion");
                     let future = inner.call(request);
-                    this.state.set(State::Inner { future });
+                    let echo = echo.take();
+                    this.state.set(State::Inner { future, echo });
                 }
-                StateProj::Inner { future } => return future.poll(cx),
+                StateProj::Inner { future, echo } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(protocol) = echo.take()
+                        && response.status() == StatusCode::SWITCHING_PROTOCOLS
+                        && !response.headers().contains_key(SEC_WEBSOCKET_PROTOCOL)
+                    {
+                        response
+                            .headers_mut()
+                            .insert(SEC_WEBSOCKET_PROTOCOL, protocol);
+                    }
+                    return Poll::Ready(Ok(response));
+                }
             }
         }
     }

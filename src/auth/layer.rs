@@ -155,7 +155,9 @@ impl<C> JwtAuthLayerBuilder<C, DefaultResponder> {
 
 impl<C, R> JwtAuthLayerBuilder<C, R> {
     /// Where to look for the token when there is no `Authorization` header: a
-    /// cookie or another header. The query string is never read.
+    /// cookie, another header, a WebSocket subprotocol, or a function of the
+    /// request ([`TokenSource::custom`]). The crate itself never reads the
+    /// query string.
     pub fn token_source(mut self, source: TokenSource) -> Self {
         self.source = source;
         self
@@ -220,6 +222,7 @@ impl<C, R> JwtAuthLayerBuilder<C, R> {
         if let Some(error) = self.error {
             return Err(error);
         }
+        self.source.check()?;
         Ok(JwtAuthLayer {
             shared: Arc::new(Shared {
                 verifier: self.verifier,

@@ -11,7 +11,7 @@ use tower_service::Service;
 use super::{ResponseFuture, future::Step, layer::Shared};
 use crate::{
     error::{AuthError, AuthErrorKind},
-    extract::find_token,
+    extract::{RequestHead, find_token},
     response::Responder,
     verifier::Verification,
 };
@@ -77,13 +77,13 @@ where
     /// application's check.
     fn authenticate<B>(&self, request: &Request<B>) -> Step<C> {
         let shared = &*self.shared;
-        let token = match find_token(request.headers(), &shared.source) {
+        let token = match find_token(&RequestHead::new(request), &shared.source) {
             Ok(Some(token)) => token,
             Ok(None) if shared.optional => return Step::Anonymous,
             Ok(None) => return Step::Failed(AuthError::new(AuthErrorKind::MissingCredentials)),
             Err(error) => return Step::Failed(error),
         };
-        match (shared.verifier.start::<C>(token), &shared.check) {
+        match (shared.verifier.start::<C>(&token), &shared.check) {
             (Verification::Done(Err(error)), _) => Step::Failed(error),
             (Verification::Done(Ok(claims)), None) => Step::Verified(claims),
             (Verification::Done(Ok(claims)), Some(check)) => {
@@ -121,9 +121,10 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let step = self.authenticate(&request);
+        let echo = self.shared.source.echo(request.headers());
         // Call the service that was polled ready; keep a fresh clone for next time.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(step, request, inner, self.responder.clone())
+        ResponseFuture::new(step, request, inner, self.responder.clone(), echo)
     }
 }

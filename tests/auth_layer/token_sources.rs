@@ -1,8 +1,8 @@
-//! Cookie and custom header token sources.
+//! Cookie, custom header, WebSocket subprotocol and custom function token sources.
 
 use http::{
     HeaderName,
-    header::{AUTHORIZATION, COOKIE},
+    header::{AUTHORIZATION, COOKIE, SEC_WEBSOCKET_PROTOCOL},
 };
 use tower_jwt_auth::{AuthErrorKind, JwtAuthLayer, TokenSource};
 
@@ -116,5 +116,120 @@ async fn header_token_source() {
         .body(String::new())
         .unwrap();
     let (res, calls) = send!(layer, req);
+    assert_invalid_token(&res, calls, AuthErrorKind::Malformed);
+}
+
+fn websocket_layer() -> JwtAuthLayer<MyClaims> {
+    JwtAuthLayer::builder(verifier())
+        .token_source(TokenSource::WebSocketProtocol("bearer".into()))
+        .build()
+        .unwrap()
+}
+
+fn with_subprotocols(value: &str) -> Req {
+    request()
+        .header(SEC_WEBSOCKET_PROTOCOL, value)
+        .body(String::new())
+        .unwrap()
+}
+
+/// An inner service that accepts the upgrade (101), optionally choosing a
+/// subprotocol itself.
+fn upgrading(
+    chosen: Option<&'static str>,
+) -> impl tower::Service<Req, Response = Res, Error = std::convert::Infallible> + Clone {
+    tower::service_fn(move |_req: Req| async move {
+        let mut res = http::Response::new(String::new());
+        *res.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+        if let Some(chosen) = chosen {
+            res.headers_mut()
+                .insert(SEC_WEBSOCKET_PROTOCOL, chosen.parse().unwrap());
+        }
+        Ok(res)
+    })
+}
+
+#[tokio::test]
+async fn websocket_subprotocol_token_source() {
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let token = valid_token();
+    let (res, calls) = send!(
+        websocket_layer(),
+        with_subprotocols(&format!("bearer, {token}"))
+    );
+    assert_passed(&res, calls);
+    assert_eq!(claims_of(&res).subject(), Some("user-1"));
+
+    // A successful upgrade echoes the marker, never the token.
+    let svc = ServiceBuilder::new()
+        .layer(websocket_layer())
+        .service(upgrading(None));
+    let res = svc
+        .oneshot(with_subprotocols(&format!("bearer, {token}")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 101);
+    assert_eq!(res.headers()[SEC_WEBSOCKET_PROTOCOL], "bearer");
+    // The application's own choice stands.
+    let svc = ServiceBuilder::new()
+        .layer(websocket_layer())
+        .service(upgrading(Some("chat")));
+    let res = svc
+        .oneshot(with_subprotocols(&format!("chat, bearer, {token}")))
+        .await
+        .unwrap();
+    assert_eq!(res.headers()[SEC_WEBSOCKET_PROTOCOL], "chat");
+
+    let (res, calls) = send!(websocket_layer(), with_subprotocols("chat"));
+    assert_missing_credentials(&res, calls);
+    let (res, calls) = send!(websocket_layer(), with_subprotocols("bearer"));
+    assert_invalid_request(&res, calls, "the token subprotocol carries no token");
+    let (res, calls) = send!(websocket_layer(), with_subprotocols("bearer, a.b.c"));
+    assert_invalid_token(&res, calls, AuthErrorKind::Malformed);
+
+    // A name that is not an HTTP token is refused when the layer is built.
+    let error = JwtAuthLayer::<MyClaims>::builder(verifier())
+        .token_source(TokenSource::WebSocketProtocol("a b".into()))
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("not an HTTP token"), "{error}");
+}
+
+#[tokio::test]
+async fn custom_token_source() {
+    use std::borrow::Cow;
+    use tower_jwt_auth::{AuthError, RequestHead};
+
+    // `?access_token=` for one legacy path only, as an application may choose.
+    let layer = JwtAuthLayer::<MyClaims>::builder(verifier())
+        .token_source(TokenSource::custom(|head: &RequestHead<'_>| {
+            if head.uri().path() != "/legacy" {
+                return Ok(None);
+            }
+            let query = head.uri().query().unwrap_or_default();
+            match query.strip_prefix("access_token=") {
+                Some(token) => Ok(Some(Cow::Borrowed(token))),
+                None => Err(AuthError::new(AuthErrorKind::InvalidRequest)),
+            }
+        }))
+        .build()
+        .unwrap();
+    let token = valid_token();
+    let get = |uri: &str| {
+        http::Request::get(uri.to_owned())
+            .body(String::new())
+            .unwrap()
+    };
+    let (res, calls) = send!(layer.clone(), get(&format!("/legacy?access_token={token}")));
+    assert_passed(&res, calls);
+    assert_eq!(claims_of(&res).subject(), Some("user-1"));
+    let (res, calls) = send!(layer.clone(), get(&format!("/other?access_token={token}")));
+    assert_missing_credentials(&res, calls);
+    let (res, calls) = send!(layer.clone(), get("/legacy"));
+    assert_invalid_request(&res, calls, "the authorization request is malformed");
+    let (res, calls) = send!(layer.clone(), get("/legacy?access_token=a%20b"));
+    assert_invalid_request(&res, calls, "the token is malformed");
+    let (res, calls) = send!(layer, get("/legacy?access_token=a.b.c"));
     assert_invalid_token(&res, calls, AuthErrorKind::Malformed);
 }
