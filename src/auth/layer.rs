@@ -6,7 +6,7 @@ use super::JwtAuth;
 use crate::{
     claims::Claims,
     error::{AuthError, ConfigError},
-    extract::TokenSource,
+    extract::{RequestHead, TokenSource},
     response::DefaultResponder,
     verifier::Verifier,
 };
@@ -14,6 +14,7 @@ use crate::{
 /// The future of a [`JwtAuthLayerBuilder::check`], boxed.
 pub type CheckFuture = Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send>>;
 pub(crate) type CheckFn<C> = Arc<dyn Fn(&Claims<C>) -> CheckFuture + Send + Sync>;
+pub(crate) type ResolverFn = Arc<dyn Fn(&RequestHead<'_>) -> Option<String> + Send + Sync>;
 
 /// What every clone of the layer and its services shares.
 pub(crate) struct Shared<C> {
@@ -21,6 +22,7 @@ pub(crate) struct Shared<C> {
     pub(crate) source: TokenSource,
     pub(crate) optional: bool,
     pub(crate) check: Option<CheckFn<C>>,
+    pub(crate) resolver: Option<ResolverFn>,
 }
 
 /// Authenticates requests by bearer token; see the [module docs](crate::auth).
@@ -84,6 +86,7 @@ impl<C> JwtAuthLayer<C> {
                 source: TokenSource::AuthorizationHeader,
                 optional: false,
                 check: None,
+                resolver: None,
             }),
             responder: DefaultResponder::default(),
         }
@@ -96,6 +99,7 @@ impl<C> JwtAuthLayer<C> {
             source: TokenSource::AuthorizationHeader,
             optional: false,
             check: None,
+            resolver: None,
             responder: DefaultResponder::default(),
             error: None,
         }
@@ -124,6 +128,7 @@ pub struct JwtAuthLayerBuilder<C, R = DefaultResponder> {
     source: TokenSource,
     optional: bool,
     check: Option<CheckFn<C>>,
+    resolver: Option<ResolverFn>,
     responder: R,
     error: Option<ConfigError>,
 }
@@ -135,6 +140,7 @@ impl<C, R: fmt::Debug> fmt::Debug for JwtAuthLayerBuilder<C, R> {
             .field("source", &self.source)
             .field("optional", &self.optional)
             .field("check", &self.check.is_some())
+            .field("resolver", &self.resolver.is_some())
             .field("responder", &self.responder)
             .finish()
     }
@@ -205,6 +211,40 @@ impl<C, R> JwtAuthLayerBuilder<C, R> {
         self
     }
 
+    /// Chooses the issuer (tenant) of a request from the request itself, such
+    /// as its host or path, instead of from the token's `iss`: `Some(issuer)`
+    /// verifies the token with that issuer's keys and rules only, and its
+    /// `iss` must be `issuer` ([`Verifier::verify_for_issuer`]); `None` routes
+    /// by the token's `iss` as usual. An issuer the verifier does not know is
+    /// refused (401 `invalid_token`).
+    ///
+    /// ```
+    /// use tower_jwt_auth::{JwtAuthLayer, RequestHead, VerificationKey, Verifier};
+    /// # let tenant = |iss: &str, secret: &[u8]| {
+    /// #     Verifier::builder().key(VerificationKey::hmac(secret).unwrap()).issuer(iss).build()
+    /// # };
+    /// let verifier = Verifier::by_issuer([
+    ///     tenant("https://acme.example.com", b"acme's secret, thirty-two bytes!")?,
+    ///     tenant("https://globex.example.com", b"globex's secret, thirty-two bytes")?,
+    /// ])?;
+    /// // acme.api.example.com takes acme's tokens only.
+    /// let layer = JwtAuthLayer::<serde_json::Value>::builder(verifier)
+    ///     .issuer_resolver(|head: &RequestHead<'_>| {
+    ///         let host = head.headers().get("host")?.to_str().ok()?;
+    ///         let tenant = host.strip_suffix(".api.example.com")?;
+    ///         Some(format!("https://{tenant}.example.com"))
+    ///     })
+    ///     .build()?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn issuer_resolver<F>(mut self, resolver: F) -> Self
+    where
+        F: Fn(&RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
+    {
+        self.resolver = Some(Arc::new(resolver));
+        self
+    }
+
     /// Replaces how rejections become responses; see [`Responder`](crate::Responder).
     pub fn responder<R2>(self, responder: R2) -> JwtAuthLayerBuilder<C, R2> {
         JwtAuthLayerBuilder {
@@ -212,6 +252,7 @@ impl<C, R> JwtAuthLayerBuilder<C, R> {
             source: self.source,
             optional: self.optional,
             check: self.check,
+            resolver: self.resolver,
             responder,
             error: self.error,
         }
@@ -229,6 +270,7 @@ impl<C, R> JwtAuthLayerBuilder<C, R> {
                 source: self.source,
                 optional: self.optional,
                 check: self.check,
+                resolver: self.resolver,
             }),
             responder: self.responder,
         })

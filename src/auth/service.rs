@@ -77,13 +77,18 @@ where
     /// application's check.
     fn authenticate<B>(&self, request: &Request<B>) -> Step<C> {
         let shared = &*self.shared;
-        let token = match find_token(&RequestHead::new(request), &shared.source) {
+        let head = RequestHead::new(request);
+        let token = match find_token(&head, &shared.source) {
             Ok(Some(token)) => token,
             Ok(None) if shared.optional => return Step::Anonymous,
             Ok(None) => return Step::Failed(AuthError::new(AuthErrorKind::MissingCredentials)),
             Err(error) => return Step::Failed(error),
         };
-        match (shared.verifier.start::<C>(&token), &shared.check) {
+        let issuer = shared.resolver.as_ref().and_then(|resolve| resolve(&head));
+        match (
+            shared.verifier.start::<C>(&token, issuer.as_deref()),
+            &shared.check,
+        ) {
             (Verification::Done(Err(error)), _) => Step::Failed(error),
             (Verification::Done(Ok(claims)), None) => Step::Verified(claims),
             (Verification::Done(Ok(claims)), Some(check)) => {

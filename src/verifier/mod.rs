@@ -289,7 +289,28 @@ impl Verifier {
     /// [`AuthErrorKind::UnknownKey`]; [`verify_async`](Self::verify_async)
     /// (and [`JwtAuthLayer`](crate::JwtAuthLayer)) refresh remote keys first.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
-        let payload = self.verify_payload(token)?;
+        self.verify_as(token, None)
+    }
+
+    /// Verifies `token` as a token of `issuer` only: with that issuer's keys
+    /// and rules, and its `iss` must be `issuer`. For tenants chosen by the
+    /// request (host, path) rather than by the token; see
+    /// [`JwtAuthLayerBuilder::issuer_resolver`](crate::JwtAuthLayerBuilder::issuer_resolver).
+    /// An issuer this verifier does not know is refused (401 `invalid_token`).
+    pub fn verify_for_issuer<C: DeserializeOwned>(
+        &self,
+        issuer: &str,
+        token: &str,
+    ) -> Result<Claims<C>, AuthError> {
+        self.verify_as(token, Some(issuer))
+    }
+
+    fn verify_as<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        issuer: Option<&str>,
+    ) -> Result<Claims<C>, AuthError> {
+        let payload = self.verify_payload(token, issuer)?;
         let custom = decode_claims(payload.json())?;
         Ok(Claims::new(custom, payload))
     }
@@ -302,41 +323,52 @@ impl Verifier {
     where
         C: DeserializeOwned + Send + 'static,
     {
-        match self.start(token) {
+        match self.start(token, None) {
             Verification::Done(result) => result,
             Verification::Pending(pending) => pending.await,
         }
     }
 
     /// Verifies at once, or returns the one asynchronous step: a key refresh
-    /// for an unknown `kid`, then a second verification.
-    pub(crate) fn start<C>(&self, token: &str) -> Verification<C>
+    /// for an unknown `kid`, then a second verification. `issuer`, when
+    /// given, replaces routing by the token's `iss`.
+    pub(crate) fn start<C>(&self, token: &str, issuer: Option<&str>) -> Verification<C>
     where
         C: DeserializeOwned + Send + 'static,
     {
-        let result = self.verify::<C>(token);
+        let result = self.verify_as::<C>(token, issuer);
         if let Err(error) = &result
             && error.kind() == AuthErrorKind::UnknownKey
             && let Some(refresh) = self
-                .route(token)
+                .route(token, issuer)
                 .ok()
                 .and_then(|p| p.keys.refresh_for_unknown_kid())
         {
             let verifier = self.clone();
             let token = token.to_owned();
+            let issuer = issuer.map(str::to_owned);
             return Verification::Pending(Box::pin(async move {
                 refresh.await;
-                verifier.verify::<C>(&token)
+                verifier.verify_as::<C>(&token, issuer.as_deref())
             }));
         }
         Verification::Done(result)
     }
 
-    /// The policy that verifies `token`: the only one, or the one its `iss` names.
-    fn route(&self, token: &str) -> Result<&Policy, AuthError> {
-        match &*self.inner {
-            Inner::One(policy) => Ok(policy),
-            Inner::ByIssuer(routes) => {
+    /// The policy that verifies `token`: the one `issuer` names, or else the
+    /// only one, or the one the token's `iss` names.
+    fn route(&self, token: &str, issuer: Option<&str>) -> Result<&Policy, AuthError> {
+        match (&*self.inner, issuer) {
+            (Inner::One(policy), None) => Ok(policy),
+            (Inner::One(policy), Some(iss)) => {
+                if policy.issuers.is_empty() || policy.issuers.iter().any(|i| i == iss) {
+                    Ok(policy)
+                } else {
+                    Err(AuthError::new(AuthErrorKind::InvalidIssuer))
+                }
+            }
+            (Inner::ByIssuer(routes), Some(iss)) => routes.policy_for(Some(iss)),
+            (Inner::ByIssuer(routes), None) => {
                 let (_, payload_b64, _) = split(token, routes.max_len)?;
                 let json = decode_part(payload_b64)?;
                 let mut sink = ClaimsSink::default();
@@ -346,11 +378,22 @@ impl Verifier {
         }
     }
 
-    pub(crate) fn verify_payload(&self, token: &str) -> Result<VerifiedPayload, AuthError> {
-        match &*self.inner {
-            Inner::One(policy) => policy.verify(token),
-            Inner::ByIssuer(routes) => routes.verify(token),
+    fn verify_payload(
+        &self,
+        token: &str,
+        issuer: Option<&str>,
+    ) -> Result<VerifiedPayload, AuthError> {
+        let Some(iss) = issuer else {
+            return match &*self.inner {
+                Inner::One(policy) => policy.verify(token),
+                Inner::ByIssuer(routes) => routes.verify(token),
+            };
+        };
+        let payload = self.route(token, Some(iss))?.verify(token)?;
+        if payload.registered().iss.as_deref() != Some(iss) {
+            return Err(AuthError::new(AuthErrorKind::InvalidIssuer));
         }
+        Ok(payload)
     }
 }
 

@@ -19,6 +19,7 @@ mod check_hook;
 mod credentials;
 mod crit_and_duplicates;
 mod grpc;
+mod issuers;
 mod kid;
 mod optional_mode;
 mod registered_claims;
