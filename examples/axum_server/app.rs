@@ -14,10 +14,10 @@ use tower_jwt_auth::{
 };
 
 use super::{
-    config::Config,
+    config::{Config, ProviderConfig, RoleClaim},
     handlers::{
-        list_users, login, logout, logout_all, me, no_local_tokens, refresh_endpoint, sessions,
-        update_me,
+        list_users, login, logout, logout_all, me, not_in_provider_mode, provider_me,
+        refresh_endpoint, sessions, update_me,
     },
     users::{Role, User, UserStore},
 };
@@ -37,6 +37,55 @@ pub struct AccessClaims {
     pub role: Role,
 }
 
+/// The claims of an identity provider's token (provider mode): `sub` only is
+/// required, so every valid token of the provider is accepted, with or
+/// without roles; `GET /admin/users` reads the roles itself (`ROLE_CLAIM`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderClaims {
+    /// The subject: a user, or a client for `client_credentials` tokens.
+    pub sub: String,
+    /// The `role` claim, as the provider wrote it (a string, an array...).
+    #[serde(default)]
+    pub role: Option<serde_json::Value>,
+}
+
+/// Provider mode's layers: they replace [`AppState::auth`] and the role layers.
+#[derive(Clone)]
+pub struct ProviderAuth {
+    /// Verifies the providers' tokens, each issuer with its own keys.
+    pub auth: JwtAuthLayer<ProviderClaims>,
+    /// `GET /admin/users`: `ADMIN_ROLE` in `ROLE_CLAIM`.
+    pub admins: RequireRoleLayer,
+    /// The verifier inside `auth`: [`Verifier::is_ready`] turns true once
+    /// every issuer's keys are at hand (with `JWKS_LAZY=1`, not at start).
+    pub verifier: Verifier,
+}
+
+impl ProviderAuth {
+    /// The layers for `verifier`, with the role requirement of `provider`.
+    pub fn new(
+        verifier: Verifier,
+        provider: &ProviderConfig,
+        responder: &DefaultResponder,
+    ) -> Result<Self, ConfigError> {
+        // No session check: the provider's tokens carry no local session.
+        let auth = JwtAuthLayer::builder(verifier.clone())
+            .responder(responder.clone())
+            .build()?;
+        let admins = RequireRoleLayer::any_of([provider.admin_role.as_str()]);
+        let admins = match &provider.role_claim {
+            RoleClaim::Claim(name) => admins.claim(name),
+            RoleClaim::Path(path) => admins.claim_path(path),
+            RoleClaim::Scope => admins.scope(),
+        };
+        Ok(Self {
+            auth,
+            admins: admins.responder(responder.clone()),
+            verifier,
+        })
+    }
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -44,15 +93,15 @@ pub struct AppState {
     pub users: UserStore,
     /// Mints access tokens.
     pub tokens: TokenIssuer,
-    /// Verifies access tokens.
+    /// Verifies this server's own access tokens (not used in provider mode).
     pub auth: JwtAuthLayer<AccessClaims>,
     /// Answers rejections; the role layers need it too, for the same realm.
     pub responder: DefaultResponder,
     /// Refresh-token rotation and sessions.
     pub refresh: RefreshTokens,
-    /// Whether this server issues tokens (login, refresh); not with `JWKS_URL`
-    /// or `OIDC_ISSUER`.
-    pub local_login: bool,
+    /// Provider mode (`OIDC_ISSUER` or `JWKS_URL`): its layers verify the
+    /// providers' tokens instead of `auth`, and this server issues none.
+    pub provider: Option<ProviderAuth>,
 }
 
 impl fmt::Debug for AppState {
@@ -94,51 +143,25 @@ impl AppState {
             auth,
             responder,
             refresh,
-            local_login: true,
+            provider: None,
         })
     }
 
-    /// The state for `config`: with the provider's keys if it names a
-    /// provider (fetched now; an unreachable provider is an error), with
-    /// our own secret otherwise.
+    /// The state for `config`: in provider mode with the providers' keys
+    /// (fetched now, an unreachable provider an error, unless `JWKS_LAZY=1`),
+    /// with our own secret otherwise.
     pub async fn from_config(
         config: &Config,
         store: Arc<dyn RefreshStore>,
     ) -> Result<Self, String> {
         let invalid = |e: ConfigError| format!("invalid configuration: {e}");
-        let Some(provider) = &config.provider else {
-            return Self::with_store(config, store).map_err(invalid);
-        };
-        #[cfg(not(feature = "jwks"))]
-        return Err(format!("{provider:?} needs the `jwks` feature"));
-        #[cfg(feature = "jwks")]
-        {
-            use super::config::ProviderKeys;
-            use tower_jwt_auth::keys::RemoteJwks;
-            let remote = match provider {
-                ProviderKeys::JwksUrl(url) => RemoteJwks::builder(url),
-                ProviderKeys::OidcIssuer(issuer) => RemoteJwks::discover(issuer),
-            };
-            let remote = remote
-                .build()
-                .await
-                .map_err(|e| format!("cannot load the provider's keys: {e}"))?;
-            // The algorithms are those of the provider's keys (RS256, ES256, EdDSA...).
-            let verifier = Verifier::builder()
-                .jwks(remote)
-                .issuer(&config.issuer)
-                .audience(&config.audience)
-                .build()
-                .map_err(invalid)?;
-            let mut state = Self::with_store(config, store).map_err(invalid)?;
-            // No session check: the provider's tokens carry no local session.
-            state.auth = JwtAuthLayer::builder(verifier)
-                .responder(state.responder.clone())
-                .build()
-                .map_err(invalid)?;
-            state.local_login = false;
-            Ok(state)
+        let mut state = Self::with_store(config, store).map_err(invalid)?;
+        if let Some(provider) = &config.provider {
+            let verifier = provider_verifier(provider, &config.audience).await?;
+            state.provider =
+                Some(ProviderAuth::new(verifier, provider, &state.responder).map_err(invalid)?);
         }
+        Ok(state)
     }
 
     /// The token response of a successful login: a new session on `device`.
@@ -153,11 +176,70 @@ impl AppState {
     }
 }
 
+/// One verifier for every issuer of `provider`, each with its own keys
+/// (several: routed by `iss` with [`Verifier::by_issuer`]); tokens must name
+/// `audience`. The algorithms are those of the providers' keys (RS256,
+/// ES256, EdDSA...).
+#[cfg(feature = "jwks")]
+async fn provider_verifier(provider: &ProviderConfig, audience: &str) -> Result<Verifier, String> {
+    use super::config::ProviderKeys;
+    use tower_jwt_auth::keys::RemoteJwks;
+
+    let mut verifiers = Vec::with_capacity(provider.issuers.len());
+    for keys in &provider.issuers {
+        let remote = match keys {
+            ProviderKeys::OidcIssuer(issuer) => RemoteJwks::discover(issuer),
+            ProviderKeys::JwksUrl { url, issuer } => RemoteJwks::builder(url).issuer(issuer),
+        };
+        let remote = if provider.lazy { remote.lazy() } else { remote };
+        let remote = remote.build().await.map_err(|e| {
+            format!(
+                "cannot load the provider's keys (issuer {:?}): {}",
+                keys.issuer(),
+                report(&e)
+            )
+        })?;
+        // The issuer is the remote keys' own (discovered, or set above).
+        let verifier = Verifier::builder()
+            .jwks(remote)
+            .audience(audience)
+            .build()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        verifiers.push(verifier);
+    }
+    if verifiers.len() == 1 {
+        return Ok(verifiers.remove(0));
+    }
+    Verifier::by_issuer(verifiers).map_err(|e| format!("invalid configuration: {e}"))
+}
+
+#[cfg(not(feature = "jwks"))]
+async fn provider_verifier(_: &ProviderConfig, _: &str) -> Result<Verifier, String> {
+    Err("JWKS_URL and OIDC_ISSUER need the `jwks` feature".into())
+}
+
+/// `error` with its causes, as one line.
+#[cfg(feature = "jwks")]
+fn report(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 /// The router. [`JwtAuthLayer`] is applied to the authenticated routes before
 /// the public ones are merged in (`Router::layer` wraps only the routes added
 /// so far), so login needs no token. Add new public routes to `public`, and
-/// protected ones to `authenticated`.
+/// protected ones to `authenticated`. In provider mode, see [`provider_app`].
 pub fn app(state: AppState) -> Router {
+    if let Some(provider) = state.provider.clone() {
+        return provider_app(state, provider);
+    }
+
     // ADMIN implies USER, so administrators may use the user routes too.
     let users_or_admins = RequireRoleLayer::any_of([Role::User.as_str()])
         .hierarchy(RoleHierarchy::new().grant(Role::Admin.as_str(), [Role::User.as_str()]))
@@ -174,19 +256,29 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/users", get(list_users).route_layer(admins))
         .layer(state.auth.clone());
 
-    // With a provider's keys, this server issues no tokens: its own (HS256)
-    // would not verify. Login and refresh are then 404.
-    if !state.local_login {
-        return Router::new()
-            .route("/users/login", post(no_local_tokens))
-            .route("/users/refresh", post(no_local_tokens))
-            .merge(authenticated)
-            .with_state(state);
-    }
-
     let public = Router::new()
         .route("/users/login", post(login))
         .route_service("/users/refresh", refresh_endpoint(&state));
 
     public.merge(authenticated).with_state(state)
+}
+
+/// The router of provider mode: the providers' tokens on `/users/me` and
+/// `/admin/users`. This server issues no tokens (its own, HS256, would not
+/// verify) and keeps no sessions or accounts for the providers' users, so
+/// the routes of those answer 404 `not_found`, with or without a token.
+fn provider_app(state: AppState, provider: ProviderAuth) -> Router {
+    let authenticated = Router::new()
+        .route("/users/me", get(provider_me))
+        .route("/admin/users", get(list_users).route_layer(provider.admins))
+        .layer(provider.auth);
+    Router::new()
+        .route("/users/login", post(not_in_provider_mode))
+        .route("/users/refresh", post(not_in_provider_mode))
+        .route("/users/logout", post(not_in_provider_mode))
+        .route("/users/logout-all", post(not_in_provider_mode))
+        .route("/users/sessions", get(not_in_provider_mode))
+        .route("/users", put(not_in_provider_mode))
+        .merge(authenticated)
+        .with_state(state)
 }

@@ -9,6 +9,10 @@ use rand::RngCore;
 /// The shortest `JWT_SECRET` accepted: the HS256 hash size (RFC 7518 section 3.2).
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// The default `JWT_ISSUER`: the `iss` of this server's own tokens, and of a
+/// single `JWKS_URL`'s tokens.
+pub const DEFAULT_ISSUER: &str = "tower-jwt-auth-example";
+
 /// The server's configuration, read from the environment.
 #[derive(Clone)]
 pub struct Config {
@@ -18,23 +22,93 @@ pub struct Config {
     pub secret: Vec<u8>,
     /// Whether `secret` was generated because `JWT_SECRET` was unset.
     pub secret_generated: bool,
-    /// The `iss` of issued tokens, required of incoming ones.
+    /// The `iss` of issued tokens, required of incoming ones (`JWT_ISSUER`).
     pub issuer: String,
-    /// The `aud` of issued tokens, required of incoming ones.
+    /// The `aud` of issued tokens, required of incoming ones, the provider's
+    /// included (`JWT_AUDIENCE`).
     pub audience: String,
     /// Where refresh-token families live.
     pub store: StoreKind,
-    /// An identity provider whose tokens are verified instead of our own.
-    pub provider: Option<ProviderKeys>,
+    /// Provider mode: identity providers whose tokens are verified instead
+    /// of our own (`OIDC_ISSUER` or `JWKS_URL`).
+    pub provider: Option<ProviderConfig>,
 }
 
-/// `JWKS_URL` or `OIDC_ISSUER`: where an identity provider's keys are.
+/// Provider mode: the issuers whose tokens are accepted, and where a token's
+/// roles are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderConfig {
+    /// One entry per issuer, each with its own keys; never empty, no issuer twice.
+    pub issuers: Vec<ProviderKeys>,
+    /// `ROLE_CLAIM`: where a token's roles are (default `role`).
+    pub role_claim: RoleClaim,
+    /// `ADMIN_ROLE`: the role `GET /admin/users` needs (default `ADMIN`).
+    pub admin_role: String,
+    /// `JWKS_LAZY=1`: start without the keys; requests are answered 503
+    /// until they arrive.
+    pub lazy: bool,
+}
+
+/// One issuer of provider mode and where its keys are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderKeys {
-    /// The provider's JWK Set URL.
-    JwksUrl(String),
-    /// The provider's issuer, for OpenID Connect discovery.
+    /// An `OIDC_ISSUER` entry: the issuer, its keys found by OpenID Connect
+    /// discovery.
     OidcIssuer(String),
+    /// A `JWKS_URL` entry and the `JWT_ISSUER` entry at the same position.
+    JwksUrl {
+        /// The JWK Set URL.
+        url: String,
+        /// The `iss` of the tokens its keys sign.
+        issuer: String,
+    },
+}
+
+impl ProviderKeys {
+    /// The `iss` of the tokens these keys sign.
+    pub fn issuer(&self) -> &str {
+        match self {
+            Self::OidcIssuer(issuer) | Self::JwksUrl { issuer, .. } => issuer,
+        }
+    }
+}
+
+/// `ROLE_CLAIM`: where a provider token's roles are, a string or an array of
+/// strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleClaim {
+    /// A top-level claim, its name taken literally: `role`, or a URL-named
+    /// claim such as `https://example.com/roles` (any value with `://`).
+    Claim(String),
+    /// A nested claim, one segment per object level: `realm_access.roles`
+    /// (Keycloak realm roles), `resource_access.my-client.roles` (client roles).
+    Path(Vec<String>),
+    /// `scope`: the space-delimited scopes (RFC 9068), each one a role.
+    Scope,
+}
+
+impl RoleClaim {
+    /// Parses `ROLE_CLAIM`: `scope`; a name with `://` as it is; a dotted path
+    /// split on `.`; a plain name.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if value == "scope" {
+            return Ok(Self::Scope);
+        }
+        if value.contains("://") {
+            return Ok(Self::Claim(value.to_owned()));
+        }
+        if !value.contains('.') {
+            return Ok(Self::Claim(value.to_owned()));
+        }
+        let path: Vec<String> = value.split('.').map(str::to_owned).collect();
+        if path.iter().any(String::is_empty) {
+            return Err(format!(
+                "ROLE_CLAIM={value:?} has an empty path segment: expected a claim name, \
+                 a dotted path such as realm_access.roles, a URL-named claim or scope"
+            ));
+        }
+        Ok(Self::Path(path))
+    }
 }
 
 /// `REFRESH_STORE`: where refresh-token families live.
@@ -77,8 +151,9 @@ impl fmt::Debug for Config {
 
 impl Config {
     /// Reads `BIND`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`,
-    /// `REFRESH_STORE` (with `REDIS_URL` or `DATABASE_URL`), and `JWKS_URL` or
-    /// `OIDC_ISSUER`.
+    /// `REFRESH_STORE` (with `REDIS_URL` or `DATABASE_URL`), and for provider
+    /// mode `OIDC_ISSUER` and/or `JWKS_URL`, with `ROLE_CLAIM`, `ADMIN_ROLE`
+    /// and `JWKS_LAZY`.
     pub fn from_env() -> Result<Self, String> {
         Self::from_lookup(|name| std::env::var(name))
     }
@@ -113,11 +188,7 @@ impl Config {
             }
         };
         let non_empty = |name: &str, default: &str| -> Result<String, String> {
-            match var(name)? {
-                Some(value) if value.is_empty() => Err(format!("{name} must not be empty")),
-                Some(value) => Ok(value),
-                None => Ok(default.to_owned()),
-            }
+            non_empty_or(name, var(name)?, default)
         };
         let store = match var("REFRESH_STORE")?.as_deref() {
             None | Some("memory") => StoreKind::Memory,
@@ -132,12 +203,7 @@ impl Config {
                 ));
             }
         };
-        let provider = match (var("JWKS_URL")?, var("OIDC_ISSUER")?) {
-            (Some(_), Some(_)) => return Err("set JWKS_URL or OIDC_ISSUER, not both".into()),
-            (Some(url), None) => Some(ProviderKeys::JwksUrl(url)),
-            (None, Some(issuer)) => Some(ProviderKeys::OidcIssuer(issuer)),
-            (None, None) => None,
-        };
+        let provider = ProviderConfig::from_vars(&var)?;
         if provider.is_some() && cfg!(not(feature = "jwks")) {
             return Err("JWKS_URL and OIDC_ISSUER need the `jwks` feature: \
                         cargo run --example axum_server --features jwks"
@@ -148,9 +214,151 @@ impl Config {
             bind,
             secret,
             secret_generated,
-            issuer: non_empty("JWT_ISSUER", "tower-jwt-auth-example")?,
+            issuer: non_empty("JWT_ISSUER", DEFAULT_ISSUER)?,
             audience: non_empty("JWT_AUDIENCE", "example-api")?,
             store,
         })
     }
+}
+
+/// A variable's value: `None` when unset, an error when not UTF-8.
+type Var<'a> = dyn Fn(&str) -> Result<Option<String>, String> + 'a;
+
+impl ProviderConfig {
+    /// Reads `OIDC_ISSUER`, `JWKS_URL` (with `JWT_ISSUER`), `ROLE_CLAIM`,
+    /// `ADMIN_ROLE` and `JWKS_LAZY`; `None` when neither `OIDC_ISSUER` nor
+    /// `JWKS_URL` is set (the provider-only variables are then an error).
+    fn from_vars(var: &Var<'_>) -> Result<Option<Self>, String> {
+        let oidc = var("OIDC_ISSUER")?
+            .map(|v| url_list("OIDC_ISSUER", &v))
+            .transpose()?;
+        let jwks = var("JWKS_URL")?
+            .map(|v| url_list("JWKS_URL", &v))
+            .transpose()?;
+        let role_claim = var("ROLE_CLAIM")?;
+        let admin_role = var("ADMIN_ROLE")?;
+        let lazy = var("JWKS_LAZY")?;
+        if oidc.is_none() && jwks.is_none() {
+            for (name, value) in [
+                ("ROLE_CLAIM", &role_claim),
+                ("ADMIN_ROLE", &admin_role),
+                ("JWKS_LAZY", &lazy),
+            ] {
+                if value.is_some() {
+                    return Err(format!(
+                        "{name} applies only in provider mode (with OIDC_ISSUER or JWKS_URL); \
+                         this server's own tokens carry `role`"
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+
+        let mut issuers: Vec<ProviderKeys> = oidc
+            .unwrap_or_default()
+            .into_iter()
+            .map(ProviderKeys::OidcIssuer)
+            .collect();
+        let jwt_issuer = var("JWT_ISSUER")?;
+        match jwks {
+            Some(urls) => {
+                let names = match &jwt_issuer {
+                    Some(value) => list("JWT_ISSUER", value)?,
+                    // One JWK Set keeps the single-issuer default.
+                    None if urls.len() == 1 => vec![DEFAULT_ISSUER.to_owned()],
+                    None => Vec::new(),
+                };
+                if names.len() != urls.len() {
+                    return Err(format!(
+                        "JWKS_URL lists {} JWK Sets but JWT_ISSUER lists {} issuer(s): \
+                         give JWT_ISSUER one issuer per JWKS_URL entry, in the same order",
+                        urls.len(),
+                        names.len()
+                    ));
+                }
+                issuers.extend(
+                    urls.into_iter()
+                        .zip(names)
+                        .map(|(url, issuer)| ProviderKeys::JwksUrl { url, issuer }),
+                );
+            }
+            None if jwt_issuer.is_some() => {
+                return Err("JWT_ISSUER is not used with OIDC_ISSUER: each OIDC_ISSUER entry \
+                            is an issuer (and its discovery document must name it); unset JWT_ISSUER"
+                    .into());
+            }
+            None => {}
+        }
+        for (i, keys) in issuers.iter().enumerate() {
+            if issuers[..i].iter().any(|k| k.issuer() == keys.issuer()) {
+                return Err(format!(
+                    "the issuer {:?} is configured twice",
+                    keys.issuer()
+                ));
+            }
+        }
+
+        let role_claim = RoleClaim::parse(&non_empty_or("ROLE_CLAIM", role_claim, "role")?)?;
+        let admin_role = non_empty_or("ADMIN_ROLE", admin_role, "ADMIN")?;
+        if role_claim == RoleClaim::Scope && admin_role.contains(' ') {
+            return Err(format!(
+                "ADMIN_ROLE={admin_role:?} has a space, so no scope can match it (ROLE_CLAIM=scope)"
+            ));
+        }
+        let lazy = match lazy.as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => return Err(format!("JWKS_LAZY={other:?}: expected 1 or 0")),
+        };
+        Ok(Some(Self {
+            issuers,
+            role_claim,
+            admin_role,
+            lazy,
+        }))
+    }
+}
+
+/// `value`, unless empty; `default` when unset.
+fn non_empty_or(name: &str, value: Option<String>, default: &str) -> Result<String, String> {
+    match value {
+        Some(value) if value.is_empty() => Err(format!("{name} must not be empty")),
+        Some(value) => Ok(value),
+        None => Ok(default.to_owned()),
+    }
+}
+
+/// A comma-separated list, each entry trimmed; an empty entry is an error.
+fn list(name: &str, value: &str) -> Result<Vec<String>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .map(|entry| {
+            if entry.is_empty() {
+                Err(format!(
+                    "{name}={value:?} has an empty entry: expected a comma-separated list"
+                ))
+            } else {
+                Ok(entry.to_owned())
+            }
+        })
+        .collect()
+}
+
+/// A comma-separated list of `http://` or `https://` URLs (the keys' client
+/// accepts plain `http://` for loopback hosts only).
+fn url_list(name: &str, value: &str) -> Result<Vec<String>, String> {
+    let entries = list(name, value)?;
+    for entry in &entries {
+        let rest = entry
+            .strip_prefix("https://")
+            .or_else(|| entry.strip_prefix("http://"));
+        if rest.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
+            return Err(format!(
+                "{name} entry {entry:?} is not an http(s) URL such as \
+                 https://idp.example.com/realms/main"
+            ));
+        }
+    }
+    Ok(entries)
 }

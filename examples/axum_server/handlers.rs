@@ -15,17 +15,20 @@ use tower_jwt_auth::{
 };
 
 use super::{
-    app::{AccessClaims, AppState},
+    app::{AccessClaims, AppState, ProviderClaims},
     error::{ApiError, no_store},
     users::{PasswordHash, Role, UserView},
 };
 
-/// Login and refresh with `JWKS_URL` or `OIDC_ISSUER`: tokens come from the provider.
-pub async fn no_local_tokens() -> ApiError {
+/// Login, refresh, logout, sessions and `PUT /users` in provider mode
+/// (`OIDC_ISSUER` or `JWKS_URL`): tokens, sessions and accounts are the
+/// identity provider's.
+pub async fn not_in_provider_mode() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        "this server issues no tokens; get them from the identity provider",
+        "this server issues no tokens and keeps no sessions: \
+         use the identity provider for them",
     )
 }
 
@@ -188,6 +191,24 @@ pub async fn me(claims: Claims<AccessClaims>) -> Json<Me> {
     Json(Me {
         id: claims.sub.clone(),
         role: claims.role,
+    })
+}
+
+/// `GET /users/me` in provider mode: `{"id"}`, with `"role"` when the token
+/// has a `role` claim (as the provider wrote it).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProviderMe {
+    /// The subject (`sub`): a user, or a client.
+    pub id: String,
+    /// The `role` claim, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<serde_json::Value>,
+}
+
+pub async fn provider_me(claims: Claims<ProviderClaims>) -> Json<ProviderMe> {
+    Json(ProviderMe {
+        id: claims.sub.clone(),
+        role: claims.role.clone(),
     })
 }
 

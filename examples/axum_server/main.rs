@@ -29,18 +29,41 @@
 //!   `redis://127.0.0.1:6379/`; build with `--features redis`) or `postgres`
 //!   (with `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
 //!   build with `--features postgres`).
-//! - `JWKS_URL` or `OIDC_ISSUER` (build with `--features jwks`): verify the
-//!   RS256, ES256 or EdDSA tokens of an identity provider instead of the
-//!   server's own: keys from that JWK Set URL, or found by OpenID Connect
-//!   discovery of that issuer (whose `iss` is then what `JWT_ISSUER` should
-//!   be). The provider's tokens must carry `sub` and `role` (`USER` or
-//!   `ADMIN`). This server then issues no tokens: `/users/login` and
-//!   `/users/refresh` answer 404, and the layer checks no local session (`sid`),
-//!   since the provider's tokens have none; ending sessions is the provider's
-//!   job. `JWT_SECRET` is not used.
+//! - Provider mode (build with `--features jwks`): verify the RS256, ES256
+//!   or EdDSA tokens of identity providers instead of the server's own.
+//!   - `OIDC_ISSUER`: issuers, comma-separated; each one's keys are found by
+//!     OpenID Connect discovery, whose document must name that issuer, and
+//!     its tokens must carry it as `iss`. `JWT_ISSUER` is not used (setting
+//!     it with `OIDC_ISSUER` alone is an error).
+//!   - `JWKS_URL`: JWK Set URLs, comma-separated; the tokens of each are
+//!     those whose `iss` is the `JWT_ISSUER` entry at the same position, so
+//!     several URLs need `JWT_ISSUER` to list as many issuers, in the same
+//!     order (`JWKS_URL=https://a/jwks,https://b/jwks
+//!     JWT_ISSUER=https://a,https://b`). One URL keeps the `JWT_ISSUER`
+//!     default. `OIDC_ISSUER` and `JWKS_URL` may be combined; no issuer twice.
+//!   - Every issuer has its own keys: a token is routed by its `iss` and
+//!     verified with that issuer's keys only. Tokens must name `JWT_AUDIENCE`
+//!     in `aud` and carry `sub`; nothing else is required.
+//!   - `ROLE_CLAIM` (default `role`): where `GET /admin/users` looks for
+//!     `ADMIN_ROLE`: a claim name (`role`), a dotted path
+//!     (`realm_access.roles`, `resource_access.my-client.roles`), a
+//!     URL-named claim taken literally (any value with `://`, such as
+//!     `https://example.com/roles`), or `scope` (the space-delimited scopes).
+//!     The claim may hold a string or an array of strings.
+//!   - `ADMIN_ROLE` (default `ADMIN`): the role `GET /admin/users` needs.
+//!   - `JWKS_LAZY=1`: start even when a provider cannot be reached; requests
+//!     are answered 503 `temporarily_unavailable` until its keys arrive
+//!     (fetched in the background with backoff). Without it, an unreachable
+//!     provider stops the start-up.
+//!   - This server then issues no tokens and keeps no sessions or accounts
+//!     for the providers' users: `/users/login`, `/users/refresh`,
+//!     `/users/logout`, `/users/logout-all`, `/users/sessions` and `PUT
+//!     /users` answer 404 `not_found`; the layer checks no local session
+//!     (`sid`). `JWT_SECRET` is not used. `ROLE_CLAIM`, `ADMIN_ROLE` and
+//!     `JWKS_LAZY` outside provider mode are an error.
 //! - `RUST_LOG`: the log filter (default `info`).
 //!
-//! Routes:
+//! Routes (issuing mode, the default):
 //!
 //! | route               | who                     | answer                                       |
 //! |---------------------|-------------------------|----------------------------------------------|
@@ -52,6 +75,18 @@
 //! | `GET /users/me`     | any valid token         | `{"id", "role"}` from the token              |
 //! | `PUT /users`        | role `USER` (or `ADMIN`)| the updated user `{"id", "email", "name", "role"}` |
 //! | `GET /admin/users`  | role `ADMIN`            | every user, without passwords                |
+//!
+//! In provider mode (see above) only two routes need a token:
+//!
+//! | route               | who                     | answer                                       |
+//! |---------------------|-------------------------|----------------------------------------------|
+//! | `GET /users/me`     | any valid provider token, with or without roles | `{"id"}` (the `sub`), with `"role"` if the token has that claim |
+//! | `GET /admin/users`  | `ADMIN_ROLE` in `ROLE_CLAIM` | every demo user, without passwords      |
+//!
+//! ```text
+//! OIDC_ISSUER=https://idp.example.com/realms/main JWT_AUDIENCE=example-api \
+//!   ROLE_CLAIM=realm_access.roles cargo run --example axum_server --features jwks
+//! ```
 //!
 //! Refresh tokens rotate on every use; presenting a spent one revokes its
 //! whole session (no grace window). Access tokens carry the session as `sid`,
@@ -122,17 +157,35 @@ async fn run() -> Result<(), String> {
     }
     let store = config.store.connect().await?;
     let state = AppState::from_config(&config, store).await?;
+    if let Some(provider) = &state.provider
+        && !provider.verifier.is_ready()
+    {
+        tracing::warn!(
+            "JWKS_LAZY: the identity providers' keys are not loaded yet; \
+             requests get 503 until they arrive"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
-    tracing::info!(
-        address = %config.bind,
-        issuer = %config.issuer,
-        audience = %config.audience,
-        store = ?config.store,
-        provider = ?config.provider,
-        "listening; demo users: user@example.com / user-password, admin@example.com / admin-password"
-    );
+    match &config.provider {
+        None => tracing::info!(
+            address = %config.bind,
+            issuer = %config.issuer,
+            audience = %config.audience,
+            store = ?config.store,
+            "listening; demo users: user@example.com / user-password, admin@example.com / admin-password"
+        ),
+        Some(provider) => tracing::info!(
+            address = %config.bind,
+            audience = %config.audience,
+            issuers = ?provider.issuers,
+            role_claim = ?provider.role_claim,
+            admin_role = %provider.admin_role,
+            lazy = provider.lazy,
+            "listening in provider mode; tokens come from the identity providers"
+        ),
+    }
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
