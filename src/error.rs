@@ -349,8 +349,10 @@ impl StdError for ConfigError {
 }
 
 /// Displays an error and its whole source chain (`a: b: c`), for logs.
+#[cfg(feature = "jwks")]
 pub(crate) struct Report<'a>(pub(crate) &'a (dyn StdError + 'static));
 
+#[cfg(feature = "jwks")]
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)?;

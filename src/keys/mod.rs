@@ -57,11 +57,9 @@ pub use self::remote::{
     DEFAULT_UNKNOWN_KID_COOLDOWN, DEFAULT_UNKNOWN_KID_MAX_WAIT, DefaultClient, FetchError,
     JwksClient, RemoteJwks, RemoteJwksBuilder, USER_AGENT,
 };
-pub(crate) use self::{
-    algorithm::KeyType,
-    jwk::{Symmetric, parse_set},
-    set::KeySet,
-};
+#[cfg(feature = "jwks")]
+pub(crate) use self::jwk::{Symmetric, parse_set};
+pub(crate) use self::{algorithm::KeyType, set::KeySet};
 pub use self::{
     algorithm::{Algorithm, UnknownAlgorithm},
     jwk::JwkSet,
