@@ -26,20 +26,14 @@
 #[cfg(feature = "test-util")]
 pub mod conformance;
 mod endpoint;
-mod memory;
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "redis")]
-mod redis;
 mod store;
 mod tokens;
 
 pub use self::{
     endpoint::RefreshEndpoint,
-    memory::MemoryStore,
     store::{
-        Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
-        TokenStatus,
+        Family, Invalid, MemoryStore, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash,
+        TokenRecord, TokenStatus,
     },
     tokens::{
         DEFAULT_FAMILY_LIFETIME, DEFAULT_IDLE_TIMEOUT, RefreshError, RefreshErrorKind,
@@ -48,6 +42,6 @@ pub use self::{
 };
 
 #[cfg(feature = "postgres")]
-pub use self::postgres::PostgresStore;
+pub use self::store::PostgresStore;
 #[cfg(feature = "redis")]
-pub use self::redis::RedisStore;
+pub use self::store::RedisStore;

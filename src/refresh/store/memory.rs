@@ -7,7 +7,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::store::{
+use super::{
     Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
     TokenStatus,
 };
@@ -16,7 +16,7 @@ use super::store::{
 ///
 /// Every operation takes one mutex for a few map lookups, so rotation is
 /// atomic under any concurrency. Call [`purge`](RefreshStore::purge) now and
-/// then (or use [`RefreshTokens::purge`](super::RefreshTokens::purge)) to drop
+/// then (or use [`RefreshTokens::purge`](crate::refresh::RefreshTokens::purge)) to drop
 /// dead families.
 #[derive(Debug, Default)]
 pub struct MemoryStore {

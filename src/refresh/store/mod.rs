@@ -4,6 +4,18 @@ use std::{error::Error as StdError, fmt};
 
 use async_trait::async_trait;
 
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use self::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
+
 /// The hash of a refresh token: all a store ever sees of one.
 ///
 /// SHA-256 of the token, or HMAC-SHA-256 with a server-side key when one is

@@ -8,7 +8,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
 };
 
-use super::store::{
+use super::{
     Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
     TokenStatus,
 };
@@ -143,7 +143,7 @@ impl PostgresStore {
     /// Creates the tables, indexes and the rotation function if missing
     /// (idempotent; concurrent calls wait for each other).
     ///
-    /// The schema is `src/refresh/postgres.sql` in the crate, should you
+    /// The schema is `src/refresh/store/postgres/postgres.sql` in the crate, should you
     /// rather apply it with your own migration tool.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(error("cannot connect"))?;
