@@ -35,194 +35,32 @@ const PURGE_BATCH: u32 = 20;
 //
 // Every family, token and user key expires `margin` seconds after its
 // family's `expires_at` (EXPIREAT), so dead sessions vanish on their own.
+//
+// The scripts are the `*.lua` files beside this one, each opening with its
+// KEYS, ARGV and reply.
 
-/// Stores a new family and its first token.
-/// KEYS: family, token, family tokens, user, expiry index.
-/// ARGV: family id, user id, device flag (0|1), device, created_at,
-/// last_used_at, expires_at, generation, revoked (0|1), token hex, token
-/// generation, token created_at, token status, token rotated_at, expire-at.
-static CREATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
-  return redis.error_reply('family or token already exists')
-end
-local at = tonumber(ARGV[15])
-redis.call('HSET', KEYS[1], 'uid', ARGV[2], 'cat', ARGV[5], 'lat', ARGV[6], 'exp', ARGV[7],
-  'gen', ARGV[8], 'rev', ARGV[9])
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'dev', ARGV[4]) end
-redis.call('HSET', KEYS[2], 'fam', ARGV[1], 'gen', ARGV[11], 'cat', ARGV[12], 'st', ARGV[13])
-if ARGV[14] ~= '' then redis.call('HSET', KEYS[2], 'rat', ARGV[14]) end
-redis.call('SADD', KEYS[3], ARGV[10])
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
-redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
-redis.call('EXPIREAT', KEYS[1], at)
-redis.call('EXPIREAT', KEYS[2], at)
-redis.call('EXPIREAT', KEYS[3], at)
-if redis.call('EXPIRETIME', KEYS[4]) < at then redis.call('EXPIREAT', KEYS[4], at) end
-return 1
-"#,
-    )
-});
+/// Stores a new family and its first token. KEYS, ARGV and reply: see `create.lua`.
+static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("create.lua")));
 
-/// The whole of [`RefreshStore::rotate`], atomically.
-/// KEYS: presented token, child token.
-/// ARGV: prefix, presented hex, child hex, now, idle cutoff, grace cutoff
-/// ('' for none), expiry margin in seconds.
-/// Returns `{outcome}` or `{outcome, family id, HGETALL of the family...}`.
-static ROTATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local t = redis.call('HMGET', KEYS[1], 'fam', 'gen', 'st', 'rat')
-if not t[1] then return {'unknown'} end
-local fid = t[1]
-local fkey = ARGV[1] .. 'f:' .. fid
-local f = redis.call('HMGET', fkey, 'rev', 'exp', 'lat', 'gen')
-if not f[1] then return {'unknown'} end
-if f[1] == '1' or t[3] == 'x' then return {'revoked'} end
-local now = tonumber(ARGV[4])
-if tonumber(f[2]) <= now or tonumber(f[3]) < tonumber(ARGV[5]) then return {'expired'} end
-local tgen = tonumber(t[2])
-local outcome = 'rotated'
--- Only the newest generation rotates: an active sibling left behind by a
--- grace retry is stale once the family moved on, and presenting it is reuse.
-if not (t[3] == 'a' and tgen == tonumber(f[4])) then
-  if t[3] == 'r' and ARGV[6] ~= '' and t[4] and tonumber(t[4]) >= tonumber(ARGV[6]) and tgen + 1 == tonumber(f[4]) then
-    outcome = 'grace'
-  else
-    redis.call('HSET', fkey, 'rev', '1')
-    redis.call('ZADD', ARGV[1] .. 'rev', f[3], fid)
-    local out = {'reused', fid}
-    for _, v in ipairs(redis.call('HGETALL', fkey)) do out[#out + 1] = v end
-    return out
-  end
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return redis.error_reply('the child token already exists')
-end
-if outcome == 'rotated' then redis.call('HSET', KEYS[1], 'st', 'r', 'rat', ARGV[4]) end
-local gen = tostring(tgen + 1)
-redis.call('HSET', KEYS[2], 'fam', fid, 'par', ARGV[2], 'gen', gen, 'cat', ARGV[4], 'st', 'a')
-redis.call('EXPIREAT', KEYS[2], tonumber(f[2]) + tonumber(ARGV[7]))
-redis.call('SADD', ARGV[1] .. 'ft:' .. fid, ARGV[3])
-redis.call('HSET', fkey, 'gen', gen, 'lat', ARGV[4])
-local out = {outcome, fid}
-for _, v in ipairs(redis.call('HGETALL', fkey)) do out[#out + 1] = v end
-return out
-"#,
-    )
-});
+/// The whole of [`RefreshStore::rotate`], atomically. KEYS, ARGV and reply: see `rotate.lua`.
+static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("rotate.lua")));
 
-/// A token and its family in one round trip. KEYS: token. ARGV: prefix.
-/// Returns `{}` or `{family id, number of token fields, token HGETALL..., family HGETALL...}`.
-static LOOKUP: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local fid = redis.call('HGET', KEYS[1], 'fam')
-if not fid then return {} end
-local t = redis.call('HGETALL', KEYS[1])
-local f = redis.call('HGETALL', ARGV[1] .. 'f:' .. fid)
-if #f == 0 then return {} end
-local out = {fid, tostring(#t)}
-for _, v in ipairs(t) do out[#out + 1] = v end
-for _, v in ipairs(f) do out[#out + 1] = v end
-return out
-"#,
-    )
-});
+/// A token and its family in one round trip. KEYS, ARGV and reply: see `lookup.lua`.
+static LOOKUP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lookup.lua")));
 
-/// Revokes one family. KEYS: family, revoked index. ARGV: family id.
-static REVOKE_FAMILY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local f = redis.call('HMGET', KEYS[1], 'rev', 'lat')
-if not f[1] then return 0 end
-if f[1] ~= '1' then
-  redis.call('HSET', KEYS[1], 'rev', '1')
-  redis.call('ZADD', KEYS[2], f[2], ARGV[1])
-end
-return 1
-"#,
-    )
-});
+/// Revokes one family. KEYS, ARGV and reply: see `revoke_family.lua`.
+static REVOKE_FAMILY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("revoke_family.lua")));
 
-/// Revokes every family of a user; drops ids of vanished families.
-/// KEYS: user, revoked index. ARGV: prefix.
-static REVOKE_USER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local count = 0
-for _, fid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local fkey = ARGV[1] .. 'f:' .. fid
-  local f = redis.call('HMGET', fkey, 'rev', 'lat')
-  if not f[1] then
-    redis.call('ZREM', KEYS[1], fid)
-  elseif f[1] ~= '1' then
-    redis.call('HSET', fkey, 'rev', '1')
-    redis.call('ZADD', KEYS[2], f[2], fid)
-    count = count + 1
-  end
-end
-return count
-"#,
-    )
-});
+/// Revokes every family of a user. KEYS, ARGV and reply: see `revoke_user.lua`.
+static REVOKE_USER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("revoke_user.lua")));
 
-/// The live families of a user, oldest first; drops ids of vanished families.
-/// KEYS: user. ARGV: prefix, now. Returns `{{id, HGETALL...}, ...}`.
-static SESSIONS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local out = {}
-local now = tonumber(ARGV[2])
-for _, fid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local fkey = ARGV[1] .. 'f:' .. fid
-  local f = redis.call('HGETALL', fkey)
-  if #f == 0 then
-    redis.call('ZREM', KEYS[1], fid)
-  else
-    local m = {}
-    for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
-    if m['rev'] ~= '1' and tonumber(m['exp']) > now then
-      local row = {fid}
-      for _, v in ipairs(f) do row[#row + 1] = v end
-      out[#out + 1] = row
-    end
-  end
-end
-return out
-"#,
-    )
-});
+/// The live families of a user, oldest first. KEYS, ARGV and reply: see `sessions.lua`.
+static SESSIONS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sessions.lua")));
 
-/// Deletes up to `batch` dead families with their tokens.
-/// KEYS: expiry index, revoked index. ARGV: prefix, now, revoked_before, batch.
-/// Returns `{deleted, looked at}`.
-static PURGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local p = ARGV[1]
-local batch = tonumber(ARGV[4])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, batch)
-for _, fid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3], 'LIMIT', 0, batch)) do
-  ids[#ids + 1] = fid
-end
-local deleted = 0
-for _, fid in ipairs(ids) do
-  local fkey = p .. 'f:' .. fid
-  local ftkey = p .. 'ft:' .. fid
-  for _, hex in ipairs(redis.call('SMEMBERS', ftkey)) do redis.call('UNLINK', p .. 't:' .. hex) end
-  redis.call('DEL', ftkey)
-  local uid = redis.call('HGET', fkey, 'uid')
-  if uid then redis.call('ZREM', p .. 'u:' .. uid, fid) end
-  deleted = deleted + redis.call('DEL', fkey)
-  redis.call('ZREM', KEYS[1], fid)
-  redis.call('ZREM', KEYS[2], fid)
-end
-return {deleted, #ids}
-"#,
-    )
-});
+/// Deletes up to a batch of dead families with their tokens. KEYS, ARGV and reply: see `purge.lua`.
+static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purge.lua")));
 
 /// A [`RefreshStore`] on Redis 7 or later (feature `redis`).
 ///
