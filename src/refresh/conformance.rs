@@ -24,17 +24,15 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
+    RefreshTokens, Subject,
+    clock::now,
+    session::new_session_id as random_id,
     store::{
         Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
         TokenStatus,
     },
-    tokens::{RefreshTokens, Subject},
 };
-use crate::{
-    issuer::{TokenIssuer, random_id},
-    key::{Algorithm, SigningKey},
-    verifier::now,
-};
+use crate::{Algorithm, SigningKey, TokenIssuer};
 
 /// How many concurrent rotations of one token [`race`] starts.
 pub const RACE_WIDTH: usize = 32;

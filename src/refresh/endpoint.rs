@@ -15,65 +15,14 @@ use serde::Deserialize;
 use tower_service::Service;
 
 use super::{
+    RefreshTokens, Subject,
+    clock::now,
+    oauth::{self, invalid_request},
     store::StoreError,
-    tokens::{RefreshError, RefreshErrorKind, RefreshTokens, Subject, TokenPair},
 };
-use crate::verifier::now;
 
 /// The largest request body the endpoint reads.
 const MAX_BODY: usize = 4 * 1024;
-
-/// An OAuth 2.0 error response (RFC 6749 section 5.2) as `Response<String>`.
-pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response<String> {
-    let body = serde_json::json!({ "error": error, "error_description": description }).to_string();
-    json_response(status, body)
-}
-
-fn json_response(status: StatusCode, body: String) -> Response<String> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    // RFC 6749 section 5.1: token responses must not be cached.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
-}
-
-impl RefreshError {
-    /// The RFC 6749 section 5.2 response for this error: 400 `invalid_grant`,
-    /// 503 `temporarily_unavailable`, or 500 `server_error`.
-    pub fn to_response(&self) -> Response<String> {
-        match self.kind() {
-            RefreshErrorKind::InvalidGrant => oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                "the refresh token is invalid, expired or revoked",
-            ),
-            RefreshErrorKind::Unavailable => oauth_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "try again later",
-            ),
-            RefreshErrorKind::Issue => oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "the token could not be issued",
-            ),
-        }
-    }
-}
-
-impl TokenPair {
-    /// The RFC 6749 section 5.1 response: 200 with the token JSON, `no-store`.
-    pub fn to_response(&self) -> Response<String> {
-        let body = serde_json::to_string(&self.response()).expect("a token response serializes");
-        json_response(StatusCode::OK, body)
-    }
-}
 
 #[derive(Deserialize)]
 struct RefreshRequest {
@@ -93,7 +42,7 @@ impl BadBody {
     fn to_response(&self) -> Response<String> {
         match self {
             Self::Invalid(description) => invalid_request(description),
-            Self::UnsupportedGrant => oauth_error(
+            Self::UnsupportedGrant => oauth::error(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
                 "only grant_type=refresh_token is supported",
@@ -238,10 +187,6 @@ where
     }
 }
 
-fn invalid_request(description: &str) -> Response<String> {
-    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
-}
-
 impl<F, Fut> RefreshEndpoint<F>
 where
     F: Fn(String) -> Fut,
@@ -253,7 +198,7 @@ where
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         if request.method() != http::Method::POST {
-            let mut response = oauth_error(
+            let mut response = oauth::error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "invalid_request",
                 "use POST",
@@ -308,8 +253,7 @@ where
                 // body, where a script could read it.
                 let mut body = pair.response();
                 body.refresh_token = None;
-                let body = serde_json::to_string(&body).expect("a token response serializes");
-                let mut response = json_response(StatusCode::OK, body);
+                let mut response = body.to_response();
                 let max_age = (pair.session.expires_at - now()).max(0);
                 let cookie = format!(
                     "{name}={}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}",

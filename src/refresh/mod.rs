@@ -23,22 +23,28 @@
 //! the embedded default, and the conformance suite (feature `test-util`)
 //! checks a store in one call.
 
+mod clock;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 mod endpoint;
+mod error;
+mod oauth;
+mod session;
 mod store;
+mod subject;
+mod token;
 mod tokens;
 
 pub use self::{
     endpoint::RefreshEndpoint,
+    error::{RefreshError, RefreshErrorKind},
     store::{
         Family, Invalid, MemoryStore, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash,
         TokenRecord, TokenStatus,
     },
-    tokens::{
-        DEFAULT_FAMILY_LIFETIME, DEFAULT_IDLE_TIMEOUT, RefreshError, RefreshErrorKind,
-        RefreshToken, RefreshTokens, Subject, TokenPair, TokenResponse,
-    },
+    subject::Subject,
+    token::{RefreshToken, TokenPair, TokenResponse},
+    tokens::{DEFAULT_FAMILY_LIFETIME, DEFAULT_IDLE_TIMEOUT, RefreshTokens},
 };
 
 #[cfg(feature = "postgres")]

@@ -2,225 +2,22 @@
 
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use rand::{TryRngCore, rngs::OsRng};
-use serde::Serialize;
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
+use sha2::Sha256;
 
-use super::store::{
-    Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
-    TokenStatus,
+use super::{
+    clock::{now, secs},
+    error::{RefreshError, RefreshErrorKind},
+    session::new_session_id,
+    store::{
+        Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
+        TokenStatus,
+    },
+    subject::Subject,
+    token::{Hasher, RefreshToken, TokenPair, well_formed},
 };
-use crate::{
-    auth::CheckFuture,
-    claims::Claims,
-    error::{AuthError, ConfigError},
-    issuer::{IssueError, IssuedToken, TokenIssuer, random_id},
-    verifier::now,
-};
-
-/// Bytes of randomness in a refresh token: 256 bits.
-const REFRESH_TOKEN_BYTES: usize = 32;
-/// The length of an encoded refresh token.
-const REFRESH_TOKEN_LEN: usize = 43;
-
-/// Who a token pair is for, and what the access token says about them.
-///
-/// ```
-/// use tower_jwt_auth::refresh::Subject;
-/// let subject = Subject::new("user-1").role("ADMIN").claim("name", "Ada");
-/// ```
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct Subject {
-    user_id: String,
-    role: Option<Value>,
-    roles: Option<Vec<String>>,
-    extra: Map<String, Value>,
-}
-
-impl Subject {
-    /// The user `user_id` (the access token's `sub`).
-    pub fn new(user_id: impl Into<String>) -> Self {
-        Self {
-            user_id: user_id.into(),
-            role: None,
-            roles: None,
-            extra: Map::new(),
-        }
-    }
-
-    /// A single role.
-    pub fn role(mut self, role: impl Into<String>) -> Self {
-        self.role = Some(Value::String(role.into()));
-        self.roles = None;
-        self
-    }
-
-    /// Several roles.
-    pub fn roles<I>(mut self, roles: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.roles = Some(roles.into_iter().map(Into::into).collect());
-        self.role = None;
-        self
-    }
-
-    /// An extra claim for the access token (a serialization failure drops it).
-    pub fn claim(mut self, name: impl Into<String>, value: impl Serialize) -> Self {
-        if let Ok(value) = serde_json::to_value(value) {
-            self.extra.insert(name.into(), value);
-        }
-        self
-    }
-
-    /// The user id.
-    pub fn user_id(&self) -> &str {
-        &self.user_id
-    }
-}
-
-/// A refresh token as handed to the client. `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RefreshToken(String);
-
-impl RefreshToken {
-    /// The token, for the `refresh_token` field of a token response.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The token, by value.
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshToken(<redacted>)")
-    }
-}
-
-/// An access token and a refresh token, for one session.
-#[derive(Debug, Clone)]
-pub struct TokenPair {
-    /// The short-lived access token (a JWT carrying `sid`).
-    pub access_token: IssuedToken,
-    /// The long random refresh token.
-    pub refresh_token: RefreshToken,
-    /// The session (family) the pair belongs to.
-    pub session: Family,
-}
-
-impl TokenPair {
-    /// The OAuth 2.0 token response (RFC 6749 section 5.1).
-    pub fn response(&self) -> TokenResponse {
-        TokenResponse {
-            access_token: self.access_token.as_str().to_owned(),
-            token_type: "bearer",
-            expires_in: self.access_token.expires_in().as_secs(),
-            refresh_token: Some(self.refresh_token.as_str().to_owned()),
-        }
-    }
-}
-
-/// The body of a successful token response (RFC 6749 section 5.1).
-#[derive(Clone, Serialize)]
-pub struct TokenResponse {
-    /// The access token.
-    pub access_token: String,
-    /// Always `bearer`.
-    pub token_type: &'static str,
-    /// The access token's lifetime in seconds.
-    pub expires_in: u64,
-    /// The new refresh token; `None` (and absent from the JSON) when it is
-    /// delivered in an HttpOnly cookie instead, out of reach of scripts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-}
-
-impl fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why a refresh failed.
-#[derive(Debug)]
-pub struct RefreshError {
-    kind: RefreshErrorKind,
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-}
-
-/// The kind of a [`RefreshError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RefreshErrorKind {
-    /// The refresh token is unknown, expired, revoked, or was reused (which
-    /// revoked its family): OAuth `invalid_grant`.
-    InvalidGrant,
-    /// The store failed: nothing was revoked, try again later.
-    Unavailable,
-    /// The access token could not be signed.
-    Issue,
-}
-
-impl RefreshError {
-    fn new(kind: RefreshErrorKind) -> Self {
-        Self { kind, source: None }
-    }
-
-    fn store(error: StoreError) -> Self {
-        Self {
-            kind: RefreshErrorKind::Unavailable,
-            source: Some(Box::new(error)),
-        }
-    }
-
-    fn issue(error: IssueError) -> Self {
-        Self {
-            kind: RefreshErrorKind::Issue,
-            source: Some(Box::new(error)),
-        }
-    }
-
-    /// The kind of error.
-    pub fn kind(&self) -> RefreshErrorKind {
-        self.kind
-    }
-}
-
-impl fmt::Display for RefreshError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.kind {
-            RefreshErrorKind::InvalidGrant => "the refresh token is invalid",
-            RefreshErrorKind::Unavailable => "the token store is unavailable",
-            RefreshErrorKind::Issue => "the access token could not be issued",
-        })
-    }
-}
-
-impl std::error::Error for RefreshError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|source| source as &(dyn std::error::Error + 'static))
-    }
-}
-
-#[derive(Clone)]
-enum Hasher {
-    Sha256,
-    Hmac(Hmac<Sha256>),
-}
+use crate::{ConfigError, IssuedToken, TokenIssuer};
 
 /// Issues token pairs and rotates refresh tokens over a [`RefreshStore`],
 /// following RFC 9700 section 4.14: every refresh token is used once; a
@@ -280,19 +77,6 @@ impl fmt::Debug for RefreshTokens {
 pub const DEFAULT_FAMILY_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The default idle lifetime of a session: 7 days without a refresh.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Whether `token` has the shape of a token this crate issues: 43 base64url
-/// characters. Anything else is refused before it is hashed or looked up.
-fn well_formed(token: &str) -> bool {
-    token.len() == REFRESH_TOKEN_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
 
 impl RefreshTokens {
     /// Rotation over `store`, issuing access tokens with `issuer`: 30-day
@@ -365,28 +149,20 @@ impl RefreshTokens {
         &self.inner.issuer
     }
 
+    /// How long a session may go without a refresh, in seconds.
+    pub(super) fn idle_secs(&self) -> i64 {
+        secs(self.inner.idle_timeout)
+    }
+
     /// The hash under which `token` is stored.
     pub fn hash(&self, token: &str) -> TokenHash {
-        let bytes: [u8; 32] = match &self.inner.hasher {
-            Hasher::Sha256 => Sha256::digest(token.as_bytes()).into(),
-            Hasher::Hmac(mac) => {
-                let mut mac = mac.clone();
-                mac.update(token.as_bytes());
-                mac.finalize().into_bytes().into()
-            }
-        };
-        TokenHash::from_bytes(bytes)
+        self.inner.hasher.hash(token)
     }
 
     fn new_refresh_token(&self) -> Result<(RefreshToken, TokenHash), RefreshError> {
-        let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
-        OsRng.try_fill_bytes(&mut bytes).map_err(|e| RefreshError {
-            kind: RefreshErrorKind::Issue,
-            source: Some(Box::new(e)),
-        })?;
-        let token = URL_SAFE_NO_PAD.encode(bytes);
-        let hash = self.hash(&token);
-        Ok((RefreshToken(token), hash))
+        let token = RefreshToken::generate().map_err(RefreshError::issue)?;
+        let hash = self.hash(token.as_str());
+        Ok((token, hash))
     }
 
     fn access_token(&self, subject: Subject, sid: &str) -> Result<IssuedToken, RefreshError> {
@@ -416,7 +192,7 @@ impl RefreshTokens {
     ) -> Result<TokenPair, RefreshError> {
         let now = now();
         let family = Family::new(
-            random_id(),
+            new_session_id(),
             subject.user_id.clone(),
             device.map(str::to_owned),
             now,
@@ -603,39 +379,5 @@ impl RefreshTokens {
             .purge(now, now.saturating_sub(secs(self.inner.idle_timeout)))
             .await
             .map_err(RefreshError::store)
-    }
-
-    /// A check for [`JwtAuthLayerBuilder::check`](crate::JwtAuthLayerBuilder::check)
-    /// that rejects access tokens whose session (`sid`) was revoked or has
-    /// expired (absolute or idle), or belongs to another user than the token's
-    /// `sub`, so logout takes effect before the access token expires. It
-    /// costs one store lookup per request; a token without `sid` is rejected.
-    pub fn session_check<C>(&self) -> impl Fn(&Claims<C>) -> CheckFuture + Send + Sync + 'static {
-        let store = Arc::clone(&self.inner.store);
-        let idle = secs(self.inner.idle_timeout);
-        move |claims: &Claims<C>| {
-            let store = Arc::clone(&store);
-            let registered = claims.registered();
-            let sid = registered.sid.clone();
-            let sub = registered.sub.clone();
-            Box::pin(async move {
-                let Some(sid) = sid else {
-                    return Err(AuthError::rejected("the token has no session"));
-                };
-                let now = now();
-                match store.family(&sid).await {
-                    Ok(Some(family))
-                        if !family.revoked
-                            && family.expires_at > now
-                            && family.last_used_at >= now.saturating_sub(idle)
-                            && sub.as_deref() == Some(family.user_id.as_str()) =>
-                    {
-                        Ok(())
-                    }
-                    Ok(_) => Err(AuthError::rejected("the session has ended")),
-                    Err(error) => Err(AuthError::unavailable(error)),
-                }
-            })
-        }
     }
 }
