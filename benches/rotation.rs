@@ -23,8 +23,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tower_jwt_auth::{
     Algorithm, SigningKey, TokenIssuer,
     refresh::{
-        Family, MemoryStore, RefreshStore, RefreshTokens, Rotation, StoreError, Subject, TokenHash,
-        TokenRecord, TokenStatus,
+        Family, MemoryStore, RefreshTokens, Subject,
+        store::{RefreshStore, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus},
     },
 };
 

@@ -36,8 +36,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::Row;
 use tokio::runtime::Runtime;
 use tower_jwt_auth::refresh::{
-    Family, MemoryStore, PostgresStore, RedisStore, RefreshStore, RotateOutcome, Rotation,
-    TokenHash, TokenRecord, TokenStatus,
+    Family, MemoryStore, PostgresStore, RedisStore,
+    store::{RefreshStore, RotateOutcome, Rotation, TokenHash, TokenRecord, TokenStatus},
 };
 
 /// How many rotations the round-trip probes run.

@@ -85,8 +85,8 @@ use tower_jwt_auth::{
     Algorithm, Claims, DefaultResponder, JwtAuthLayer, RequireRoleLayer, RoleHierarchy, SigningKey,
     TokenIssuer, VerificationKey, Verifier,
     refresh::{
-        MemoryStore, RefreshEndpoint, RefreshError, RefreshStore, RefreshTokens, StoreError,
-        Subject,
+        MemoryStore, RefreshEndpoint, RefreshError, RefreshTokens, Subject,
+        store::{RefreshStore, StoreError},
     },
 };
 

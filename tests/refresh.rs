@@ -15,9 +15,11 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_jwt_auth::{
     Algorithm, AuthErrorKind, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
     refresh::{
-        Family, MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshStore, RefreshTokens,
-        RotateOutcome, Rotation, StoreError, Subject, TokenHash, TokenRecord, TokenStatus,
+        Family, MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshTokens, Subject,
         conformance,
+        store::{
+            RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
+        },
     },
 };
 

@@ -9,7 +9,8 @@ use std::{sync::Arc, time::Duration};
 use common_store::{login_and_refresh, unique, unreachable, url};
 use sqlx::{Row, postgres::PgPoolOptions};
 use tower_jwt_auth::refresh::{
-    Family, PostgresStore, RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus, conformance,
+    Family, PostgresStore, conformance,
+    store::{RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus},
 };
 
 fn database_url() -> String {
@@ -146,7 +147,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     // And the real store rotates it.
     assert!(matches!(
         starved.rotate(&rotation).await.unwrap(),
-        tower_jwt_auth::refresh::RotateOutcome::Rotated(_)
+        tower_jwt_auth::refresh::store::RotateOutcome::Rotated(_)
     ));
     sqlx::query("DELETE FROM tjwt_families WHERE id = $1")
         .bind(&family.id)

@@ -7,7 +7,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use common_store::{login_and_refresh, unique, unreachable, url};
 use tower_jwt_auth::refresh::{
-    Family, RedisStore, RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus, conformance,
+    Family, RedisStore, conformance,
+    store::{RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus},
 };
 
 fn redis_url() -> String {

@@ -28,8 +28,8 @@ use super::{
     clock::now,
     session::new_session_id as random_id,
     store::{
-        Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
-        TokenStatus,
+        Family, InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash,
+        TokenRecord, TokenStatus,
     },
 };
 use crate::{Algorithm, SigningKey, TokenIssuer};
@@ -155,12 +155,12 @@ pub async fn reuse_revokes_family(store: &dyn RefreshStore) {
     assert!(store.family(&created.id).await.unwrap().unwrap().revoked);
     assert_eq!(
         rotate(store, &plain(r1, hash(), t0 + 2)).await,
-        RotateOutcome::Invalid(Invalid::Revoked),
+        RotateOutcome::Invalid(InvalidReason::Revoked),
         "the newest token dies with its family"
     );
     assert_eq!(
         rotate(store, &plain(r0, hash(), t0 + 3)).await,
-        RotateOutcome::Invalid(Invalid::Revoked),
+        RotateOutcome::Invalid(InvalidReason::Revoked),
         "a revoked family stays revoked"
     );
 }
@@ -251,7 +251,7 @@ pub async fn lifetimes(store: &dyn RefreshStore) {
     let (created, r0) = family(store, t0, 60).await;
     assert_eq!(
         rotate(store, &plain(r0, hash(), t0 + 60)).await,
-        RotateOutcome::Invalid(Invalid::Expired)
+        RotateOutcome::Invalid(InvalidReason::Expired)
     );
     assert_eq!(store.family(&created.id).await.unwrap().unwrap(), created);
     assert_eq!(
@@ -263,7 +263,7 @@ pub async fn lifetimes(store: &dyn RefreshStore) {
     let idle = Rotation::new(r0, hash(), t0 + 100, t0 + 1, None);
     assert_eq!(
         rotate(store, &idle).await,
-        RotateOutcome::Invalid(Invalid::Expired)
+        RotateOutcome::Invalid(InvalidReason::Expired)
     );
     assert_eq!(store.family(&created.id).await.unwrap().unwrap(), created);
 }
@@ -275,7 +275,7 @@ pub async fn unknown_token(store: &dyn RefreshStore) {
     let child = hash();
     assert_eq!(
         rotate(store, &plain(hash(), child, t0)).await,
-        RotateOutcome::Invalid(Invalid::Unknown)
+        RotateOutcome::Invalid(InvalidReason::Unknown)
     );
     assert_eq!(
         store.token(&child).await.unwrap(),
@@ -331,7 +331,7 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
     assert!(!store.revoke_family("no-such-family").await.unwrap());
     assert_eq!(
         rotate(store, &plain(ra, hash(), t0)).await,
-        RotateOutcome::Invalid(Invalid::Revoked)
+        RotateOutcome::Invalid(InvalidReason::Revoked)
     );
     assert!(
         matches!(
@@ -524,7 +524,7 @@ pub async fn race(store: Arc<dyn RefreshStore>) {
         let (child, outcome) = task.await.expect("task");
         match outcome {
             RotateOutcome::Rotated(_) => winners.push(child),
-            RotateOutcome::Reused(_) | RotateOutcome::Invalid(Invalid::Revoked) => {}
+            RotateOutcome::Reused(_) | RotateOutcome::Invalid(InvalidReason::Revoked) => {}
             other => panic!("unexpected outcome in a race: {other:?}"),
         }
     }

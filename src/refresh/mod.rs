@@ -19,7 +19,7 @@
 //! ```
 //!
 //! The store only ever sees SHA-256 (or HMAC) hashes of refresh tokens. Store
-//! your families anywhere by implementing [`RefreshStore`]; [`MemoryStore`] is
+//! your families anywhere by implementing [`RefreshStore`](store::RefreshStore); [`MemoryStore`] is
 //! the embedded default, and the conformance suite (feature `test-util`)
 //! checks a store in one call.
 
@@ -30,7 +30,7 @@ mod endpoint;
 mod error;
 mod oauth;
 mod session;
-mod store;
+pub mod store;
 mod subject;
 mod token;
 mod tokens;
@@ -38,10 +38,7 @@ mod tokens;
 pub use self::{
     endpoint::RefreshEndpoint,
     error::{RefreshError, RefreshErrorKind},
-    store::{
-        Family, Invalid, MemoryStore, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash,
-        TokenRecord, TokenStatus,
-    },
+    store::{Family, MemoryStore},
     subject::Subject,
     token::{RefreshToken, TokenPair, TokenResponse},
     tokens::{DEFAULT_FAMILY_LIFETIME, DEFAULT_IDLE_TIMEOUT, RefreshTokens},

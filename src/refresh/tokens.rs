@@ -11,8 +11,8 @@ use super::{
     error::{RefreshError, RefreshErrorKind},
     session::new_session_id,
     store::{
-        Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
-        TokenStatus,
+        Family, InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash,
+        TokenRecord, TokenStatus,
     },
     subject::Subject,
     token::{Hasher, RefreshToken, TokenPair, well_formed},
@@ -248,7 +248,7 @@ impl RefreshTokens {
             .await
             .map_err(RefreshError::store)?
         else {
-            tracing::debug!(reason = ?Invalid::Unknown, "refresh token refused");
+            tracing::debug!(reason = ?InvalidReason::Unknown, "refresh token refused");
             return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
         };
         let now = now();

@@ -8,8 +8,8 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
-    TokenStatus,
+    Family, InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash,
+    TokenRecord, TokenStatus,
 };
 
 /// An in-memory [`RefreshStore`]: one process, nothing survives a restart.
@@ -76,16 +76,16 @@ impl RefreshStore for MemoryStore {
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
         let mut state = self.lock();
         let Some(token) = state.tokens.get(&rotation.presented).cloned() else {
-            return Ok(RotateOutcome::Invalid(Invalid::Unknown));
+            return Ok(RotateOutcome::Invalid(InvalidReason::Unknown));
         };
         let Some(family) = state.families.get(&token.family_id).cloned() else {
-            return Ok(RotateOutcome::Invalid(Invalid::Unknown));
+            return Ok(RotateOutcome::Invalid(InvalidReason::Unknown));
         };
         if family.revoked || token.status == TokenStatus::Revoked {
-            return Ok(RotateOutcome::Invalid(Invalid::Revoked));
+            return Ok(RotateOutcome::Invalid(InvalidReason::Revoked));
         }
         if family.expires_at <= rotation.now || family.last_used_at < rotation.idle_cutoff {
-            return Ok(RotateOutcome::Invalid(Invalid::Expired));
+            return Ok(RotateOutcome::Invalid(InvalidReason::Expired));
         }
         let grace = match token.status {
             // Only the newest generation rotates: an active sibling left

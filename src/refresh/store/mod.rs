@@ -1,4 +1,13 @@
-//! The storage contract of refresh-token rotation.
+//! The storage contract of refresh-token rotation: what a store author
+//! implements.
+//!
+//! Applications use [`RefreshTokens`](super::RefreshTokens) and pick a store
+//! ([`MemoryStore`], `RedisStore`, `PostgresStore`);
+//! they need nothing here beyond the [`RefreshStore`] trait object they hand
+//! over and the [`StoreError`] their user lookup may return. To keep
+//! families in another database, implement [`RefreshStore`] over the records
+//! of this module, then run the conformance suite (`refresh::conformance`,
+//! feature `test-util`) against it.
 
 use std::{error::Error as StdError, fmt};
 
@@ -200,10 +209,11 @@ impl Rotation {
     }
 }
 
-/// Why a presented refresh token was refused without touching anything.
+/// Why [`RefreshStore::rotate`] refused a presented refresh token without
+/// changing anything: the reason carried by [`RotateOutcome::Invalid`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Invalid {
+pub enum InvalidReason {
     /// No token has this hash.
     Unknown,
     /// The token or its family was revoked.
@@ -227,7 +237,7 @@ pub enum RotateOutcome {
     /// whole family is now revoked. Carries the revoked family.
     Reused(Family),
     /// Nothing was changed.
-    Invalid(Invalid),
+    Invalid(InvalidReason),
 }
 
 /// A store failure: unreachable, timed out, corrupt data.

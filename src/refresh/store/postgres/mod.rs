@@ -9,8 +9,8 @@ use sqlx::{
 };
 
 use super::{
-    Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
-    TokenStatus,
+    Family, InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash,
+    TokenRecord, TokenStatus,
 };
 
 /// The schema: tables, indexes and the rotation function.
@@ -292,9 +292,9 @@ impl RefreshStore for PostgresStore {
             .map_err(error("rotate failed"))?;
         let outcome: String = row.try_get("o_outcome").map_err(error("rotate failed"))?;
         Ok(match outcome.as_str() {
-            "unknown" => RotateOutcome::Invalid(Invalid::Unknown),
-            "revoked" => RotateOutcome::Invalid(Invalid::Revoked),
-            "expired" => RotateOutcome::Invalid(Invalid::Expired),
+            "unknown" => RotateOutcome::Invalid(InvalidReason::Unknown),
+            "revoked" => RotateOutcome::Invalid(InvalidReason::Revoked),
+            "expired" => RotateOutcome::Invalid(InvalidReason::Expired),
             "rotated" => RotateOutcome::Rotated(read_family(&row, "o_")?),
             "grace" => RotateOutcome::Grace(read_family(&row, "o_")?),
             "reused" => RotateOutcome::Reused(read_family(&row, "o_")?),

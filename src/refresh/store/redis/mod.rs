@@ -9,8 +9,8 @@ use redis::{
 };
 
 use super::{
-    Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
-    TokenStatus,
+    Family, InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash,
+    TokenRecord, TokenStatus,
 };
 
 /// The key prefix of [`RedisStore::new`].
@@ -350,9 +350,9 @@ impl RefreshStore for RedisStore {
             parse_family(id, &pairs(&reply[2..]))
         };
         Ok(match reply.first().map(String::as_str) {
-            Some("unknown") => RotateOutcome::Invalid(Invalid::Unknown),
-            Some("revoked") => RotateOutcome::Invalid(Invalid::Revoked),
-            Some("expired") => RotateOutcome::Invalid(Invalid::Expired),
+            Some("unknown") => RotateOutcome::Invalid(InvalidReason::Unknown),
+            Some("revoked") => RotateOutcome::Invalid(InvalidReason::Revoked),
+            Some("expired") => RotateOutcome::Invalid(InvalidReason::Expired),
             Some("rotated") => RotateOutcome::Rotated(family()?),
             Some("grace") => RotateOutcome::Grace(family()?),
             Some("reused") => RotateOutcome::Reused(family()?),
