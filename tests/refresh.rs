@@ -15,7 +15,7 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_jwt_auth::{
     Algorithm, AuthErrorKind, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
     refresh::{
-        Family, MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshTokens, Subject,
+        MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshTokens, Session, Subject,
         conformance,
         store::{
             RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
@@ -34,7 +34,7 @@ fn tokens(store: Arc<dyn RefreshStore>) -> RefreshTokens {
 }
 
 async fn is_revoked(store: &dyn RefreshStore, family: &str) -> bool {
-    store.family(family).await.unwrap().unwrap().revoked
+    store.session(family).await.unwrap().unwrap().revoked
 }
 
 async fn same_user(user: String) -> Result<Option<Subject>, StoreError> {
@@ -143,14 +143,14 @@ async fn grace_window_gives_the_immediate_predecessor_a_sibling() {
 #[tokio::test]
 async fn expired_and_unknown_tokens_are_invalid_grants_that_touch_nothing() {
     let store = Arc::new(MemoryStore::new());
-    let expired = tokens(store.clone()).family_lifetime(Duration::ZERO);
+    let expired = tokens(store.clone()).session_lifetime(Duration::ZERO);
     let login = expired.login(Subject::new("u"), None).await.unwrap();
     let error = expired
         .refresh(login.refresh_token.as_str(), same_user)
         .await
         .unwrap_err();
     assert_eq!(error.kind(), RefreshErrorKind::InvalidGrant);
-    let family = store.family(&login.session.id).await.unwrap().unwrap();
+    let family = store.session(&login.session.id).await.unwrap().unwrap();
     assert!(!family.revoked);
     assert_eq!(family.generation, 0);
 
@@ -284,7 +284,7 @@ fn short_hash_keys_are_refused() {
 #[tokio::test]
 async fn purge_removes_dead_sessions() {
     let store = Arc::new(MemoryStore::new());
-    let short = tokens(store.clone()).family_lifetime(Duration::ZERO);
+    let short = tokens(store.clone()).session_lifetime(Duration::ZERO);
     short.login(Subject::new("u"), None).await.unwrap();
     let live = tokens(store.clone());
     live.login(Subject::new("u"), None).await.unwrap();
@@ -311,7 +311,7 @@ impl Down {
 
 #[async_trait]
 impl RefreshStore for Down {
-    async fn create(&self, f: &Family, t: &TokenRecord) -> Result<(), StoreError> {
+    async fn create(&self, f: &Session, t: &TokenRecord) -> Result<(), StoreError> {
         self.check()?;
         self.inner.create(f, t).await
     }
@@ -323,19 +323,19 @@ impl RefreshStore for Down {
         self.check()?;
         self.inner.token(h).await
     }
-    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         self.check()?;
-        self.inner.family(id).await
+        self.inner.session(id).await
     }
-    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
         self.check()?;
-        self.inner.revoke_family(id).await
+        self.inner.revoke_session(id).await
     }
     async fn revoke_user(&self, u: &str) -> Result<u64, StoreError> {
         self.check()?;
         self.inner.revoke_user(u).await
     }
-    async fn sessions(&self, u: &str, now: i64) -> Result<Vec<Family>, StoreError> {
+    async fn sessions(&self, u: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         self.check()?;
         self.inner.sessions(u, now).await
     }

@@ -21,7 +21,7 @@ pub struct RefreshError {
 #[non_exhaustive]
 pub enum RefreshErrorKind {
     /// The refresh token is unknown, expired, revoked, or was reused (which
-    /// revoked its family): OAuth `invalid_grant`.
+    /// revoked its session): OAuth `invalid_grant`.
     InvalidGrant,
     /// The store failed: nothing was revoked, try again later.
     Unavailable,

@@ -1,4 +1,5 @@
-//! Sessions: their ids, and the check that ends access tokens with them.
+//! Sessions: the record, its ids, and the check that ends access tokens
+//! with them.
 
 use std::sync::Arc;
 
@@ -7,6 +8,49 @@ use rand::RngCore;
 
 use super::{RefreshTokens, clock::now};
 use crate::{AuthError, Claims, auth::CheckFuture};
+
+/// One login on one device, and the refresh tokens rotated within it.
+///
+/// RFC 9700 calls the tokens of one login a refresh-token *family*; this
+/// crate calls it a session throughout. Access tokens carry its
+/// [`id`](Self::id) as `sid`.
+///
+/// A plain record: a store builds it with a struct literal when it reads one
+/// back.
+///
+/// ```
+/// use tower_jwt_auth::refresh::Session;
+/// let session = Session {
+///     id: "s-1".into(),
+///     user_id: "user-1".into(),
+///     device: Some("Firefox on Linux".into()),
+///     created_at: 1_700_000_000,
+///     last_used_at: 1_700_000_000,
+///     expires_at: 1_702_592_000,
+///     generation: 0,
+///     revoked: false,
+/// };
+/// # let _ = session;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The session id; access tokens carry it as `sid`.
+    pub id: String,
+    /// The user the session belongs to.
+    pub user_id: String,
+    /// A label for the device, chosen at login ("Firefox on Linux").
+    pub device: Option<String>,
+    /// When the session was created (the login), in Unix seconds.
+    pub created_at: i64,
+    /// When a token of the session was last issued or rotated, in Unix seconds.
+    pub last_used_at: i64,
+    /// When the session dies whatever happens (the absolute lifetime), in Unix seconds.
+    pub expires_at: i64,
+    /// The generation of the newest token (the login's token is generation 0).
+    pub generation: u32,
+    /// Whether the session was revoked (logout, reuse detected).
+    pub revoked: bool,
+}
 
 /// A new session id: 128 random bits, base64url.
 pub(super) fn new_session_id() -> String {
@@ -34,12 +78,12 @@ impl RefreshTokens {
                     return Err(AuthError::rejected("the token has no session"));
                 };
                 let now = now();
-                match store.family(&sid).await {
-                    Ok(Some(family))
-                        if !family.revoked
-                            && family.expires_at > now
-                            && family.last_used_at >= now.saturating_sub(idle)
-                            && sub.as_deref() == Some(family.user_id.as_str()) =>
+                match store.session(&sid).await {
+                    Ok(Some(session))
+                        if !session.revoked
+                            && session.expires_at > now
+                            && session.last_used_at >= now.saturating_sub(idle)
+                            && sub.as_deref() == Some(session.user_id.as_str()) =>
                     {
                         Ok(())
                     }

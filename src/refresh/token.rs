@@ -10,7 +10,7 @@ use rand::{TryRngCore, rngs::OsRng};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{oauth, store::Family, store::TokenHash};
+use super::{Session, oauth, store::TokenHash};
 use crate::IssuedToken;
 
 /// Bytes of randomness in a refresh token: 256 bits.
@@ -86,8 +86,8 @@ pub struct TokenPair {
     pub access_token: IssuedToken,
     /// The long random refresh token.
     pub refresh_token: RefreshToken,
-    /// The session (family) the pair belongs to.
-    pub session: Family,
+    /// The session the pair belongs to (its id is the access token's `sid`).
+    pub session: Session,
 }
 
 impl TokenPair {

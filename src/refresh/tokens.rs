@@ -7,12 +7,13 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::{
+    Session,
     clock::{now, secs},
     error::{RefreshError, RefreshErrorKind},
     session::new_session_id,
     store::{
-        Family, InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash,
-        TokenRecord, TokenStatus,
+        InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
+        TokenStatus,
     },
     subject::Subject,
     token::{Hasher, RefreshToken, TokenPair, well_formed},
@@ -21,7 +22,7 @@ use crate::{ConfigError, IssuedToken, TokenIssuer};
 
 /// Issues token pairs and rotates refresh tokens over a [`RefreshStore`],
 /// following RFC 9700 section 4.14: every refresh token is used once; a
-/// reused one revokes its whole family.
+/// reused one revokes its whole session.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -54,7 +55,7 @@ pub struct RefreshTokens {
 struct Inner {
     store: Arc<dyn RefreshStore>,
     issuer: TokenIssuer,
-    family_lifetime: Duration,
+    session_lifetime: Duration,
     idle_timeout: Duration,
     grace: Option<Duration>,
     hasher: Hasher,
@@ -65,7 +66,7 @@ impl fmt::Debug for RefreshTokens {
         f.debug_struct("RefreshTokens")
             .field("store", &self.inner.store)
             .field("issuer", &self.inner.issuer)
-            .field("family_lifetime", &self.inner.family_lifetime)
+            .field("session_lifetime", &self.inner.session_lifetime)
             .field("idle_timeout", &self.inner.idle_timeout)
             .field("grace", &self.inner.grace)
             .field("keyed_hash", &matches!(self.inner.hasher, Hasher::Hmac(_)))
@@ -74,7 +75,7 @@ impl fmt::Debug for RefreshTokens {
 }
 
 /// The default absolute lifetime of a session: 30 days.
-pub const DEFAULT_FAMILY_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The default idle lifetime of a session: 7 days without a refresh.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -86,7 +87,7 @@ impl RefreshTokens {
             inner: Arc::new(Inner {
                 store,
                 issuer,
-                family_lifetime: DEFAULT_FAMILY_LIFETIME,
+                session_lifetime: DEFAULT_SESSION_LIFETIME,
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
                 grace: None,
                 hasher: Hasher::Sha256,
@@ -100,8 +101,8 @@ impl RefreshTokens {
 
     /// The absolute lifetime of a session (default 30 days).
     #[must_use]
-    pub fn family_lifetime(mut self, lifetime: Duration) -> Self {
-        self.inner_mut().family_lifetime = lifetime;
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.inner_mut().session_lifetime = lifetime;
         self
     }
 
@@ -183,37 +184,44 @@ impl RefreshTokens {
         builder.sign().map_err(RefreshError::issue)
     }
 
-    /// Starts a session for `subject` on `device`: a new family, its first
-    /// refresh token, and an access token carrying the family id as `sid`.
+    /// Starts a session for `subject` on `device`: stores it with its first
+    /// refresh token, and issues an access token carrying the session id as `sid`.
     pub async fn login(
         &self,
         subject: Subject,
         device: Option<&str>,
     ) -> Result<TokenPair, RefreshError> {
         let now = now();
-        let family = Family::new(
-            new_session_id(),
-            subject.user_id.clone(),
-            device.map(str::to_owned),
-            now,
-            now,
-            now.saturating_add(secs(self.inner.family_lifetime)),
-            0,
-            false,
-        );
+        let session = Session {
+            id: new_session_id(),
+            user_id: subject.user_id.clone(),
+            device: device.map(str::to_owned),
+            created_at: now,
+            last_used_at: now,
+            expires_at: now.saturating_add(secs(self.inner.session_lifetime)),
+            generation: 0,
+            revoked: false,
+        };
         let (refresh_token, hash) = self.new_refresh_token()?;
-        let record = TokenRecord::new(hash, family.id.clone(), None, 0, now, TokenStatus::Active);
-        let access_token = self.access_token(subject, &family.id)?;
+        let record = TokenRecord {
+            hash,
+            session_id: session.id.clone(),
+            parent: None,
+            generation: 0,
+            created_at: now,
+            status: TokenStatus::Active,
+        };
+        let access_token = self.access_token(subject, &session.id)?;
         self.inner
             .store
-            .create(&family, &record)
+            .create(&session, &record)
             .await
             .map_err(RefreshError::store)?;
-        tracing::debug!(family = %family.id, user = %family.user_id, "session started");
+        tracing::debug!(session = %session.id, user = %session.user_id, "session started");
         Ok(TokenPair {
             access_token,
             refresh_token,
-            session: family,
+            session,
         })
     }
 
@@ -221,7 +229,7 @@ impl RefreshTokens {
     /// new pair issued. `subject` looks the user up again (their role may
     /// have changed); `Ok(None)` means the user is gone, which ends the session.
     ///
-    /// A token that was already rotated revokes its whole family (reuse
+    /// A token that was already rotated revokes its whole session (reuse
     /// detection); unknown, expired and revoked tokens change nothing. Every
     /// one of these is `InvalidGrant`. A store failure is `Unavailable` and
     /// revokes nothing.
@@ -243,7 +251,7 @@ impl RefreshTokens {
         // Everything that can fail for reasons other than the token (the user
         // lookup, signing) happens before the token is spent: a client told
         // "try again" must be able to, without its retry looking like reuse.
-        let Some((_, family)) = store
+        let Some((_, session)) = store
             .lookup(&presented)
             .await
             .map_err(RefreshError::store)?
@@ -253,42 +261,42 @@ impl RefreshTokens {
         };
         let now = now();
         let idle_cutoff = now.saturating_sub(secs(self.inner.idle_timeout));
-        if family.revoked || family.expires_at <= now || family.last_used_at < idle_cutoff {
+        if session.revoked || session.expires_at <= now || session.last_used_at < idle_cutoff {
             // Dead for good: the store would refuse it too, and touch nothing.
             tracing::debug!("refresh token of an ended session refused");
             return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
         }
-        let subject = match subject(family.user_id.clone()).await {
-            Ok(Some(subject)) if subject.user_id == family.user_id => subject,
+        let subject = match subject(session.user_id.clone()).await {
+            Ok(Some(subject)) if subject.user_id == session.user_id => subject,
             Ok(_) => {
-                tracing::info!(family = %family.id, "user gone: session revoked");
+                tracing::info!(session = %session.id, "user gone: session revoked");
                 store
-                    .revoke_family(&family.id)
+                    .revoke_session(&session.id)
                     .await
                     .map_err(RefreshError::store)?;
                 return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
             }
             Err(error) => return Err(RefreshError::store(error)),
         };
-        let access_token = self.access_token(subject, &family.id)?;
+        let access_token = self.access_token(subject, &session.id)?;
 
         let (child_token, child) = self.new_refresh_token()?;
-        let rotation = Rotation::new(
+        let rotation = Rotation {
             presented,
             child,
             now,
             idle_cutoff,
-            self.inner.grace.map(|g| now.saturating_sub(secs(g))),
-        );
+            grace_cutoff: self.inner.grace.map(|g| now.saturating_sub(secs(g))),
+        };
         let outcome = store.rotate(&rotation).await.map_err(RefreshError::store)?;
-        let family = match outcome {
-            RotateOutcome::Rotated(family) => family,
-            RotateOutcome::Grace(family) => {
-                tracing::info!(family = %family.id, user = %family.user_id, "refresh token retried within the grace window");
-                family
+        let session = match outcome {
+            RotateOutcome::Rotated(session) => session,
+            RotateOutcome::Grace(session) => {
+                tracing::info!(session = %session.id, user = %session.user_id, "refresh token retried within the grace window");
+                session
             }
-            RotateOutcome::Reused(family) => {
-                tracing::warn!(family = %family.id, user = %family.user_id, "refresh token reuse detected: session revoked");
+            RotateOutcome::Reused(session) => {
+                tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reuse detected: session revoked");
                 return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
             }
             RotateOutcome::Invalid(reason) => {
@@ -299,7 +307,7 @@ impl RefreshTokens {
         Ok(TokenPair {
             access_token,
             refresh_token: child_token,
-            session: family,
+            session,
         })
     }
 
@@ -318,12 +326,12 @@ impl RefreshTokens {
             return Ok(false);
         };
         match store
-            .family(&token.family_id)
+            .session(&token.session_id)
             .await
             .map_err(RefreshError::store)?
         {
-            Some(family) if family.user_id == user_id && !family.revoked => store
-                .revoke_family(&family.id)
+            Some(session) if session.user_id == user_id && !session.revoked => store
+                .revoke_session(&session.id)
                 .await
                 .map_err(RefreshError::store),
             _ => Ok(false),
@@ -335,12 +343,12 @@ impl RefreshTokens {
     pub async fn end_session(&self, user_id: &str, session_id: &str) -> Result<bool, RefreshError> {
         let store = &self.inner.store;
         match store
-            .family(session_id)
+            .session(session_id)
             .await
             .map_err(RefreshError::store)?
         {
-            Some(family) if family.user_id == user_id && !family.revoked => store
-                .revoke_family(session_id)
+            Some(session) if session.user_id == user_id && !session.revoked => store
+                .revoke_session(session_id)
                 .await
                 .map_err(RefreshError::store),
             _ => Ok(false),
@@ -357,7 +365,7 @@ impl RefreshTokens {
     }
 
     /// The live sessions of `user_id`, oldest first.
-    pub async fn sessions(&self, user_id: &str) -> Result<Vec<Family>, RefreshError> {
+    pub async fn sessions(&self, user_id: &str) -> Result<Vec<Session>, RefreshError> {
         let now = now();
         let idle_cutoff = now.saturating_sub(secs(self.inner.idle_timeout));
         let mut sessions = self

@@ -1,10 +1,10 @@
--- Stores a new family and its first token.
--- KEYS: family, token, family tokens, user, expiry index.
--- ARGV: family id, user id, device flag (0|1), device, created_at,
+-- Stores a new session and its first token.
+-- KEYS: session, token, session tokens, user, expiry index.
+-- ARGV: session id, user id, device flag (0|1), device, created_at,
 -- last_used_at, expires_at, generation, revoked (0|1), token hex, token
 -- generation, token created_at, token status, token rotated_at, expire-at.
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
-  return redis.error_reply('family or token already exists')
+  return redis.error_reply('session or token already exists')
 end
 local at = tonumber(ARGV[15])
 redis.call('HSET', KEYS[1], 'uid', ARGV[2], 'cat', ARGV[5], 'lat', ARGV[6], 'exp', ARGV[7],

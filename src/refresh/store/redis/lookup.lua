@@ -1,5 +1,5 @@
--- A token and its family in one round trip. KEYS: token. ARGV: prefix.
--- Returns `{}` or `{family id, number of token fields, token HGETALL..., family HGETALL...}`.
+-- A token and its session in one round trip. KEYS: token. ARGV: prefix.
+-- Returns `{}` or `{session id, number of token fields, token HGETALL..., session HGETALL...}`.
 local fid = redis.call('HGET', KEYS[1], 'fam')
 if not fid then return {} end
 local t = redis.call('HGETALL', KEYS[1])

@@ -1,4 +1,4 @@
--- Deletes up to `batch` dead families with their tokens.
+-- Deletes up to `batch` dead sessions with their tokens.
 -- KEYS: expiry index, revoked index. ARGV: prefix, now, revoked_before, batch.
 -- Returns `{deleted, looked at}`.
 local p = ARGV[1]

@@ -1,4 +1,4 @@
--- Revokes every family of a user; drops ids of vanished families.
+-- Revokes every session of a user; drops ids of vanished sessions.
 -- KEYS: user, revoked index. ARGV: prefix.
 local count = 0
 for _, fid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do

@@ -2,7 +2,7 @@
 -- KEYS: presented token, child token.
 -- ARGV: prefix, presented hex, child hex, now, idle cutoff, grace cutoff
 -- ('' for none), expiry margin in seconds.
--- Returns `{outcome}` or `{outcome, family id, HGETALL of the family...}`.
+-- Returns `{outcome}` or `{outcome, session id, HGETALL of the session...}`.
 local t = redis.call('HMGET', KEYS[1], 'fam', 'gen', 'st', 'rat')
 if not t[1] then return {'unknown'} end
 local fid = t[1]
@@ -15,7 +15,7 @@ if tonumber(f[2]) <= now or tonumber(f[3]) < tonumber(ARGV[5]) then return {'exp
 local tgen = tonumber(t[2])
 local outcome = 'rotated'
 -- Only the newest generation rotates: an active sibling left behind by a
--- grace retry is stale once the family moved on, and presenting it is reuse.
+-- grace retry is stale once the session moved on, and presenting it is reuse.
 if not (t[3] == 'a' and tgen == tonumber(f[4])) then
   if t[3] == 'r' and ARGV[6] ~= '' and t[4] and tonumber(t[4]) >= tonumber(ARGV[6]) and tgen + 1 == tonumber(f[4]) then
     outcome = 'grace'

@@ -1,4 +1,4 @@
--- The live families of a user, oldest first; drops ids of vanished families.
+-- The live sessions of a user, oldest first; drops ids of vanished sessions.
 -- KEYS: user. ARGV: prefix, now. Returns `{{id, HGETALL...}, ...}`.
 local out = {}
 local now = tonumber(ARGV[2])

@@ -1,4 +1,4 @@
--- Revokes one family. KEYS: family, revoked index. ARGV: family id.
+-- Revokes one session. KEYS: session, revoked index. ARGV: session id.
 local f = redis.call('HMGET', KEYS[1], 'rev', 'lat')
 if not f[1] then return 0 end
 if f[1] ~= '1' then
