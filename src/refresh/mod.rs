@@ -24,7 +24,8 @@
 //! the tokens issued from one login, each replacing the one before. This crate
 //! says session everywhere ([`Session`], [`TokenPair::session`], the access
 //! token's `sid`, [`RefreshTokens::sessions`]). A session is *live* while it is
-//! not revoked and neither its absolute nor its idle lifetime has run out.
+//! not revoked and neither its absolute nor its idle lifetime has run out
+//! ([`Session::is_live`]).
 //!
 //! # Two readers
 //!

@@ -1,8 +1,6 @@
 //! Sessions: the record, its ids, and the check that ends access tokens
 //! with them.
 
-use std::sync::Arc;
-
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
 
@@ -52,6 +50,38 @@ pub struct Session {
     pub revoked: bool,
 }
 
+impl Session {
+    /// Whether the session may still be used at `now`: it is not revoked, its
+    /// absolute lifetime has not run out (`now < expires_at`), and it was last
+    /// used at or after `idle_cutoff` (`now` minus the idle timeout).
+    ///
+    /// The one liveness rule: [`RefreshTokens::refresh`],
+    /// [`RefreshTokens::sessions`] and [`RefreshTokens::session_check`] ask
+    /// it, and a store's [`rotate`](super::store::RefreshStore::rotate)
+    /// refuses exactly the sessions it calls dead (steps 2 and 3).
+    ///
+    /// ```
+    /// # use tower_jwt_auth::refresh::Session;
+    /// let session = Session {
+    ///     id: "s-1".into(),
+    ///     user_id: "user-1".into(),
+    ///     device: None,
+    ///     created_at: 1_000,
+    ///     last_used_at: 1_500,
+    ///     expires_at: 5_000,
+    ///     generation: 3,
+    ///     revoked: false,
+    /// };
+    /// let idle = 600; // seconds
+    /// assert!(session.is_live(2_000, 2_000 - idle));
+    /// assert!(!session.is_live(2_200, 2_200 - idle), "idle for too long");
+    /// assert!(!session.is_live(5_000, 0), "past its absolute lifetime");
+    /// ```
+    pub fn is_live(&self, now: i64, idle_cutoff: i64) -> bool {
+        !self.revoked && now < self.expires_at && self.last_used_at >= idle_cutoff
+    }
+}
+
 /// A new session id: 128 random bits, base64url.
 pub(super) fn new_session_id() -> String {
     let mut bytes = [0u8; 16];
@@ -66,10 +96,9 @@ impl RefreshTokens {
     /// `sub`, so logout takes effect before the access token expires. It
     /// costs one store lookup per request; a token without `sid` is rejected.
     pub fn session_check<C>(&self) -> impl Fn(&Claims<C>) -> CheckFuture + Send + Sync + 'static {
-        let store = Arc::clone(self.store());
-        let idle = self.idle_secs();
+        let tokens = self.clone();
         move |claims: &Claims<C>| {
-            let store = Arc::clone(&store);
+            let tokens = tokens.clone();
             let registered = claims.registered();
             let sid = registered.sid.clone();
             let sub = registered.sub.clone();
@@ -78,11 +107,9 @@ impl RefreshTokens {
                     return Err(AuthError::rejected("the token has no session"));
                 };
                 let now = now();
-                match store.session(&sid).await {
+                match tokens.store().session(&sid).await {
                     Ok(Some(session))
-                        if !session.revoked
-                            && session.expires_at > now
-                            && session.last_used_at >= now.saturating_sub(idle)
+                        if session.is_live(now, tokens.idle_cutoff(now))
                             && sub.as_deref() == Some(session.user_id.as_str()) =>
                     {
                         Ok(())

@@ -150,9 +150,9 @@ impl RefreshTokens {
         &self.inner.issuer
     }
 
-    /// How long a session may go without a refresh, in seconds.
-    pub(super) fn idle_secs(&self) -> i64 {
-        secs(self.inner.idle_timeout)
+    /// The `idle_cutoff` of [`Session::is_live`] at `now`.
+    pub(super) fn idle_cutoff(&self, now: i64) -> i64 {
+        now.saturating_sub(secs(self.inner.idle_timeout))
     }
 
     /// The hash under which `token` is stored.
@@ -260,8 +260,8 @@ impl RefreshTokens {
             return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
         };
         let now = now();
-        let idle_cutoff = now.saturating_sub(secs(self.inner.idle_timeout));
-        if session.revoked || session.expires_at <= now || session.last_used_at < idle_cutoff {
+        let idle_cutoff = self.idle_cutoff(now);
+        if !session.is_live(now, idle_cutoff) {
             // Dead for good: the store would refuse it too, and touch nothing.
             tracing::debug!("refresh token of an ended session refused");
             return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
@@ -367,14 +367,15 @@ impl RefreshTokens {
     /// The live sessions of `user_id`, oldest first.
     pub async fn sessions(&self, user_id: &str) -> Result<Vec<Session>, RefreshError> {
         let now = now();
-        let idle_cutoff = now.saturating_sub(secs(self.inner.idle_timeout));
         let mut sessions = self
             .inner
             .store
             .sessions(user_id, now)
             .await
             .map_err(RefreshError::store)?;
-        sessions.retain(|f| f.last_used_at >= idle_cutoff);
+        // The store filtered by revocation and absolute lifetime only.
+        let idle_cutoff = self.idle_cutoff(now);
+        sessions.retain(|session| session.is_live(now, idle_cutoff));
         Ok(sessions)
     }
 
@@ -384,7 +385,7 @@ impl RefreshTokens {
         let now = now();
         self.inner
             .store
-            .purge(now, now.saturating_sub(secs(self.inner.idle_timeout)))
+            .purge(now, self.idle_cutoff(now))
             .await
             .map_err(RefreshError::store)
     }

@@ -84,7 +84,8 @@ impl RefreshStore for MemoryStore {
         if session.revoked || token.status == TokenStatus::Revoked {
             return Ok(RotateOutcome::Invalid(InvalidReason::Revoked));
         }
-        if session.expires_at <= rotation.now || session.last_used_at < rotation.idle_cutoff {
+        // Not revoked (above), so not live means expired.
+        if !session.is_live(rotation.now, rotation.idle_cutoff) {
             return Ok(RotateOutcome::Invalid(InvalidReason::Expired));
         }
         let grace = match token.status {
