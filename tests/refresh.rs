@@ -107,7 +107,10 @@ async fn reuse_revokes_the_family_including_the_newest_token() {
 
 #[tokio::test]
 async fn grace_window_gives_the_immediate_predecessor_a_sibling() {
-    let tokens = tokens(Arc::new(MemoryStore::new())).grace_period(Duration::from_secs(30));
+    let tokens = RefreshTokens::builder(Arc::new(MemoryStore::new()), issuer())
+        .grace_period(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let login = tokens.login(Subject::new("u"), None).await.unwrap();
     let first = tokens
         .refresh(login.refresh_token.as_str(), same_user)
@@ -143,7 +146,10 @@ async fn grace_window_gives_the_immediate_predecessor_a_sibling() {
 #[tokio::test]
 async fn expired_and_unknown_tokens_are_invalid_grants_that_touch_nothing() {
     let store = Arc::new(MemoryStore::new());
-    let expired = tokens(store.clone()).session_lifetime(Duration::ZERO);
+    let expired = RefreshTokens::builder(store.clone(), issuer())
+        .session_lifetime(Duration::ZERO)
+        .build()
+        .unwrap();
     let login = expired.login(Subject::new("u"), None).await.unwrap();
     let error = expired
         .refresh(login.refresh_token.as_str(), same_user)
@@ -275,8 +281,16 @@ async fn logout_one_device_leaves_the_other_and_logout_all_ends_both() {
 #[test]
 fn short_hash_keys_are_refused() {
     let store: Arc<dyn RefreshStore> = Arc::new(MemoryStore::new());
-    assert!(tokens(store.clone()).hash_key([7u8; 31]).is_err());
-    let keyed = tokens(store.clone()).hash_key([7u8; 32]).unwrap();
+    assert!(
+        RefreshTokens::builder(store.clone(), issuer())
+            .hash_key([7u8; 31])
+            .build()
+            .is_err()
+    );
+    let keyed = RefreshTokens::builder(store.clone(), issuer())
+        .hash_key([7u8; 32])
+        .build()
+        .unwrap();
     let plain = tokens(store);
     assert_ne!(keyed.hash("x"), plain.hash("x"), "the key changes the hash");
 }
@@ -284,7 +298,10 @@ fn short_hash_keys_are_refused() {
 #[tokio::test]
 async fn purge_removes_dead_sessions() {
     let store = Arc::new(MemoryStore::new());
-    let short = tokens(store.clone()).session_lifetime(Duration::ZERO);
+    let short = RefreshTokens::builder(store.clone(), issuer())
+        .session_lifetime(Duration::ZERO)
+        .build()
+        .unwrap();
     short.login(Subject::new("u"), None).await.unwrap();
     let live = tokens(store.clone());
     live.login(Subject::new("u"), None).await.unwrap();

@@ -51,7 +51,6 @@ pub struct RefreshTokens {
     inner: Arc<Inner>,
 }
 
-#[derive(Clone)]
 struct Inner {
     store: Arc<dyn RefreshStore>,
     issuer: TokenIssuer,
@@ -74,6 +73,93 @@ impl fmt::Debug for RefreshTokens {
     }
 }
 
+/// Configures [`RefreshTokens`]; made by [`RefreshTokens::builder`].
+#[must_use]
+pub struct RefreshTokensBuilder {
+    store: Arc<dyn RefreshStore>,
+    issuer: TokenIssuer,
+    session_lifetime: Duration,
+    idle_timeout: Duration,
+    grace: Option<Duration>,
+    hash_key: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for RefreshTokensBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshTokensBuilder")
+            .field("store", &self.store)
+            .field("issuer", &self.issuer)
+            .field("session_lifetime", &self.session_lifetime)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("grace", &self.grace)
+            .field("keyed_hash", &self.hash_key.is_some())
+            .finish()
+    }
+}
+
+impl RefreshTokensBuilder {
+    /// The absolute lifetime of a session (default 30 days).
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = lifetime;
+        self
+    }
+
+    /// How long a session may go without a refresh (default 7 days).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// A grace window (default off): the immediate predecessor of the newest
+    /// refresh token, presented again within `window` of its rotation, gets a
+    /// fresh sibling pair instead of revoking the session, for clients that
+    /// lost a response. Older tokens never get grace.
+    pub fn grace_period(mut self, window: Duration) -> Self {
+        self.grace = Some(window);
+        self
+    }
+
+    /// Hashes refresh tokens with HMAC-SHA-256 under `key` instead of plain
+    /// SHA-256, so a stolen database cannot even confirm a guessed token.
+    ///
+    /// The key must be at least 32 bytes (the SHA-256 output size);
+    /// [`build`](Self::build) refuses a shorter one.
+    pub fn hash_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.hash_key = Some(key.as_ref().to_vec());
+        self
+    }
+
+    /// The configured [`RefreshTokens`].
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] if the hash key is shorter than 32 bytes.
+    pub fn build(self) -> Result<RefreshTokens, ConfigError> {
+        let hasher = match self.hash_key {
+            None => Hasher::Sha256,
+            Some(key) if key.len() < 32 => {
+                return Err(ConfigError::new(
+                    "a refresh-token hash key must be at least 32 bytes",
+                ));
+            }
+            Some(key) => Hasher::Hmac(
+                Hmac::<Sha256>::new_from_slice(&key)
+                    .map_err(|e| ConfigError::with_source("invalid hash key", e))?,
+            ),
+        };
+        Ok(RefreshTokens {
+            inner: Arc::new(Inner {
+                store: self.store,
+                issuer: self.issuer,
+                session_lifetime: self.session_lifetime,
+                idle_timeout: self.idle_timeout,
+                grace: self.grace,
+                hasher,
+            }),
+        })
+    }
+}
+
 /// The default absolute lifetime of a session: 30 days.
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The default idle lifetime of a session: 7 days without a refresh.
@@ -81,7 +167,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl RefreshTokens {
     /// Rotation over `store`, issuing access tokens with `issuer`: 30-day
-    /// sessions, 7-day idle timeout, no grace window, SHA-256 hashes.
+    /// sessions, 7-day idle timeout, no grace window, SHA-256 hashes. See
+    /// [`builder`](Self::builder) to change any of these.
     pub fn new(store: Arc<dyn RefreshStore>, issuer: TokenIssuer) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -95,49 +182,36 @@ impl RefreshTokens {
         }
     }
 
-    fn inner_mut(&mut self) -> &mut Inner {
-        Arc::make_mut(&mut self.inner)
-    }
-
-    /// The absolute lifetime of a session (default 30 days).
-    #[must_use]
-    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
-        self.inner_mut().session_lifetime = lifetime;
-        self
-    }
-
-    /// How long a session may go without a refresh (default 7 days).
-    #[must_use]
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.inner_mut().idle_timeout = timeout;
-        self
-    }
-
-    /// A grace window (default off): the immediate predecessor of the newest
-    /// refresh token, presented again within `window` of its rotation, gets a
-    /// fresh sibling pair instead of revoking the session, for clients that
-    /// lost a response. Older tokens never get grace.
-    #[must_use]
-    pub fn grace_period(mut self, window: Duration) -> Self {
-        self.inner_mut().grace = Some(window);
-        self
-    }
-
-    /// Hashes refresh tokens with HMAC-SHA-256 under `key` instead of plain
-    /// SHA-256, so a stolen database cannot even confirm a guessed token.
+    /// Configures rotation over `store` with `issuer`: lifetimes, a grace
+    /// window, a hash key. Mistakes surface in
+    /// [`build`](RefreshTokensBuilder::build).
     ///
-    /// The key must be at least 32 bytes (the SHA-256 output size).
-    pub fn hash_key(mut self, key: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        let key = key.as_ref();
-        if key.len() < 32 {
-            return Err(ConfigError::new(
-                "a refresh-token hash key must be at least 32 bytes",
-            ));
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+    /// use tower_jwt_auth::refresh::{MemoryStore, RefreshTokens};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes!")?);
+    /// let tokens = RefreshTokens::builder(Arc::new(MemoryStore::new()), issuer)
+    ///     .session_lifetime(Duration::from_secs(14 * 24 * 3600))
+    ///     .idle_timeout(Duration::from_secs(2 * 24 * 3600))
+    ///     .grace_period(Duration::from_secs(10))
+    ///     .hash_key(b"a server-side hash key of 32+ bytes")
+    ///     .build()?;
+    /// # let _ = tokens;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(store: Arc<dyn RefreshStore>, issuer: TokenIssuer) -> RefreshTokensBuilder {
+        RefreshTokensBuilder {
+            store,
+            issuer,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            grace: None,
+            hash_key: None,
         }
-        let mac = Hmac::<Sha256>::new_from_slice(key)
-            .map_err(|e| ConfigError::new(format!("invalid hash key: {e}")))?;
-        self.inner_mut().hasher = Hasher::Hmac(mac);
-        Ok(self)
     }
 
     /// The store.
