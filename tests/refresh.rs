@@ -565,11 +565,31 @@ async fn endpoint_accepts_the_rfc6749_form_and_checks_grant_type() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
+#[test]
+fn cookie_names_are_checked_when_the_endpoint_is_built() {
+    let tokens = tokens(Arc::new(MemoryStore::new()));
+    for bad in ["", "rt token", "rt;", "rt=", "r\u{e9}t"] {
+        let built = RefreshEndpoint::builder(tokens.clone(), same_user)
+            .cookie(bad)
+            .build();
+        assert!(built.is_err(), "{bad:?} is not a cookie name");
+    }
+    for good in ["rt", "__Host-refresh_token.v1"] {
+        let built = RefreshEndpoint::builder(tokens.clone(), same_user)
+            .cookie(good)
+            .build();
+        assert!(built.is_ok(), "{good:?} is a cookie name");
+    }
+}
+
 #[tokio::test]
 async fn endpoint_reads_and_sets_the_cookie() {
     let tokens = tokens(Arc::new(MemoryStore::new()));
     let login = tokens.login(Subject::new("u"), None).await.unwrap();
-    let endpoint = RefreshEndpoint::new(tokens, same_user).cookie("rt");
+    let endpoint = RefreshEndpoint::builder(tokens, same_user)
+        .cookie("rt")
+        .build()
+        .unwrap();
     let request = Request::post("/refresh")
         .header(
             header::COOKIE,

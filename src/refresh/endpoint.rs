@@ -20,6 +20,7 @@ use super::{
     oauth::{self, invalid_request},
     store::StoreError,
 };
+use crate::ConfigError;
 
 /// The largest request body the endpoint reads.
 const MAX_BODY: usize = 4 * 1024;
@@ -93,9 +94,9 @@ fn parse_json(bytes: &[u8]) -> Result<Option<String>, BadBody> {
 /// shapes: 200 `{"access_token", "token_type": "bearer", "expires_in",
 /// "refresh_token"}`; 400 `invalid_grant` for an unknown, expired, revoked or
 /// reused token; 400 `unsupported_grant_type` for another grant; 400
-/// `invalid_request` for a malformed request; 503 when the store fails. With
-/// [`cookie`](Self::cookie), the token may come in an HttpOnly cookie instead,
-/// and the new one is set there too.
+/// `invalid_request` for a malformed request; 503 when the store fails.
+/// With a [`cookie`](RefreshEndpointBuilder::cookie), the token may come in
+/// an HttpOnly cookie instead, and the new one is set there too.
 ///
 /// `subject` looks the user up on each refresh, so role changes reach the
 /// next access token.
@@ -130,7 +131,9 @@ impl<F> fmt::Debug for RefreshEndpoint<F> {
 }
 
 impl<F> RefreshEndpoint<F> {
-    /// An endpoint rotating with `tokens`, looking users up with `subject`.
+    /// An endpoint rotating with `tokens`, looking users up with `subject`,
+    /// reading the refresh token from the body only. See
+    /// [`builder`](Self::builder) for a cookie.
     pub fn new(tokens: RefreshTokens, subject: F) -> Self {
         Self {
             tokens,
@@ -139,6 +142,54 @@ impl<F> RefreshEndpoint<F> {
         }
     }
 
+    /// Configures an endpoint rotating with `tokens`, looking users up with
+    /// `subject`. Mistakes surface in [`build`](RefreshEndpointBuilder::build).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use tower_jwt_auth::refresh::{
+    ///     MemoryStore, RefreshEndpoint, RefreshTokens, Subject, store::StoreError,
+    /// };
+    /// # use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+    /// # fn main() -> Result<(), tower_jwt_auth::ConfigError> {
+    /// # let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, [7u8; 32])?);
+    /// # let tokens = RefreshTokens::new(Arc::new(MemoryStore::new()), issuer);
+    /// let endpoint = RefreshEndpoint::builder(tokens, |user_id: String| async move {
+    ///     Ok::<_, StoreError>(Some(Subject::new(user_id)))
+    /// })
+    /// .cookie("__Host-refresh")
+    /// .build()?;
+    /// # let _ = endpoint;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(tokens: RefreshTokens, subject: F) -> RefreshEndpointBuilder<F> {
+        RefreshEndpointBuilder {
+            tokens,
+            subject,
+            cookie: None,
+        }
+    }
+}
+
+/// Configures a [`RefreshEndpoint`]; made by [`RefreshEndpoint::builder`].
+#[must_use]
+pub struct RefreshEndpointBuilder<F> {
+    tokens: RefreshTokens,
+    subject: F,
+    cookie: Option<String>,
+}
+
+impl<F> fmt::Debug for RefreshEndpointBuilder<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshEndpointBuilder")
+            .field("tokens", &self.tokens)
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> RefreshEndpointBuilder<F> {
     /// Also accepts the refresh token from the cookie `name` (when the body
     /// has none), and sets the new one there: `HttpOnly; Secure;
     /// SameSite=Strict; Path=/`. The response body then carries no
@@ -146,22 +197,36 @@ impl<F> RefreshEndpoint<F> {
     /// `__Host-` is recommended: browsers then refuse the cookie from other
     /// subdomains or without `Secure` and `Path=/`.
     ///
-    /// # Panics
-    ///
-    /// If `name` is not a cookie-name token (letters, digits, `-`, `_`, `.`):
-    /// a programming error, caught the first time the code runs.
-    #[must_use]
+    /// The name must be a cookie-name token (letters, digits, `-`, `_`,
+    /// `.`); [`build`](Self::build) refuses anything else.
     pub fn cookie(mut self, name: impl Into<String>) -> Self {
-        let name = name.into();
-        assert!(
-            !name.is_empty()
+        self.cookie = Some(name.into());
+        self
+    }
+
+    /// The configured [`RefreshEndpoint`].
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] if the cookie name is empty or holds a character
+    /// other than a letter, a digit, `-`, `_` or `.`.
+    pub fn build(self) -> Result<RefreshEndpoint<F>, ConfigError> {
+        if let Some(name) = &self.cookie {
+            let valid = !name.is_empty()
                 && name
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')),
-            "invalid cookie name"
-        );
-        self.cookie = Some(name);
-        self
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !valid {
+                return Err(ConfigError::new(
+                    "a refresh-token cookie name must be letters, digits, `-`, `_` or `.`",
+                ));
+            }
+        }
+        Ok(RefreshEndpoint {
+            tokens: self.tokens,
+            subject: self.subject,
+            cookie: self.cookie,
+        })
     }
 }
 

@@ -52,7 +52,7 @@ mod token;
 mod tokens;
 
 pub use self::{
-    endpoint::RefreshEndpoint,
+    endpoint::{RefreshEndpoint, RefreshEndpointBuilder},
     error::{RefreshError, RefreshErrorKind},
     session::Session,
     store::MemoryStore,
