@@ -93,3 +93,26 @@ impl StdError for RefreshError {
             .map(|source| source as &(dyn StdError + 'static))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::{RefreshError, RefreshErrorKind};
+    use crate::refresh::store::StoreError;
+
+    #[test]
+    fn refresh_errors_keep_their_source_out_of_display() {
+        let error = RefreshError::store(StoreError::new("redis: cannot connect"));
+        assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+        assert_eq!(error.to_string(), "the token store is unavailable");
+        let source = error.source().expect("the store error is kept");
+        assert_eq!(source.to_string(), "redis: cannot connect");
+        assert_eq!(error.to_response().status(), 503);
+        assert!(
+            RefreshError::new(RefreshErrorKind::InvalidGrant)
+                .source()
+                .is_none()
+        );
+    }
+}

@@ -168,6 +168,8 @@ pub enum RotateOutcome {
 /// A store failure: unreachable, timed out, corrupt data.
 ///
 /// Never mistaken for reuse: the endpoint answers 503 and nothing is revoked.
+/// Its [`Display`](fmt::Display) is the message only; the driver's error,
+/// if any, is its [`source`](StdError::source).
 #[derive(Debug)]
 pub struct StoreError {
     message: String,
@@ -282,4 +284,30 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// Deletes sessions (and their tokens) that expired before `now` or are
     /// revoked and were last used before `revoked_before`; returns how many.
     async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::StoreError;
+
+    #[test]
+    fn store_errors_keep_their_source_out_of_display() {
+        let cause = std::io::Error::other("connection refused");
+        let error = StoreError::with_source("redis: cannot connect", cause);
+        assert_eq!(error.to_string(), "redis: cannot connect");
+        let source = error.source().expect("the cause is kept");
+        assert_eq!(source.to_string(), "connection refused");
+        assert!(StoreError::new("corrupt").source().is_none());
+    }
+
+    #[test]
+    fn token_hashes_round_trip_through_hex() {
+        let hash = super::TokenHash::from_bytes([0xab; 32]);
+        assert_eq!(hash.to_hex(), "ab".repeat(32));
+        assert_eq!(super::TokenHash::from_hex(&hash.to_hex()), Some(hash));
+        assert_eq!(super::TokenHash::from_hex("ab"), None);
+        assert_eq!(super::TokenHash::from_hex(&"zz".repeat(32)), None);
+    }
 }
