@@ -23,8 +23,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tower_jwt_auth::{
     Algorithm, SigningKey, TokenIssuer,
     refresh::{
-        Family, MemoryStore, RefreshStore, RefreshTokens, Rotation, StoreError, Subject, TokenHash,
-        TokenRecord, TokenStatus,
+        MemoryStore, RefreshTokens, Session, Subject,
+        store::{RefreshStore, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus},
     },
 };
 
@@ -80,27 +80,40 @@ fn bench(c: &mut Criterion) {
 
     // The store's atomic step alone.
     let t0 = now();
-    let family = Family::new(
-        "bench-family".into(),
-        "bench-user".into(),
-        None,
-        t0,
-        t0,
-        t0 + 3600,
-        0,
-        false,
-    );
+    let family = Session {
+        id: "bench-family".into(),
+        user_id: "bench-user".into(),
+        device: None,
+        created_at: t0,
+        last_used_at: t0,
+        expires_at: t0 + 3600,
+        generation: 0,
+        revoked: false,
+    };
     let mut hash = TokenHash::from_bytes(rand::random());
     runtime
         .block_on(store.create(
             &family,
-            &TokenRecord::new(hash, family.id.clone(), None, 0, t0, TokenStatus::Active),
+            &TokenRecord {
+                hash,
+                session_id: family.id.clone(),
+                parent: None,
+                generation: 0,
+                created_at: t0,
+                status: TokenStatus::Active,
+            },
         ))
         .unwrap();
     group.bench_function("store", |b| {
         b.iter(|| {
             let child = TokenHash::from_bytes(rand::random());
-            let rotation = Rotation::new(hash, child, t0, t0 - 60, None);
+            let rotation = Rotation {
+                presented: hash,
+                child,
+                now: t0,
+                idle_cutoff: t0 - 60,
+                grace_cutoff: None,
+            };
             runtime.block_on(store.rotate(&rotation)).unwrap();
             hash = child;
         })

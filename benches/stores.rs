@@ -36,8 +36,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::Row;
 use tokio::runtime::Runtime;
 use tower_jwt_auth::refresh::{
-    Family, MemoryStore, PostgresStore, RedisStore, RefreshStore, RotateOutcome, Rotation,
-    TokenHash, TokenRecord, TokenStatus,
+    MemoryStore, PostgresStore, RedisStore, Session,
+    store::{RefreshStore, RotateOutcome, Rotation, TokenHash, TokenRecord, TokenStatus},
 };
 
 /// How many rotations the round-trip probes run.
@@ -72,18 +72,25 @@ impl Chain {
     async fn new(store: Arc<dyn RefreshStore>) -> Self {
         let now = now();
         let id = format!("bench-{:x}", rand::random::<u64>());
-        let family = Family::new(
-            id.clone(),
-            format!("bench-user-{id}"),
-            Some("bench".into()),
-            now,
-            now,
-            now + 86_400,
-            0,
-            false,
-        );
+        let family = Session {
+            id: id.clone(),
+            user_id: format!("bench-user-{id}"),
+            device: Some("bench".into()),
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + 86_400,
+            generation: 0,
+            revoked: false,
+        };
         let newest = random_hash();
-        let token = TokenRecord::new(newest, id.clone(), None, 0, now, TokenStatus::Active);
+        let token = TokenRecord {
+            hash: newest,
+            session_id: id.clone(),
+            parent: None,
+            generation: 0,
+            created_at: now,
+            status: TokenStatus::Active,
+        };
         store.create(&family, &token).await.expect("create");
         Self {
             store,
@@ -97,7 +104,13 @@ impl Chain {
         let child = random_hash();
         let outcome = self
             .store
-            .rotate(&Rotation::new(self.newest, child, now, now - 3600, None))
+            .rotate(&Rotation {
+                presented: self.newest,
+                child,
+                now,
+                idle_cutoff: now - 3600,
+                grace_cutoff: None,
+            })
             .await
             .expect("rotate");
         assert!(matches!(outcome, RotateOutcome::Rotated(_)), "{outcome:?}");
@@ -114,7 +127,7 @@ impl Chain {
 
     async fn finish(self) {
         self.store
-            .revoke_family(&self.family)
+            .revoke_session(&self.family)
             .await
             .expect("revoke");
         let now = now();

@@ -79,7 +79,7 @@
 //!   Connect discovery, cached, refreshed in the background and on an unknown
 //!   `kid` ([`keys::RemoteJwks`]). Static JWK and JWK Set JSON is supported
 //!   without it ([`JwkSet`], [`VerificationKey::from_jwk`]).
-//! - `test-util`: the [`RefreshStore`](refresh::RefreshStore) conformance suite.
+//! - `test-util`: the [`RefreshStore`](refresh::store::RefreshStore) conformance suite.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]

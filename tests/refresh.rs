@@ -15,9 +15,11 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_jwt_auth::{
     Algorithm, AuthErrorKind, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
     refresh::{
-        Family, MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshStore, RefreshTokens,
-        RotateOutcome, Rotation, StoreError, Subject, TokenHash, TokenRecord, TokenStatus,
+        MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshTokens, Session, Subject,
         conformance,
+        store::{
+            RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
+        },
     },
 };
 
@@ -32,7 +34,7 @@ fn tokens(store: Arc<dyn RefreshStore>) -> RefreshTokens {
 }
 
 async fn is_revoked(store: &dyn RefreshStore, family: &str) -> bool {
-    store.family(family).await.unwrap().unwrap().revoked
+    store.session(family).await.unwrap().unwrap().revoked
 }
 
 async fn same_user(user: String) -> Result<Option<Subject>, StoreError> {
@@ -105,7 +107,10 @@ async fn reuse_revokes_the_family_including_the_newest_token() {
 
 #[tokio::test]
 async fn grace_window_gives_the_immediate_predecessor_a_sibling() {
-    let tokens = tokens(Arc::new(MemoryStore::new())).grace_period(Duration::from_secs(30));
+    let tokens = RefreshTokens::builder(Arc::new(MemoryStore::new()), issuer())
+        .grace_period(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let login = tokens.login(Subject::new("u"), None).await.unwrap();
     let first = tokens
         .refresh(login.refresh_token.as_str(), same_user)
@@ -141,14 +146,17 @@ async fn grace_window_gives_the_immediate_predecessor_a_sibling() {
 #[tokio::test]
 async fn expired_and_unknown_tokens_are_invalid_grants_that_touch_nothing() {
     let store = Arc::new(MemoryStore::new());
-    let expired = tokens(store.clone()).family_lifetime(Duration::ZERO);
+    let expired = RefreshTokens::builder(store.clone(), issuer())
+        .session_lifetime(Duration::ZERO)
+        .build()
+        .unwrap();
     let login = expired.login(Subject::new("u"), None).await.unwrap();
     let error = expired
         .refresh(login.refresh_token.as_str(), same_user)
         .await
         .unwrap_err();
     assert_eq!(error.kind(), RefreshErrorKind::InvalidGrant);
-    let family = store.family(&login.session.id).await.unwrap().unwrap();
+    let family = store.session(&login.session.id).await.unwrap().unwrap();
     assert!(!family.revoked);
     assert_eq!(family.generation, 0);
 
@@ -273,8 +281,16 @@ async fn logout_one_device_leaves_the_other_and_logout_all_ends_both() {
 #[test]
 fn short_hash_keys_are_refused() {
     let store: Arc<dyn RefreshStore> = Arc::new(MemoryStore::new());
-    assert!(tokens(store.clone()).hash_key([7u8; 31]).is_err());
-    let keyed = tokens(store.clone()).hash_key([7u8; 32]).unwrap();
+    assert!(
+        RefreshTokens::builder(store.clone(), issuer())
+            .hash_key([7u8; 31])
+            .build()
+            .is_err()
+    );
+    let keyed = RefreshTokens::builder(store.clone(), issuer())
+        .hash_key([7u8; 32])
+        .build()
+        .unwrap();
     let plain = tokens(store);
     assert_ne!(keyed.hash("x"), plain.hash("x"), "the key changes the hash");
 }
@@ -282,7 +298,10 @@ fn short_hash_keys_are_refused() {
 #[tokio::test]
 async fn purge_removes_dead_sessions() {
     let store = Arc::new(MemoryStore::new());
-    let short = tokens(store.clone()).family_lifetime(Duration::ZERO);
+    let short = RefreshTokens::builder(store.clone(), issuer())
+        .session_lifetime(Duration::ZERO)
+        .build()
+        .unwrap();
     short.login(Subject::new("u"), None).await.unwrap();
     let live = tokens(store.clone());
     live.login(Subject::new("u"), None).await.unwrap();
@@ -309,7 +328,7 @@ impl Down {
 
 #[async_trait]
 impl RefreshStore for Down {
-    async fn create(&self, f: &Family, t: &TokenRecord) -> Result<(), StoreError> {
+    async fn create(&self, f: &Session, t: &TokenRecord) -> Result<(), StoreError> {
         self.check()?;
         self.inner.create(f, t).await
     }
@@ -321,19 +340,19 @@ impl RefreshStore for Down {
         self.check()?;
         self.inner.token(h).await
     }
-    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         self.check()?;
-        self.inner.family(id).await
+        self.inner.session(id).await
     }
-    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
         self.check()?;
-        self.inner.revoke_family(id).await
+        self.inner.revoke_session(id).await
     }
     async fn revoke_user(&self, u: &str) -> Result<u64, StoreError> {
         self.check()?;
         self.inner.revoke_user(u).await
     }
-    async fn sessions(&self, u: &str, now: i64) -> Result<Vec<Family>, StoreError> {
+    async fn sessions(&self, u: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         self.check()?;
         self.inner.sessions(u, now).await
     }
@@ -546,11 +565,31 @@ async fn endpoint_accepts_the_rfc6749_form_and_checks_grant_type() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
+#[test]
+fn cookie_names_are_checked_when_the_endpoint_is_built() {
+    let tokens = tokens(Arc::new(MemoryStore::new()));
+    for bad in ["", "rt token", "rt;", "rt=", "r\u{e9}t"] {
+        let built = RefreshEndpoint::builder(tokens.clone(), same_user)
+            .cookie(bad)
+            .build();
+        assert!(built.is_err(), "{bad:?} is not a cookie name");
+    }
+    for good in ["rt", "__Host-refresh_token.v1"] {
+        let built = RefreshEndpoint::builder(tokens.clone(), same_user)
+            .cookie(good)
+            .build();
+        assert!(built.is_ok(), "{good:?} is a cookie name");
+    }
+}
+
 #[tokio::test]
 async fn endpoint_reads_and_sets_the_cookie() {
     let tokens = tokens(Arc::new(MemoryStore::new()));
     let login = tokens.login(Subject::new("u"), None).await.unwrap();
-    let endpoint = RefreshEndpoint::new(tokens, same_user).cookie("rt");
+    let endpoint = RefreshEndpoint::builder(tokens, same_user)
+        .cookie("rt")
+        .build()
+        .unwrap();
     let request = Request::post("/refresh")
         .header(
             header::COOKIE,

@@ -9,7 +9,8 @@ use std::{sync::Arc, time::Duration};
 use common_store::{login_and_refresh, unique, unreachable, url};
 use sqlx::{Row, postgres::PgPoolOptions};
 use tower_jwt_auth::refresh::{
-    Family, PostgresStore, RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus, conformance,
+    PostgresStore, Session, conformance,
+    store::{RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus},
 };
 
 fn database_url() -> String {
@@ -90,25 +91,38 @@ async fn holds_no_raw_token() {
 async fn server_down_is_an_error_and_keeps_the_family() {
     let Some(store) = store().await else { return };
     let now = 1_900_000_000;
-    let family = Family::new(
-        unique("fam-"),
-        unique("user-"),
-        None,
-        now,
-        now,
-        now + 3600,
-        0,
-        false,
-    );
+    let family = Session {
+        id: unique("fam-"),
+        user_id: unique("user-"),
+        device: None,
+        created_at: now,
+        last_used_at: now,
+        expires_at: now + 3600,
+        generation: 0,
+        revoked: false,
+    };
     let hash = random_hash();
-    let token = TokenRecord::new(hash, family.id.clone(), None, 0, now, TokenStatus::Active);
+    let token = TokenRecord {
+        hash,
+        session_id: family.id.clone(),
+        parent: None,
+        generation: 0,
+        created_at: now,
+        status: TokenStatus::Active,
+    };
     store.create(&family, &token).await.unwrap();
 
     // A pool on a port where nothing listens.
     let dead = PostgresStore::new_lazy("postgres://postgres:hunter2@127.0.0.1:1/test").unwrap();
     assert!(!format!("{dead:?}").contains("hunter2"));
     let started = std::time::Instant::now();
-    let rotation = Rotation::new(hash, random_hash(), now + 1, now - 60, None);
+    let rotation = Rotation {
+        presented: hash,
+        child: random_hash(),
+        now: now + 1,
+        idle_cutoff: now - 60,
+        grace_cutoff: None,
+    };
     assert!(
         dead.rotate(&rotation).await.is_err(),
         "a dead server is an error"
@@ -136,7 +150,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     drop(busy);
 
     // Nothing was revoked or rotated.
-    let stored = store.family(&family.id).await.unwrap().unwrap();
+    let stored = store.session(&family.id).await.unwrap().unwrap();
     assert!(!stored.revoked);
     assert_eq!(stored.generation, 0);
     assert_eq!(
@@ -146,7 +160,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     // And the real store rotates it.
     assert!(matches!(
         starved.rotate(&rotation).await.unwrap(),
-        tower_jwt_auth::refresh::RotateOutcome::Rotated(_)
+        tower_jwt_auth::refresh::store::RotateOutcome::Rotated(_)
     ));
     sqlx::query("DELETE FROM tjwt_families WHERE id = $1")
         .bind(&family.id)

@@ -7,7 +7,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use common_store::{login_and_refresh, unique, unreachable, url};
 use tower_jwt_auth::refresh::{
-    Family, RedisStore, RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus, conformance,
+    RedisStore, Session, conformance,
+    store::{RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus},
 };
 
 fn redis_url() -> String {
@@ -161,19 +162,26 @@ async fn holds_no_raw_token_and_expires_every_key() {
 async fn server_down_is_an_error_and_keeps_the_family() {
     let Some(store) = store().await else { return };
     let now = 1_900_000_000;
-    let family = Family::new(
-        unique("fam-"),
-        unique("user-"),
-        None,
-        now,
-        now,
-        now + 3600,
-        0,
-        false,
-    );
+    let family = Session {
+        id: unique("fam-"),
+        user_id: unique("user-"),
+        device: None,
+        created_at: now,
+        last_used_at: now,
+        expires_at: now + 3600,
+        generation: 0,
+        revoked: false,
+    };
     // Fixed hashes are fine: the prefix is unique.
     let hash = TokenHash::from_bytes([7; 32]);
-    let token = TokenRecord::new(hash, family.id.clone(), None, 0, now, TokenStatus::Active);
+    let token = TokenRecord {
+        hash,
+        session_id: family.id.clone(),
+        parent: None,
+        generation: 0,
+        created_at: now,
+        status: TokenStatus::Active,
+    };
     store.create(&family, &token).await.unwrap();
 
     // The same keys, through a Redis that is not there.
@@ -181,23 +189,23 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         .unwrap()
         .with_prefix(store.prefix());
     let started = std::time::Instant::now();
-    let rotation = Rotation::new(
-        hash,
-        TokenHash::from_bytes([8; 32]),
-        now + 1,
-        now - 60,
-        None,
-    );
+    let rotation = Rotation {
+        presented: hash,
+        child: TokenHash::from_bytes([8; 32]),
+        now: now + 1,
+        idle_cutoff: now - 60,
+        grace_cutoff: None,
+    };
     assert!(
         dead.rotate(&rotation).await.is_err(),
         "a dead server is an error"
     );
-    assert!(dead.revoke_family(&family.id).await.is_err());
+    assert!(dead.revoke_session(&family.id).await.is_err());
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert!(RedisStore::new("redis://127.0.0.1:1/").await.is_err());
 
     // Nothing was revoked or rotated.
-    let stored = store.family(&family.id).await.unwrap().unwrap();
+    let stored = store.session(&family.id).await.unwrap().unwrap();
     assert!(!stored.revoked);
     assert_eq!(stored.generation, 0);
     assert_eq!(
@@ -207,6 +215,6 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     assert!(format!("{dead:?}").contains("127.0.0.1:1"));
     let with_password = RedisStore::new_lazy("redis://:hunter2@127.0.0.1:1/").unwrap();
     assert!(!format!("{with_password:?}").contains("hunter2"));
-    store.revoke_family(&family.id).await.unwrap();
+    store.revoke_session(&family.id).await.unwrap();
     store.purge(now + 7200, now + 7200).await.unwrap();
 }

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use tower_jwt_auth::{
     Algorithm, ConfigError, DefaultResponder, JwtAuthLayer, RequireRoleLayer, RoleHierarchy,
     SigningKey, TokenIssuer, VerificationKey, Verifier,
-    refresh::{MemoryStore, RefreshError, RefreshStore, RefreshTokens, Subject, TokenResponse},
+    refresh::{
+        MemoryStore, RefreshError, RefreshTokens, Subject, TokenResponse, store::RefreshStore,
+    },
 };
 
 use super::{

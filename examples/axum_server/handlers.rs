@@ -11,7 +11,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tower_jwt_auth::{
     Claims,
-    refresh::{RefreshEndpoint, RefreshError, StoreError, Subject},
+    refresh::{RefreshEndpoint, RefreshError, Subject, store::StoreError},
 };
 
 use super::{

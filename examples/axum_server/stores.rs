@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tower_jwt_auth::refresh::{MemoryStore, RefreshStore};
+use tower_jwt_auth::refresh::{MemoryStore, store::RefreshStore};
 
 use super::config::StoreKind;
 

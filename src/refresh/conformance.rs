@@ -13,7 +13,7 @@
 //! # fn main() {}
 //! ```
 //!
-//! Every check uses fresh random user and family ids, so the suite can run
+//! Every check uses fresh random user and session ids, so the suite can run
 //! against a shared database. A failed check panics with what went wrong.
 
 use std::{
@@ -24,17 +24,15 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
+    RefreshTokens, Session, Subject,
+    clock::now,
+    session::new_session_id as random_id,
     store::{
-        Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
+        InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
         TokenStatus,
     },
-    tokens::{RefreshTokens, Subject},
 };
-use crate::{
-    issuer::{TokenIssuer, random_id},
-    keys::{Algorithm, SigningKey},
-    verifier::now,
-};
+use crate::{Algorithm, SigningKey, TokenIssuer};
 
 /// How many concurrent rotations of one token [`race`] starts.
 pub const RACE_WIDTH: usize = 32;
@@ -42,7 +40,7 @@ pub const RACE_WIDTH: usize = 32;
 /// Runs every check against `store`.
 pub async fn run(store: Arc<dyn RefreshStore>) {
     rotation(&*store).await;
-    reuse_revokes_family(&*store).await;
+    reuse_revokes_session(&*store).await;
     grace_window(&*store).await;
     lifetimes(&*store).await;
     unknown_token(&*store).await;
@@ -58,25 +56,32 @@ fn hash() -> TokenHash {
     TokenHash::from_bytes(bytes)
 }
 
-/// A new family of a new user with its first token, created in `store`.
-async fn family(store: &dyn RefreshStore, now: i64, lifetime: i64) -> (Family, TokenHash) {
-    let family = Family::new(
-        random_id(),
-        format!("user-{}", random_id()),
-        Some("conformance device".to_owned()),
-        now,
-        now,
-        now + lifetime,
-        0,
-        false,
-    );
+/// A new session of a new user with its first token, created in `store`.
+async fn new_session(store: &dyn RefreshStore, now: i64, lifetime: i64) -> (Session, TokenHash) {
+    let session = Session {
+        id: random_id(),
+        user_id: format!("user-{}", random_id()),
+        device: Some("conformance device".to_owned()),
+        created_at: now,
+        last_used_at: now,
+        expires_at: now + lifetime,
+        generation: 0,
+        revoked: false,
+    };
     let token = hash();
-    let record = TokenRecord::new(token, family.id.clone(), None, 0, now, TokenStatus::Active);
+    let record = TokenRecord {
+        hash: token,
+        session_id: session.id.clone(),
+        parent: None,
+        generation: 0,
+        created_at: now,
+        status: TokenStatus::Active,
+    };
     store
-        .create(&family, &record)
+        .create(&session, &record)
         .await
-        .expect("create a family");
-    (family, token)
+        .expect("create a session");
+    (session, token)
 }
 
 async fn rotate(store: &dyn RefreshStore, rotation: &Rotation) -> RotateOutcome {
@@ -84,13 +89,19 @@ async fn rotate(store: &dyn RefreshStore, rotation: &Rotation) -> RotateOutcome 
 }
 
 fn plain(presented: TokenHash, child: TokenHash, now: i64) -> Rotation {
-    Rotation::new(presented, child, now, now - 3600, None)
+    Rotation {
+        presented,
+        child,
+        now,
+        idle_cutoff: now - 3600,
+        grace_cutoff: None,
+    }
 }
 
-/// An active token rotates: parent rotated, child active, family advanced.
+/// An active token rotates: parent rotated, child active, session advanced.
 pub async fn rotation(store: &dyn RefreshStore) {
     let t0 = now();
-    let (created, r0) = family(store, t0, 3600).await;
+    let (created, r0) = new_session(store, t0, 3600).await;
     let r1 = hash();
     let RotateOutcome::Rotated(f) = rotate(store, &plain(r0, r1, t0 + 5)).await else {
         panic!("an active token must rotate");
@@ -98,12 +109,12 @@ pub async fn rotation(store: &dyn RefreshStore) {
     assert_eq!(f.id, created.id);
     assert_eq!(f.user_id, created.user_id);
     assert_eq!(f.device, created.device);
-    assert_eq!(f.generation, 1, "the family's generation advances");
+    assert_eq!(f.generation, 1, "the session's generation advances");
     assert_eq!(f.last_used_at, t0 + 5, "last_used_at is the rotation time");
     assert_eq!(f.created_at, t0);
     assert!(!f.revoked);
 
-    let (token, family) = store
+    let (token, session) = store
         .lookup(&r1)
         .await
         .unwrap()
@@ -113,7 +124,7 @@ pub async fn rotation(store: &dyn RefreshStore) {
         store.token(&r1).await.unwrap(),
         "lookup = token"
     );
-    assert_eq!(family, f, "lookup = family");
+    assert_eq!(session, f, "lookup = session");
     assert_eq!(
         store.lookup(&hash()).await.unwrap(),
         None,
@@ -130,7 +141,7 @@ pub async fn rotation(store: &dyn RefreshStore) {
     assert_eq!(child.status, TokenStatus::Active);
     assert_eq!(child.parent, Some(r0));
     assert_eq!(child.generation, 1);
-    assert_eq!(child.family_id, created.id);
+    assert_eq!(child.session_id, created.id);
     assert_eq!(child.created_at, t0 + 5);
 
     let r2 = hash();
@@ -140,10 +151,10 @@ pub async fn rotation(store: &dyn RefreshStore) {
     );
 }
 
-/// A rotated token presented again revokes the family, newest token included.
-pub async fn reuse_revokes_family(store: &dyn RefreshStore) {
+/// A rotated token presented again revokes the session, newest token included.
+pub async fn reuse_revokes_session(store: &dyn RefreshStore) {
     let t0 = now();
-    let (created, r0) = family(store, t0, 3600).await;
+    let (created, r0) = new_session(store, t0, 3600).await;
     let r1 = hash();
     assert!(matches!(
         rotate(store, &plain(r0, r1, t0)).await,
@@ -152,28 +163,34 @@ pub async fn reuse_revokes_family(store: &dyn RefreshStore) {
     let outcome = rotate(store, &plain(r0, hash(), t0 + 1)).await;
     assert!(
         matches!(&outcome, RotateOutcome::Reused(f) if f.id == created.id && f.revoked),
-        "reuse must revoke the family, got {outcome:?}"
+        "reuse must revoke the session, got {outcome:?}"
     );
-    assert!(store.family(&created.id).await.unwrap().unwrap().revoked);
+    assert!(store.session(&created.id).await.unwrap().unwrap().revoked);
     assert_eq!(
         rotate(store, &plain(r1, hash(), t0 + 2)).await,
-        RotateOutcome::Invalid(Invalid::Revoked),
-        "the newest token dies with its family"
+        RotateOutcome::Invalid(InvalidReason::Revoked),
+        "the newest token dies with its session"
     );
     assert_eq!(
         rotate(store, &plain(r0, hash(), t0 + 3)).await,
-        RotateOutcome::Invalid(Invalid::Revoked),
-        "a revoked family stays revoked"
+        RotateOutcome::Invalid(InvalidReason::Revoked),
+        "a revoked session stays revoked"
     );
 }
 
 /// Grace: only the immediate predecessor, only within the window.
 pub async fn grace_window(store: &dyn RefreshStore) {
     let t0 = now();
-    let grace = |at: i64| Rotation::new(hash(), hash(), at, at - 3600, Some(at - 10));
+    let grace = |at: i64| Rotation {
+        presented: hash(),
+        child: hash(),
+        now: at,
+        idle_cutoff: at - 3600,
+        grace_cutoff: Some(at - 10),
+    };
 
-    // Within the window: a sibling, the family intact.
-    let (created, r0) = family(store, t0, 3600).await;
+    // Within the window: a sibling, the session intact.
+    let (created, r0) = new_session(store, t0, 3600).await;
     let r1 = hash();
     assert!(matches!(
         rotate(store, &plain(r0, r1, t0)).await,
@@ -215,7 +232,7 @@ pub async fn grace_window(store: &dyn RefreshStore) {
     );
 
     // Outside the window: reuse.
-    let (created, r0) = family(store, t0, 3600).await;
+    let (created, r0) = new_session(store, t0, 3600).await;
     assert!(matches!(
         rotate(store, &plain(r0, hash(), t0)).await,
         RotateOutcome::Rotated(_)
@@ -228,7 +245,7 @@ pub async fn grace_window(store: &dyn RefreshStore) {
     );
 
     // An older ancestor never gets grace, even within the window.
-    let (created, r0) = family(store, t0, 3600).await;
+    let (created, r0) = new_session(store, t0, 3600).await;
     let r1 = hash();
     assert!(matches!(
         rotate(store, &plain(r0, r1, t0)).await,
@@ -246,45 +263,51 @@ pub async fn grace_window(store: &dyn RefreshStore) {
     );
 }
 
-/// Expired families refuse rotation and are left untouched.
+/// Expired sessions refuse rotation and are left untouched.
 pub async fn lifetimes(store: &dyn RefreshStore) {
     let t0 = now();
     // Absolute lifetime.
-    let (created, r0) = family(store, t0, 60).await;
+    let (created, r0) = new_session(store, t0, 60).await;
     assert_eq!(
         rotate(store, &plain(r0, hash(), t0 + 60)).await,
-        RotateOutcome::Invalid(Invalid::Expired)
+        RotateOutcome::Invalid(InvalidReason::Expired)
     );
-    assert_eq!(store.family(&created.id).await.unwrap().unwrap(), created);
+    assert_eq!(store.session(&created.id).await.unwrap().unwrap(), created);
     assert_eq!(
         store.token(&r0).await.unwrap().unwrap().status,
         TokenStatus::Active
     );
     // Idle lifetime.
-    let (created, r0) = family(store, t0, 3600).await;
-    let idle = Rotation::new(r0, hash(), t0 + 100, t0 + 1, None);
+    let (created, r0) = new_session(store, t0, 3600).await;
+    let idle = Rotation {
+        presented: r0,
+        child: hash(),
+        now: t0 + 100,
+        idle_cutoff: t0 + 1,
+        grace_cutoff: None,
+    };
     assert_eq!(
         rotate(store, &idle).await,
-        RotateOutcome::Invalid(Invalid::Expired)
+        RotateOutcome::Invalid(InvalidReason::Expired)
     );
-    assert_eq!(store.family(&created.id).await.unwrap().unwrap(), created);
+    assert_eq!(store.session(&created.id).await.unwrap().unwrap(), created);
 }
 
 /// An unknown token changes nothing.
 pub async fn unknown_token(store: &dyn RefreshStore) {
     let t0 = now();
-    let (created, r0) = family(store, t0, 3600).await;
+    let (created, r0) = new_session(store, t0, 3600).await;
     let child = hash();
     assert_eq!(
         rotate(store, &plain(hash(), child, t0)).await,
-        RotateOutcome::Invalid(Invalid::Unknown)
+        RotateOutcome::Invalid(InvalidReason::Unknown)
     );
     assert_eq!(
         store.token(&child).await.unwrap(),
         None,
         "no child is stored"
     );
-    assert_eq!(store.family(&created.id).await.unwrap().unwrap(), created);
+    assert_eq!(store.session(&created.id).await.unwrap().unwrap(), created);
     assert_eq!(
         store.token(&r0).await.unwrap().unwrap().status,
         TokenStatus::Active
@@ -294,7 +317,7 @@ pub async fn unknown_token(store: &dyn RefreshStore) {
 /// Logout, logout-all and session listing.
 pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
     let t0 = now();
-    let (a, ra) = family(store, t0, 3600).await;
+    let (a, ra) = new_session(store, t0, 3600).await;
     // Two more sessions of the same user, and one of someone else.
     let mut second = a.clone();
     second.id = random_id();
@@ -304,7 +327,14 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
     store
         .create(
             &second,
-            &TokenRecord::new(rb, second.id.clone(), None, 0, t0 + 1, TokenStatus::Active),
+            &TokenRecord {
+                hash: rb,
+                session_id: second.id.clone(),
+                parent: None,
+                generation: 0,
+                created_at: t0 + 1,
+                status: TokenStatus::Active,
+            },
         )
         .await
         .unwrap();
@@ -314,11 +344,18 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
     store
         .create(
             &expired,
-            &TokenRecord::new(hash(), expired.id.clone(), None, 0, t0, TokenStatus::Active),
+            &TokenRecord {
+                hash: hash(),
+                session_id: expired.id.clone(),
+                parent: None,
+                generation: 0,
+                created_at: t0,
+                status: TokenStatus::Active,
+            },
         )
         .await
         .unwrap();
-    let (other, _) = family(store, t0, 3600).await;
+    let (other, _) = new_session(store, t0, 3600).await;
 
     let sessions = store.sessions(&a.user_id, t0).await.unwrap();
     let ids: Vec<&str> = sessions.iter().map(|f| f.id.as_str()).collect();
@@ -329,11 +366,11 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
     );
     assert_eq!(sessions[1].device.as_deref(), Some("phone"));
 
-    assert!(store.revoke_family(&a.id).await.unwrap());
-    assert!(!store.revoke_family("no-such-family").await.unwrap());
+    assert!(store.revoke_session(&a.id).await.unwrap());
+    assert!(!store.revoke_session("no-such-session").await.unwrap());
     assert_eq!(
         rotate(store, &plain(ra, hash(), t0)).await,
-        RotateOutcome::Invalid(Invalid::Revoked)
+        RotateOutcome::Invalid(InvalidReason::Revoked)
     );
     assert!(
         matches!(
@@ -354,29 +391,29 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
     assert_eq!(
         store.revoke_user(&a.user_id).await.unwrap(),
         2,
-        "the live and the expired family"
+        "the live and the expired session"
     );
     assert!(store.sessions(&a.user_id, t0).await.unwrap().is_empty());
     assert!(
-        !store.family(&other.id).await.unwrap().unwrap().revoked,
+        !store.session(&other.id).await.unwrap().unwrap().revoked,
         "other users are untouched"
     );
 }
 
-/// Purge drops expired and long-revoked families and their tokens.
+/// Purge drops expired and long-revoked sessions and their tokens.
 pub async fn purge(store: &dyn RefreshStore) {
     let t0 = now();
-    let (expired, r_expired) = family(store, t0 - 100, 50).await;
-    let (revoked, r_revoked) = family(store, t0 - 100, 3600).await;
-    store.revoke_family(&revoked.id).await.unwrap();
-    let (live, r_live) = family(store, t0, 3600).await;
+    let (expired, r_expired) = new_session(store, t0 - 100, 50).await;
+    let (revoked, r_revoked) = new_session(store, t0 - 100, 3600).await;
+    store.revoke_session(&revoked.id).await.unwrap();
+    let (live, r_live) = new_session(store, t0, 3600).await;
     let purged = store.purge(t0, t0 - 10).await.unwrap();
     assert!(purged >= 2, "purge reports what it removed");
-    assert_eq!(store.family(&expired.id).await.unwrap(), None);
+    assert_eq!(store.session(&expired.id).await.unwrap(), None);
     assert_eq!(store.token(&r_expired).await.unwrap(), None);
-    assert_eq!(store.family(&revoked.id).await.unwrap(), None);
+    assert_eq!(store.session(&revoked.id).await.unwrap(), None);
     assert_eq!(store.token(&r_revoked).await.unwrap(), None);
-    assert!(store.family(&live.id).await.unwrap().is_some());
+    assert!(store.session(&live.id).await.unwrap().is_some());
     assert!(store.token(&r_live).await.unwrap().is_some());
 }
 
@@ -397,7 +434,7 @@ impl Spy {
         self.seen.lock().unwrap().extend(items);
     }
 
-    fn see_family(&self, f: &Family) {
+    fn see_session(&self, f: &Session) {
         self.see([
             f.id.clone(),
             f.user_id.clone(),
@@ -408,10 +445,10 @@ impl Spy {
 
 #[async_trait]
 impl RefreshStore for Spy {
-    async fn create(&self, family: &Family, token: &TokenRecord) -> Result<(), StoreError> {
-        self.see_family(family);
-        self.see([token.hash.to_hex(), token.family_id.clone()]);
-        self.inner.create(family, token).await
+    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError> {
+        self.see_session(session);
+        self.see([token.hash.to_hex(), token.session_id.clone()]);
+        self.inner.create(session, token).await
     }
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
         self.see([rotation.presented.to_hex(), rotation.child.to_hex()]);
@@ -421,19 +458,19 @@ impl RefreshStore for Spy {
         self.see([hash.to_hex()]);
         self.inner.token(hash).await
     }
-    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         self.see([id.to_owned()]);
-        self.inner.family(id).await
+        self.inner.session(id).await
     }
-    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
         self.see([id.to_owned()]);
-        self.inner.revoke_family(id).await
+        self.inner.revoke_session(id).await
     }
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
         self.see([user_id.to_owned()]);
         self.inner.revoke_user(user_id).await
     }
-    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         self.see([user_id.to_owned()]);
         self.inner.sessions(user_id, now).await
     }
@@ -506,7 +543,7 @@ pub async fn hash_only(store: Arc<dyn RefreshStore>) {
 /// [`RACE_WIDTH`] concurrent rotations of one token: exactly one wins.
 pub async fn race(store: Arc<dyn RefreshStore>) {
     let t0 = now();
-    let (created, r0) = family(&*store, t0, 3600).await;
+    let (created, r0) = new_session(&*store, t0, 3600).await;
     let mut tasks = Vec::new();
     for _ in 0..RACE_WIDTH {
         let store = Arc::clone(&store);
@@ -526,11 +563,11 @@ pub async fn race(store: Arc<dyn RefreshStore>) {
         let (child, outcome) = task.await.expect("task");
         match outcome {
             RotateOutcome::Rotated(_) => winners.push(child),
-            RotateOutcome::Reused(_) | RotateOutcome::Invalid(Invalid::Revoked) => {}
+            RotateOutcome::Reused(_) | RotateOutcome::Invalid(InvalidReason::Revoked) => {}
             other => panic!("unexpected outcome in a race: {other:?}"),
         }
     }
     assert_eq!(winners.len(), 1, "exactly one concurrent rotation wins");
-    // The losers presented a spent token: the family is revoked.
-    assert!(store.family(&created.id).await.unwrap().unwrap().revoked);
+    // The losers presented a spent token: the session is revoked.
+    assert!(store.session(&created.id).await.unwrap().unwrap().revoked);
 }

@@ -15,65 +15,15 @@ use serde::Deserialize;
 use tower_service::Service;
 
 use super::{
+    RefreshTokens, Subject,
+    clock::now,
+    oauth::{self, invalid_request},
     store::StoreError,
-    tokens::{RefreshError, RefreshErrorKind, RefreshTokens, Subject, TokenPair},
 };
-use crate::verifier::now;
+use crate::ConfigError;
 
 /// The largest request body the endpoint reads.
 const MAX_BODY: usize = 4 * 1024;
-
-/// An OAuth 2.0 error response (RFC 6749 section 5.2) as `Response<String>`.
-pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response<String> {
-    let body = serde_json::json!({ "error": error, "error_description": description }).to_string();
-    json_response(status, body)
-}
-
-fn json_response(status: StatusCode, body: String) -> Response<String> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    // RFC 6749 section 5.1: token responses must not be cached.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
-}
-
-impl RefreshError {
-    /// The RFC 6749 section 5.2 response for this error: 400 `invalid_grant`,
-    /// 503 `temporarily_unavailable`, or 500 `server_error`.
-    pub fn to_response(&self) -> Response<String> {
-        match self.kind() {
-            RefreshErrorKind::InvalidGrant => oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                "the refresh token is invalid, expired or revoked",
-            ),
-            RefreshErrorKind::Unavailable => oauth_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "try again later",
-            ),
-            RefreshErrorKind::Issue => oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "the token could not be issued",
-            ),
-        }
-    }
-}
-
-impl TokenPair {
-    /// The RFC 6749 section 5.1 response: 200 with the token JSON, `no-store`.
-    pub fn to_response(&self) -> Response<String> {
-        let body = serde_json::to_string(&self.response()).expect("a token response serializes");
-        json_response(StatusCode::OK, body)
-    }
-}
 
 #[derive(Deserialize)]
 struct RefreshRequest {
@@ -93,7 +43,7 @@ impl BadBody {
     fn to_response(&self) -> Response<String> {
         match self {
             Self::Invalid(description) => invalid_request(description),
-            Self::UnsupportedGrant => oauth_error(
+            Self::UnsupportedGrant => oauth::error(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
                 "only grant_type=refresh_token is supported",
@@ -144,9 +94,9 @@ fn parse_json(bytes: &[u8]) -> Result<Option<String>, BadBody> {
 /// shapes: 200 `{"access_token", "token_type": "bearer", "expires_in",
 /// "refresh_token"}`; 400 `invalid_grant` for an unknown, expired, revoked or
 /// reused token; 400 `unsupported_grant_type` for another grant; 400
-/// `invalid_request` for a malformed request; 503 when the store fails. With
-/// [`cookie`](Self::cookie), the token may come in an HttpOnly cookie instead,
-/// and the new one is set there too.
+/// `invalid_request` for a malformed request; 503 when the store fails.
+/// With a [`cookie`](RefreshEndpointBuilder::cookie), the token may come in
+/// an HttpOnly cookie instead, and the new one is set there too.
 ///
 /// `subject` looks the user up on each refresh, so role changes reach the
 /// next access token.
@@ -181,7 +131,9 @@ impl<F> fmt::Debug for RefreshEndpoint<F> {
 }
 
 impl<F> RefreshEndpoint<F> {
-    /// An endpoint rotating with `tokens`, looking users up with `subject`.
+    /// An endpoint rotating with `tokens`, looking users up with `subject`,
+    /// reading the refresh token from the body only. See
+    /// [`builder`](Self::builder) for a cookie.
     pub fn new(tokens: RefreshTokens, subject: F) -> Self {
         Self {
             tokens,
@@ -190,6 +142,54 @@ impl<F> RefreshEndpoint<F> {
         }
     }
 
+    /// Configures an endpoint rotating with `tokens`, looking users up with
+    /// `subject`. Mistakes surface in [`build`](RefreshEndpointBuilder::build).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use tower_jwt_auth::refresh::{
+    ///     MemoryStore, RefreshEndpoint, RefreshTokens, Subject, store::StoreError,
+    /// };
+    /// # use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+    /// # fn main() -> Result<(), tower_jwt_auth::ConfigError> {
+    /// # let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, [7u8; 32])?);
+    /// # let tokens = RefreshTokens::new(Arc::new(MemoryStore::new()), issuer);
+    /// let endpoint = RefreshEndpoint::builder(tokens, |user_id: String| async move {
+    ///     Ok::<_, StoreError>(Some(Subject::new(user_id)))
+    /// })
+    /// .cookie("__Host-refresh")
+    /// .build()?;
+    /// # let _ = endpoint;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(tokens: RefreshTokens, subject: F) -> RefreshEndpointBuilder<F> {
+        RefreshEndpointBuilder {
+            tokens,
+            subject,
+            cookie: None,
+        }
+    }
+}
+
+/// Configures a [`RefreshEndpoint`]; made by [`RefreshEndpoint::builder`].
+#[must_use]
+pub struct RefreshEndpointBuilder<F> {
+    tokens: RefreshTokens,
+    subject: F,
+    cookie: Option<String>,
+}
+
+impl<F> fmt::Debug for RefreshEndpointBuilder<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshEndpointBuilder")
+            .field("tokens", &self.tokens)
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> RefreshEndpointBuilder<F> {
     /// Also accepts the refresh token from the cookie `name` (when the body
     /// has none), and sets the new one there: `HttpOnly; Secure;
     /// SameSite=Strict; Path=/`. The response body then carries no
@@ -197,22 +197,36 @@ impl<F> RefreshEndpoint<F> {
     /// `__Host-` is recommended: browsers then refuse the cookie from other
     /// subdomains or without `Secure` and `Path=/`.
     ///
-    /// # Panics
-    ///
-    /// If `name` is not a cookie-name token (letters, digits, `-`, `_`, `.`):
-    /// a programming error, caught the first time the code runs.
-    #[must_use]
+    /// The name must be a cookie-name token (letters, digits, `-`, `_`,
+    /// `.`); [`build`](Self::build) refuses anything else.
     pub fn cookie(mut self, name: impl Into<String>) -> Self {
-        let name = name.into();
-        assert!(
-            !name.is_empty()
+        self.cookie = Some(name.into());
+        self
+    }
+
+    /// The configured [`RefreshEndpoint`].
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] if the cookie name is empty or holds a character
+    /// other than a letter, a digit, `-`, `_` or `.`.
+    pub fn build(self) -> Result<RefreshEndpoint<F>, ConfigError> {
+        if let Some(name) = &self.cookie {
+            let valid = !name.is_empty()
                 && name
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')),
-            "invalid cookie name"
-        );
-        self.cookie = Some(name);
-        self
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !valid {
+                return Err(ConfigError::new(
+                    "a refresh-token cookie name must be letters, digits, `-`, `_` or `.`",
+                ));
+            }
+        }
+        Ok(RefreshEndpoint {
+            tokens: self.tokens,
+            subject: self.subject,
+            cookie: self.cookie,
+        })
     }
 }
 
@@ -238,10 +252,6 @@ where
     }
 }
 
-fn invalid_request(description: &str) -> Response<String> {
-    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
-}
-
 impl<F, Fut> RefreshEndpoint<F>
 where
     F: Fn(String) -> Fut,
@@ -253,7 +263,7 @@ where
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         if request.method() != http::Method::POST {
-            let mut response = oauth_error(
+            let mut response = oauth::error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "invalid_request",
                 "use POST",
@@ -308,8 +318,7 @@ where
                 // body, where a script could read it.
                 let mut body = pair.response();
                 body.refresh_token = None;
-                let body = serde_json::to_string(&body).expect("a token response serializes");
-                let mut response = json_response(StatusCode::OK, body);
+                let mut response = body.to_response();
                 let max_age = (pair.session.expires_at - now()).max(0);
                 let cookie = format!(
                     "{name}={}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}",

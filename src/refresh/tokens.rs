@@ -2,229 +2,27 @@
 
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use rand::{TryRngCore, rngs::OsRng};
-use serde::Serialize;
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
+use sha2::Sha256;
 
-use super::store::{
-    Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
-    TokenStatus,
+use super::{
+    Session,
+    clock::{now, secs},
+    error::{RefreshError, RefreshErrorKind},
+    session::new_session_id,
+    store::{
+        InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
+        TokenStatus,
+    },
+    subject::Subject,
+    token::{Hasher, RefreshToken, TokenPair, well_formed},
 };
-use crate::{
-    auth::CheckFuture,
-    claims::Claims,
-    error::{AuthError, ConfigError},
-    issuer::{IssueError, IssuedToken, TokenIssuer, random_id},
-    verifier::now,
-};
-
-/// Bytes of randomness in a refresh token: 256 bits.
-const REFRESH_TOKEN_BYTES: usize = 32;
-/// The length of an encoded refresh token.
-const REFRESH_TOKEN_LEN: usize = 43;
-
-/// Who a token pair is for, and what the access token says about them.
-///
-/// ```
-/// use tower_jwt_auth::refresh::Subject;
-/// let subject = Subject::new("user-1").role("ADMIN").claim("name", "Ada");
-/// ```
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct Subject {
-    user_id: String,
-    role: Option<Value>,
-    roles: Option<Vec<String>>,
-    extra: Map<String, Value>,
-}
-
-impl Subject {
-    /// The user `user_id` (the access token's `sub`).
-    pub fn new(user_id: impl Into<String>) -> Self {
-        Self {
-            user_id: user_id.into(),
-            role: None,
-            roles: None,
-            extra: Map::new(),
-        }
-    }
-
-    /// A single role.
-    pub fn role(mut self, role: impl Into<String>) -> Self {
-        self.role = Some(Value::String(role.into()));
-        self.roles = None;
-        self
-    }
-
-    /// Several roles.
-    pub fn roles<I>(mut self, roles: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.roles = Some(roles.into_iter().map(Into::into).collect());
-        self.role = None;
-        self
-    }
-
-    /// An extra claim for the access token (a serialization failure drops it).
-    pub fn claim(mut self, name: impl Into<String>, value: impl Serialize) -> Self {
-        if let Ok(value) = serde_json::to_value(value) {
-            self.extra.insert(name.into(), value);
-        }
-        self
-    }
-
-    /// The user id.
-    pub fn user_id(&self) -> &str {
-        &self.user_id
-    }
-}
-
-/// A refresh token as handed to the client. `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RefreshToken(String);
-
-impl RefreshToken {
-    /// The token, for the `refresh_token` field of a token response.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The token, by value.
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshToken(<redacted>)")
-    }
-}
-
-/// An access token and a refresh token, for one session.
-#[derive(Debug, Clone)]
-pub struct TokenPair {
-    /// The short-lived access token (a JWT carrying `sid`).
-    pub access_token: IssuedToken,
-    /// The long random refresh token.
-    pub refresh_token: RefreshToken,
-    /// The session (family) the pair belongs to.
-    pub session: Family,
-}
-
-impl TokenPair {
-    /// The OAuth 2.0 token response (RFC 6749 section 5.1).
-    pub fn response(&self) -> TokenResponse {
-        TokenResponse {
-            access_token: self.access_token.as_str().to_owned(),
-            token_type: "bearer",
-            expires_in: self.access_token.expires_in().as_secs(),
-            refresh_token: Some(self.refresh_token.as_str().to_owned()),
-        }
-    }
-}
-
-/// The body of a successful token response (RFC 6749 section 5.1).
-#[derive(Clone, Serialize)]
-pub struct TokenResponse {
-    /// The access token.
-    pub access_token: String,
-    /// Always `bearer`.
-    pub token_type: &'static str,
-    /// The access token's lifetime in seconds.
-    pub expires_in: u64,
-    /// The new refresh token; `None` (and absent from the JSON) when it is
-    /// delivered in an HttpOnly cookie instead, out of reach of scripts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-}
-
-impl fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why a refresh failed.
-#[derive(Debug)]
-pub struct RefreshError {
-    kind: RefreshErrorKind,
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-}
-
-/// The kind of a [`RefreshError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RefreshErrorKind {
-    /// The refresh token is unknown, expired, revoked, or was reused (which
-    /// revoked its family): OAuth `invalid_grant`.
-    InvalidGrant,
-    /// The store failed: nothing was revoked, try again later.
-    Unavailable,
-    /// The access token could not be signed.
-    Issue,
-}
-
-impl RefreshError {
-    fn new(kind: RefreshErrorKind) -> Self {
-        Self { kind, source: None }
-    }
-
-    fn store(error: StoreError) -> Self {
-        Self {
-            kind: RefreshErrorKind::Unavailable,
-            source: Some(Box::new(error)),
-        }
-    }
-
-    fn issue(error: IssueError) -> Self {
-        Self {
-            kind: RefreshErrorKind::Issue,
-            source: Some(Box::new(error)),
-        }
-    }
-
-    /// The kind of error.
-    pub fn kind(&self) -> RefreshErrorKind {
-        self.kind
-    }
-}
-
-impl fmt::Display for RefreshError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.kind {
-            RefreshErrorKind::InvalidGrant => "the refresh token is invalid",
-            RefreshErrorKind::Unavailable => "the token store is unavailable",
-            RefreshErrorKind::Issue => "the access token could not be issued",
-        })
-    }
-}
-
-impl std::error::Error for RefreshError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|source| source as &(dyn std::error::Error + 'static))
-    }
-}
-
-#[derive(Clone)]
-enum Hasher {
-    Sha256,
-    Hmac(Hmac<Sha256>),
-}
+use crate::{ConfigError, IssuedToken, TokenIssuer};
 
 /// Issues token pairs and rotates refresh tokens over a [`RefreshStore`],
 /// following RFC 9700 section 4.14: every refresh token is used once; a
-/// reused one revokes its whole family.
+/// reused one revokes its whole session.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -253,11 +51,10 @@ pub struct RefreshTokens {
     inner: Arc<Inner>,
 }
 
-#[derive(Clone)]
 struct Inner {
     store: Arc<dyn RefreshStore>,
     issuer: TokenIssuer,
-    family_lifetime: Duration,
+    session_lifetime: Duration,
     idle_timeout: Duration,
     grace: Option<Duration>,
     hasher: Hasher,
@@ -268,7 +65,7 @@ impl fmt::Debug for RefreshTokens {
         f.debug_struct("RefreshTokens")
             .field("store", &self.inner.store)
             .field("issuer", &self.inner.issuer)
-            .field("family_lifetime", &self.inner.family_lifetime)
+            .field("session_lifetime", &self.inner.session_lifetime)
             .field("idle_timeout", &self.inner.idle_timeout)
             .field("grace", &self.inner.grace)
             .field("keyed_hash", &matches!(self.inner.hasher, Hasher::Hmac(_)))
@@ -276,55 +73,40 @@ impl fmt::Debug for RefreshTokens {
     }
 }
 
-/// The default absolute lifetime of a session: 30 days.
-pub const DEFAULT_FAMILY_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
-/// The default idle lifetime of a session: 7 days without a refresh.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Whether `token` has the shape of a token this crate issues: 43 base64url
-/// characters. Anything else is refused before it is hashed or looked up.
-fn well_formed(token: &str) -> bool {
-    token.len() == REFRESH_TOKEN_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+/// Configures [`RefreshTokens`]; made by [`RefreshTokens::builder`].
+#[must_use]
+pub struct RefreshTokensBuilder {
+    store: Arc<dyn RefreshStore>,
+    issuer: TokenIssuer,
+    session_lifetime: Duration,
+    idle_timeout: Duration,
+    grace: Option<Duration>,
+    hash_key: Option<Vec<u8>>,
 }
 
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+impl fmt::Debug for RefreshTokensBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshTokensBuilder")
+            .field("store", &self.store)
+            .field("issuer", &self.issuer)
+            .field("session_lifetime", &self.session_lifetime)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("grace", &self.grace)
+            .field("keyed_hash", &self.hash_key.is_some())
+            .finish()
+    }
 }
 
-impl RefreshTokens {
-    /// Rotation over `store`, issuing access tokens with `issuer`: 30-day
-    /// sessions, 7-day idle timeout, no grace window, SHA-256 hashes.
-    pub fn new(store: Arc<dyn RefreshStore>, issuer: TokenIssuer) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                issuer,
-                family_lifetime: DEFAULT_FAMILY_LIFETIME,
-                idle_timeout: DEFAULT_IDLE_TIMEOUT,
-                grace: None,
-                hasher: Hasher::Sha256,
-            }),
-        }
-    }
-
-    fn inner_mut(&mut self) -> &mut Inner {
-        Arc::make_mut(&mut self.inner)
-    }
-
+impl RefreshTokensBuilder {
     /// The absolute lifetime of a session (default 30 days).
-    #[must_use]
-    pub fn family_lifetime(mut self, lifetime: Duration) -> Self {
-        self.inner_mut().family_lifetime = lifetime;
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = lifetime;
         self
     }
 
     /// How long a session may go without a refresh (default 7 days).
-    #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.inner_mut().idle_timeout = timeout;
+        self.idle_timeout = timeout;
         self
     }
 
@@ -332,27 +114,104 @@ impl RefreshTokens {
     /// refresh token, presented again within `window` of its rotation, gets a
     /// fresh sibling pair instead of revoking the session, for clients that
     /// lost a response. Older tokens never get grace.
-    #[must_use]
     pub fn grace_period(mut self, window: Duration) -> Self {
-        self.inner_mut().grace = Some(window);
+        self.grace = Some(window);
         self
     }
 
     /// Hashes refresh tokens with HMAC-SHA-256 under `key` instead of plain
     /// SHA-256, so a stolen database cannot even confirm a guessed token.
     ///
-    /// The key must be at least 32 bytes (the SHA-256 output size).
-    pub fn hash_key(mut self, key: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        let key = key.as_ref();
-        if key.len() < 32 {
-            return Err(ConfigError::new(
-                "a refresh-token hash key must be at least 32 bytes",
-            ));
+    /// The key must be at least 32 bytes (the SHA-256 output size);
+    /// [`build`](Self::build) refuses a shorter one.
+    pub fn hash_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.hash_key = Some(key.as_ref().to_vec());
+        self
+    }
+
+    /// The configured [`RefreshTokens`].
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] if the hash key is shorter than 32 bytes.
+    pub fn build(self) -> Result<RefreshTokens, ConfigError> {
+        let hasher = match self.hash_key {
+            None => Hasher::Sha256,
+            Some(key) if key.len() < 32 => {
+                return Err(ConfigError::new(
+                    "a refresh-token hash key must be at least 32 bytes",
+                ));
+            }
+            Some(key) => Hasher::Hmac(
+                Hmac::<Sha256>::new_from_slice(&key)
+                    .map_err(|e| ConfigError::with_source("invalid hash key", e))?,
+            ),
+        };
+        Ok(RefreshTokens {
+            inner: Arc::new(Inner {
+                store: self.store,
+                issuer: self.issuer,
+                session_lifetime: self.session_lifetime,
+                idle_timeout: self.idle_timeout,
+                grace: self.grace,
+                hasher,
+            }),
+        })
+    }
+}
+
+/// The default absolute lifetime of a session: 30 days.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The default idle lifetime of a session: 7 days without a refresh.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl RefreshTokens {
+    /// Rotation over `store`, issuing access tokens with `issuer`: 30-day
+    /// sessions, 7-day idle timeout, no grace window, SHA-256 hashes. See
+    /// [`builder`](Self::builder) to change any of these.
+    pub fn new(store: Arc<dyn RefreshStore>, issuer: TokenIssuer) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                issuer,
+                session_lifetime: DEFAULT_SESSION_LIFETIME,
+                idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                grace: None,
+                hasher: Hasher::Sha256,
+            }),
         }
-        let mac = Hmac::<Sha256>::new_from_slice(key)
-            .map_err(|e| ConfigError::new(format!("invalid hash key: {e}")))?;
-        self.inner_mut().hasher = Hasher::Hmac(mac);
-        Ok(self)
+    }
+
+    /// Configures rotation over `store` with `issuer`: lifetimes, a grace
+    /// window, a hash key. Mistakes surface in
+    /// [`build`](RefreshTokensBuilder::build).
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+    /// use tower_jwt_auth::refresh::{MemoryStore, RefreshTokens};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes!")?);
+    /// let tokens = RefreshTokens::builder(Arc::new(MemoryStore::new()), issuer)
+    ///     .session_lifetime(Duration::from_secs(14 * 24 * 3600))
+    ///     .idle_timeout(Duration::from_secs(2 * 24 * 3600))
+    ///     .grace_period(Duration::from_secs(10))
+    ///     .hash_key(b"a server-side hash key of 32+ bytes")
+    ///     .build()?;
+    /// # let _ = tokens;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(store: Arc<dyn RefreshStore>, issuer: TokenIssuer) -> RefreshTokensBuilder {
+        RefreshTokensBuilder {
+            store,
+            issuer,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            grace: None,
+            hash_key: None,
+        }
     }
 
     /// The store.
@@ -365,28 +224,20 @@ impl RefreshTokens {
         &self.inner.issuer
     }
 
+    /// The `idle_cutoff` of [`Session::is_live`] at `now`.
+    pub(super) fn idle_cutoff(&self, now: i64) -> i64 {
+        now.saturating_sub(secs(self.inner.idle_timeout))
+    }
+
     /// The hash under which `token` is stored.
     pub fn hash(&self, token: &str) -> TokenHash {
-        let bytes: [u8; 32] = match &self.inner.hasher {
-            Hasher::Sha256 => Sha256::digest(token.as_bytes()).into(),
-            Hasher::Hmac(mac) => {
-                let mut mac = mac.clone();
-                mac.update(token.as_bytes());
-                mac.finalize().into_bytes().into()
-            }
-        };
-        TokenHash::from_bytes(bytes)
+        self.inner.hasher.hash(token)
     }
 
     fn new_refresh_token(&self) -> Result<(RefreshToken, TokenHash), RefreshError> {
-        let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
-        OsRng.try_fill_bytes(&mut bytes).map_err(|e| RefreshError {
-            kind: RefreshErrorKind::Issue,
-            source: Some(Box::new(e)),
-        })?;
-        let token = URL_SAFE_NO_PAD.encode(bytes);
-        let hash = self.hash(&token);
-        Ok((RefreshToken(token), hash))
+        let token = RefreshToken::generate().map_err(RefreshError::issue)?;
+        let hash = self.hash(token.as_str());
+        Ok((token, hash))
     }
 
     fn access_token(&self, subject: Subject, sid: &str) -> Result<IssuedToken, RefreshError> {
@@ -407,37 +258,44 @@ impl RefreshTokens {
         builder.sign().map_err(RefreshError::issue)
     }
 
-    /// Starts a session for `subject` on `device`: a new family, its first
-    /// refresh token, and an access token carrying the family id as `sid`.
+    /// Starts a session for `subject` on `device`: stores it with its first
+    /// refresh token, and issues an access token carrying the session id as `sid`.
     pub async fn login(
         &self,
         subject: Subject,
         device: Option<&str>,
     ) -> Result<TokenPair, RefreshError> {
         let now = now();
-        let family = Family::new(
-            random_id(),
-            subject.user_id.clone(),
-            device.map(str::to_owned),
-            now,
-            now,
-            now.saturating_add(secs(self.inner.family_lifetime)),
-            0,
-            false,
-        );
+        let session = Session {
+            id: new_session_id(),
+            user_id: subject.user_id.clone(),
+            device: device.map(str::to_owned),
+            created_at: now,
+            last_used_at: now,
+            expires_at: now.saturating_add(secs(self.inner.session_lifetime)),
+            generation: 0,
+            revoked: false,
+        };
         let (refresh_token, hash) = self.new_refresh_token()?;
-        let record = TokenRecord::new(hash, family.id.clone(), None, 0, now, TokenStatus::Active);
-        let access_token = self.access_token(subject, &family.id)?;
+        let record = TokenRecord {
+            hash,
+            session_id: session.id.clone(),
+            parent: None,
+            generation: 0,
+            created_at: now,
+            status: TokenStatus::Active,
+        };
+        let access_token = self.access_token(subject, &session.id)?;
         self.inner
             .store
-            .create(&family, &record)
+            .create(&session, &record)
             .await
             .map_err(RefreshError::store)?;
-        tracing::debug!(family = %family.id, user = %family.user_id, "session started");
+        tracing::debug!(session = %session.id, user = %session.user_id, "session started");
         Ok(TokenPair {
             access_token,
             refresh_token,
-            session: family,
+            session,
         })
     }
 
@@ -445,7 +303,7 @@ impl RefreshTokens {
     /// new pair issued. `subject` looks the user up again (their role may
     /// have changed); `Ok(None)` means the user is gone, which ends the session.
     ///
-    /// A token that was already rotated revokes its whole family (reuse
+    /// A token that was already rotated revokes its whole session (reuse
     /// detection); unknown, expired and revoked tokens change nothing. Every
     /// one of these is `InvalidGrant`. A store failure is `Unavailable` and
     /// revokes nothing.
@@ -467,52 +325,52 @@ impl RefreshTokens {
         // Everything that can fail for reasons other than the token (the user
         // lookup, signing) happens before the token is spent: a client told
         // "try again" must be able to, without its retry looking like reuse.
-        let Some((_, family)) = store
+        let Some((_, session)) = store
             .lookup(&presented)
             .await
             .map_err(RefreshError::store)?
         else {
-            tracing::debug!(reason = ?Invalid::Unknown, "refresh token refused");
+            tracing::debug!(reason = ?InvalidReason::Unknown, "refresh token refused");
             return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
         };
         let now = now();
-        let idle_cutoff = now.saturating_sub(secs(self.inner.idle_timeout));
-        if family.revoked || family.expires_at <= now || family.last_used_at < idle_cutoff {
+        let idle_cutoff = self.idle_cutoff(now);
+        if !session.is_live(now, idle_cutoff) {
             // Dead for good: the store would refuse it too, and touch nothing.
             tracing::debug!("refresh token of an ended session refused");
             return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
         }
-        let subject = match subject(family.user_id.clone()).await {
-            Ok(Some(subject)) if subject.user_id == family.user_id => subject,
+        let subject = match subject(session.user_id.clone()).await {
+            Ok(Some(subject)) if subject.user_id == session.user_id => subject,
             Ok(_) => {
-                tracing::info!(family = %family.id, "user gone: session revoked");
+                tracing::info!(session = %session.id, "user gone: session revoked");
                 store
-                    .revoke_family(&family.id)
+                    .revoke_session(&session.id)
                     .await
                     .map_err(RefreshError::store)?;
                 return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
             }
             Err(error) => return Err(RefreshError::store(error)),
         };
-        let access_token = self.access_token(subject, &family.id)?;
+        let access_token = self.access_token(subject, &session.id)?;
 
         let (child_token, child) = self.new_refresh_token()?;
-        let rotation = Rotation::new(
+        let rotation = Rotation {
             presented,
             child,
             now,
             idle_cutoff,
-            self.inner.grace.map(|g| now.saturating_sub(secs(g))),
-        );
+            grace_cutoff: self.inner.grace.map(|g| now.saturating_sub(secs(g))),
+        };
         let outcome = store.rotate(&rotation).await.map_err(RefreshError::store)?;
-        let family = match outcome {
-            RotateOutcome::Rotated(family) => family,
-            RotateOutcome::Grace(family) => {
-                tracing::info!(family = %family.id, user = %family.user_id, "refresh token retried within the grace window");
-                family
+        let session = match outcome {
+            RotateOutcome::Rotated(session) => session,
+            RotateOutcome::Grace(session) => {
+                tracing::info!(session = %session.id, user = %session.user_id, "refresh token retried within the grace window");
+                session
             }
-            RotateOutcome::Reused(family) => {
-                tracing::warn!(family = %family.id, user = %family.user_id, "refresh token reuse detected: session revoked");
+            RotateOutcome::Reused(session) => {
+                tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reuse detected: session revoked");
                 return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
             }
             RotateOutcome::Invalid(reason) => {
@@ -523,7 +381,7 @@ impl RefreshTokens {
         Ok(TokenPair {
             access_token,
             refresh_token: child_token,
-            session: family,
+            session,
         })
     }
 
@@ -542,12 +400,12 @@ impl RefreshTokens {
             return Ok(false);
         };
         match store
-            .family(&token.family_id)
+            .session(&token.session_id)
             .await
             .map_err(RefreshError::store)?
         {
-            Some(family) if family.user_id == user_id && !family.revoked => store
-                .revoke_family(&family.id)
+            Some(session) if session.user_id == user_id && !session.revoked => store
+                .revoke_session(&session.id)
                 .await
                 .map_err(RefreshError::store),
             _ => Ok(false),
@@ -559,12 +417,12 @@ impl RefreshTokens {
     pub async fn end_session(&self, user_id: &str, session_id: &str) -> Result<bool, RefreshError> {
         let store = &self.inner.store;
         match store
-            .family(session_id)
+            .session(session_id)
             .await
             .map_err(RefreshError::store)?
         {
-            Some(family) if family.user_id == user_id && !family.revoked => store
-                .revoke_family(session_id)
+            Some(session) if session.user_id == user_id && !session.revoked => store
+                .revoke_session(session_id)
                 .await
                 .map_err(RefreshError::store),
             _ => Ok(false),
@@ -581,16 +439,17 @@ impl RefreshTokens {
     }
 
     /// The live sessions of `user_id`, oldest first.
-    pub async fn sessions(&self, user_id: &str) -> Result<Vec<Family>, RefreshError> {
+    pub async fn sessions(&self, user_id: &str) -> Result<Vec<Session>, RefreshError> {
         let now = now();
-        let idle_cutoff = now.saturating_sub(secs(self.inner.idle_timeout));
         let mut sessions = self
             .inner
             .store
             .sessions(user_id, now)
             .await
             .map_err(RefreshError::store)?;
-        sessions.retain(|f| f.last_used_at >= idle_cutoff);
+        // The store filtered by revocation and absolute lifetime only.
+        let idle_cutoff = self.idle_cutoff(now);
+        sessions.retain(|session| session.is_live(now, idle_cutoff));
         Ok(sessions)
     }
 
@@ -600,42 +459,8 @@ impl RefreshTokens {
         let now = now();
         self.inner
             .store
-            .purge(now, now.saturating_sub(secs(self.inner.idle_timeout)))
+            .purge(now, self.idle_cutoff(now))
             .await
             .map_err(RefreshError::store)
-    }
-
-    /// A check for [`JwtAuthLayerBuilder::check`](crate::JwtAuthLayerBuilder::check)
-    /// that rejects access tokens whose session (`sid`) was revoked or has
-    /// expired (absolute or idle), or belongs to another user than the token's
-    /// `sub`, so logout takes effect before the access token expires. It
-    /// costs one store lookup per request; a token without `sid` is rejected.
-    pub fn session_check<C>(&self) -> impl Fn(&Claims<C>) -> CheckFuture + Send + Sync + 'static {
-        let store = Arc::clone(&self.inner.store);
-        let idle = secs(self.inner.idle_timeout);
-        move |claims: &Claims<C>| {
-            let store = Arc::clone(&store);
-            let registered = claims.registered();
-            let sid = registered.sid.clone();
-            let sub = registered.sub.clone();
-            Box::pin(async move {
-                let Some(sid) = sid else {
-                    return Err(AuthError::rejected("the token has no session"));
-                };
-                let now = now();
-                match store.family(&sid).await {
-                    Ok(Some(family))
-                        if !family.revoked
-                            && family.expires_at > now
-                            && family.last_used_at >= now.saturating_sub(idle)
-                            && sub.as_deref() == Some(family.user_id.as_str()) =>
-                    {
-                        Ok(())
-                    }
-                    Ok(_) => Err(AuthError::rejected("the session has ended")),
-                    Err(error) => Err(AuthError::unavailable(error)),
-                }
-            })
-        }
     }
 }

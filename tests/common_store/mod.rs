@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tower_jwt_auth::{
     Algorithm, SigningKey, TokenIssuer,
-    refresh::{RefreshStore, RefreshToken, RefreshTokens, Subject},
+    refresh::{RefreshToken, RefreshTokens, Subject, store::RefreshStore},
 };
 
 /// `name` from the environment, or `default`.

@@ -1,8 +1,31 @@
-//! The storage contract of refresh-token rotation.
+//! The storage contract of refresh-token rotation: what a store author
+//! implements.
+//!
+//! Applications use [`RefreshTokens`](super::RefreshTokens) and pick a store
+//! ([`MemoryStore`], `RedisStore`, `PostgresStore`);
+//! they need nothing here beyond the [`RefreshStore`] trait object they hand
+//! over and the [`StoreError`] their user lookup may return. To keep
+//! sessions in another database, implement [`RefreshStore`] over the records
+//! of this module, then run the conformance suite (`refresh::conformance`,
+//! feature `test-util`) against it.
 
 use std::{error::Error as StdError, fmt};
 
 use async_trait::async_trait;
+
+use super::Session;
+
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use self::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
 
 /// The hash of a refresh token: all a store ever sees of one.
 ///
@@ -53,54 +76,6 @@ impl fmt::Debug for TokenHash {
     }
 }
 
-/// One login on one device: a refresh-token family.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Family {
-    /// The family id; access tokens carry it as `sid`.
-    pub id: String,
-    /// The user the family belongs to.
-    pub user_id: String,
-    /// A label for the device, chosen at login ("Firefox on Linux").
-    pub device: Option<String>,
-    /// When the family was created (the login), in Unix seconds.
-    pub created_at: i64,
-    /// When a token of the family was last issued or rotated, in Unix seconds.
-    pub last_used_at: i64,
-    /// When the family dies whatever happens (the absolute lifetime), in Unix seconds.
-    pub expires_at: i64,
-    /// The generation of the newest token (the login's token is generation 0).
-    pub generation: u32,
-    /// Whether the family was revoked (logout, reuse detected).
-    pub revoked: bool,
-}
-
-impl Family {
-    /// A family as a store reads it back.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        id: String,
-        user_id: String,
-        device: Option<String>,
-        created_at: i64,
-        last_used_at: i64,
-        expires_at: i64,
-        generation: u32,
-        revoked: bool,
-    ) -> Self {
-        Self {
-            id,
-            user_id,
-            device,
-            created_at,
-            last_used_at,
-            expires_at,
-            generation,
-            revoked,
-        }
-    }
-}
-
 /// The state of one refresh token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenStatus {
@@ -108,18 +83,29 @@ pub enum TokenStatus {
     Active,
     /// It was rotated at this time (Unix seconds); presenting it again is reuse.
     Rotated(i64),
-    /// It was revoked with its family.
+    /// It was revoked with its session.
     Revoked,
 }
 
-/// One refresh token, by hash.
+/// One refresh token, by hash: a plain record, built with a struct literal.
+///
+/// ```
+/// use tower_jwt_auth::refresh::store::{TokenHash, TokenRecord, TokenStatus};
+/// let login_token = TokenRecord {
+///     hash: TokenHash::from_bytes([7; 32]),
+///     session_id: "s-1".into(),
+///     parent: None,
+///     generation: 0,
+///     created_at: 1_700_000_000,
+///     status: TokenStatus::Active,
+/// };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct TokenRecord {
     /// The token's hash.
     pub hash: TokenHash,
-    /// Its family.
-    pub family_id: String,
+    /// Its session.
+    pub session_id: String,
     /// The token it replaced; `None` for the login's token.
     pub parent: Option<TokenHash>,
     /// 0 for the login's token, one more per rotation.
@@ -130,31 +116,10 @@ pub struct TokenRecord {
     pub status: TokenStatus,
 }
 
-impl TokenRecord {
-    /// A record as a store reads it back.
-    pub fn new(
-        hash: TokenHash,
-        family_id: String,
-        parent: Option<TokenHash>,
-        generation: u32,
-        created_at: i64,
-        status: TokenStatus,
-    ) -> Self {
-        Self {
-            hash,
-            family_id,
-            parent,
-            generation,
-            created_at,
-            status,
-        }
-    }
-}
-
 /// One rotation request, with every decision rule already turned into a
-/// number by [`RefreshTokens`](super::RefreshTokens).
+/// number by [`RefreshTokens`](super::RefreshTokens): a plain record, built
+/// with a struct literal (the conformance suite and store tests do).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Rotation {
     /// The hash of the presented token.
     pub presented: TokenHash,
@@ -162,41 +127,23 @@ pub struct Rotation {
     pub child: TokenHash,
     /// The current time, in Unix seconds.
     pub now: i64,
-    /// A family whose `last_used_at` is before this is idle-expired.
+    /// A session whose `last_used_at` is before this is idle-expired.
     pub idle_cutoff: i64,
     /// A rotated token whose rotation time is at or after this may be
     /// retried (the grace window); `None` when grace is off.
     pub grace_cutoff: Option<i64>,
 }
 
-impl Rotation {
-    /// A rotation request (for store tests).
-    pub fn new(
-        presented: TokenHash,
-        child: TokenHash,
-        now: i64,
-        idle_cutoff: i64,
-        grace_cutoff: Option<i64>,
-    ) -> Self {
-        Self {
-            presented,
-            child,
-            now,
-            idle_cutoff,
-            grace_cutoff,
-        }
-    }
-}
-
-/// Why a presented refresh token was refused without touching anything.
+/// Why [`RefreshStore::rotate`] refused a presented refresh token without
+/// changing anything: the reason carried by [`RotateOutcome::Invalid`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Invalid {
+pub enum InvalidReason {
     /// No token has this hash.
     Unknown,
-    /// The token or its family was revoked.
+    /// The token or its session was revoked.
     Revoked,
-    /// The family outlived its absolute or idle lifetime.
+    /// The session outlived its absolute or idle lifetime.
     Expired,
 }
 
@@ -205,22 +152,24 @@ pub enum Invalid {
 #[non_exhaustive]
 pub enum RotateOutcome {
     /// The presented token was active: it is now rotated and the child
-    /// stored as the family's newest token. Carries the updated family.
-    Rotated(Family),
+    /// stored as the session's newest token. Carries the updated session.
+    Rotated(Session),
     /// The presented token was the immediate predecessor of the newest
     /// generation, rotated within the grace window: the child was stored as a
-    /// sibling of the newest token(s). Carries the updated family.
-    Grace(Family),
+    /// sibling of the newest token(s). Carries the updated session.
+    Grace(Session),
     /// The presented token was already rotated (and no grace applied): the
-    /// whole family is now revoked. Carries the revoked family.
-    Reused(Family),
+    /// whole session is now revoked. Carries the revoked session.
+    Reused(Session),
     /// Nothing was changed.
-    Invalid(Invalid),
+    Invalid(InvalidReason),
 }
 
 /// A store failure: unreachable, timed out, corrupt data.
 ///
 /// Never mistaken for reuse: the endpoint answers 503 and nothing is revoked.
+/// Its [`Display`](fmt::Display) is the message only; the driver's error,
+/// if any, is its [`source`](StdError::source).
 #[derive(Debug)]
 pub struct StoreError {
     message: String,
@@ -262,9 +211,9 @@ impl StdError for StoreError {
     }
 }
 
-/// Where refresh-token families live: implement it for your database.
+/// Where sessions and their refresh tokens live: implement it for your database.
 ///
-/// The store holds [`Family`] and [`TokenRecord`] rows and carries out two
+/// The store holds [`Session`] and [`TokenRecord`] rows and carries out two
 /// steps atomically: [`rotate`](Self::rotate) and the revocations.
 /// Everything that decides security (token generation, hashing, lifetimes,
 /// grace rules, access tokens) stays in [`RefreshTokens`](super::RefreshTokens);
@@ -275,26 +224,27 @@ impl StdError for StoreError {
 /// Usable as `Arc<dyn RefreshStore>`.
 #[async_trait]
 pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
-    /// Stores a new family and its first token (generation 0, active).
-    async fn create(&self, family: &Family, token: &TokenRecord) -> Result<(), StoreError>;
+    /// Stores a new session and its first token (generation 0, active).
+    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError>;
 
     /// Rotates a token, as one atomic step. With `t` the token of hash
-    /// `rotation.presented` and `f` its family:
+    /// `rotation.presented` and `s` its session:
     ///
     /// 1. No `t`: `Invalid(Unknown)`.
-    /// 2. `f.revoked` or `t` is `Revoked`: `Invalid(Revoked)`.
-    /// 3. `f.expires_at <= now` or `f.last_used_at < idle_cutoff`: `Invalid(Expired)`.
-    /// 4. `t` is `Active` and `t.generation == f.generation` (it is the
+    /// 2. `s.revoked` or `t` is `Revoked`: `Invalid(Revoked)`.
+    /// 3. `s.expires_at <= now` or `s.last_used_at < idle_cutoff`: `Invalid(Expired)`.
+    /// 4. `t` is `Active` and `t.generation == s.generation` (it is the
     ///    newest): mark it `Rotated(now)`; store the child
     ///    (`parent` = `t`, generation `t.generation + 1`, created `now`,
-    ///    `Active`); set `f.generation` to the child's and `f.last_used_at` to
-    ///    `now`: `Rotated(f)`.
+    ///    `Active`); set `s.generation` to the child's and `s.last_used_at` to
+    ///    `now`: `Rotated(s)`.
     /// 5. `t` is `Rotated(at)`, `grace_cutoff` is `Some(c)`, `at >= c` and
-    ///    `t.generation + 1 == f.generation`: store the child as in 4 (a
-    ///    sibling of the newest token), set `f.last_used_at` to `now`: `Grace(f)`.
+    ///    `t.generation + 1 == s.generation`: store the child as in 4 (a
+    ///    sibling of the newest token), set `s.last_used_at` to `now`: `Grace(s)`.
     /// 6. Otherwise (`t` was rotated before, or is a stale sibling that a
-    ///    grace retry left active after the family moved on): revoke the family (set
-    ///    `f.revoked`; a family's tokens are dead once it is): `Reused(f)`.
+    ///    grace retry left active after the session moved on): revoke the
+    ///    session (set `s.revoked`; a session's tokens are dead once it is):
+    ///    `Reused(s)`.
     ///
     /// Under any concurrency, at most one call may see `t` as `Active`.
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError>;
@@ -302,36 +252,62 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// The token of hash `hash`, whatever its state; `None` if unknown.
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
 
-    /// The token of hash `hash` and its family; `None` if either is unknown.
+    /// The token of hash `hash` and its session; `None` if either is unknown.
     ///
     /// [`RefreshTokens::refresh`](super::RefreshTokens::refresh) reads this
     /// before rotating, so that a failure of the user lookup or of signing
     /// spends nothing. The default calls [`token`](Self::token) then
-    /// [`family`](Self::family); override it to answer in one round trip.
-    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Family)>, StoreError> {
+    /// [`session`](Self::session); override it to answer in one round trip.
+    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Session)>, StoreError> {
         let Some(token) = self.token(hash).await? else {
             return Ok(None);
         };
         Ok(self
-            .family(&token.family_id)
+            .session(&token.session_id)
             .await?
-            .map(|family| (token, family)))
+            .map(|session| (token, session)))
     }
 
-    /// The family `id`, revoked or not; `None` if unknown (or purged).
-    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError>;
+    /// The session `id`, revoked or not; `None` if unknown (or purged).
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
 
-    /// Revokes one family (and so all its tokens); `false` if it was unknown.
-    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError>;
+    /// Revokes one session (and so all its tokens); `false` if it was unknown.
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// Revokes every family of `user_id`; returns how many were active.
+    /// Revokes every session of `user_id`; returns how many were active.
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError>;
 
-    /// The families of `user_id` that are not revoked and not expired at
+    /// The sessions of `user_id` that are not revoked and not expired at
     /// `now` (by `expires_at` only), oldest first.
-    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError>;
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError>;
 
-    /// Deletes families (and their tokens) that expired before `now` or are
+    /// Deletes sessions (and their tokens) that expired before `now` or are
     /// revoked and were last used before `revoked_before`; returns how many.
     async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::StoreError;
+
+    #[test]
+    fn store_errors_keep_their_source_out_of_display() {
+        let cause = std::io::Error::other("connection refused");
+        let error = StoreError::with_source("redis: cannot connect", cause);
+        assert_eq!(error.to_string(), "redis: cannot connect");
+        let source = error.source().expect("the cause is kept");
+        assert_eq!(source.to_string(), "connection refused");
+        assert!(StoreError::new("corrupt").source().is_none());
+    }
+
+    #[test]
+    fn token_hashes_round_trip_through_hex() {
+        let hash = super::TokenHash::from_bytes([0xab; 32]);
+        assert_eq!(hash.to_hex(), "ab".repeat(32));
+        assert_eq!(super::TokenHash::from_hex(&hash.to_hex()), Some(hash));
+        assert_eq!(super::TokenHash::from_hex("ab"), None);
+        assert_eq!(super::TokenHash::from_hex(&"zz".repeat(32)), None);
+    }
 }

@@ -7,17 +7,17 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::store::{
-    Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
-    TokenStatus,
+use super::{
+    InvalidReason, RefreshStore, RotateOutcome, Rotation, Session, StoreError, TokenHash,
+    TokenRecord, TokenStatus,
 };
 
 /// An in-memory [`RefreshStore`]: one process, nothing survives a restart.
 ///
 /// Every operation takes one mutex for a few map lookups, so rotation is
 /// atomic under any concurrency. Call [`purge`](RefreshStore::purge) now and
-/// then (or use [`RefreshTokens::purge`](super::RefreshTokens::purge)) to drop
-/// dead families.
+/// then (or use [`RefreshTokens::purge`](crate::refresh::RefreshTokens::purge)) to drop
+/// dead sessions.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
@@ -25,10 +25,10 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
-    families: HashMap<String, Family>,
+    sessions: HashMap<String, Session>,
     tokens: HashMap<TokenHash, TokenRecord>,
-    /// family id -> hashes of its tokens, for purging.
-    family_tokens: HashMap<String, Vec<TokenHash>>,
+    /// session id -> hashes of its tokens, for purging.
+    session_tokens: HashMap<String, Vec<TokenHash>>,
 }
 
 impl MemoryStore {
@@ -53,8 +53,8 @@ impl MemoryStore {
 
 impl State {
     fn insert_token(&mut self, token: TokenRecord) {
-        self.family_tokens
-            .entry(token.family_id.clone())
+        self.session_tokens
+            .entry(token.session_id.clone())
             .or_default()
             .push(token.hash);
         self.tokens.insert(token.hash, token);
@@ -63,12 +63,12 @@ impl State {
 
 #[async_trait]
 impl RefreshStore for MemoryStore {
-    async fn create(&self, family: &Family, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError> {
         let mut state = self.lock();
-        if state.families.contains_key(&family.id) || state.tokens.contains_key(&token.hash) {
-            return Err(StoreError::new("family or token already exists"));
+        if state.sessions.contains_key(&session.id) || state.tokens.contains_key(&token.hash) {
+            return Err(StoreError::new("session or token already exists"));
         }
-        state.families.insert(family.id.clone(), family.clone());
+        state.sessions.insert(session.id.clone(), session.clone());
         state.insert_token(token.clone());
         Ok(())
     }
@@ -76,31 +76,32 @@ impl RefreshStore for MemoryStore {
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
         let mut state = self.lock();
         let Some(token) = state.tokens.get(&rotation.presented).cloned() else {
-            return Ok(RotateOutcome::Invalid(Invalid::Unknown));
+            return Ok(RotateOutcome::Invalid(InvalidReason::Unknown));
         };
-        let Some(family) = state.families.get(&token.family_id).cloned() else {
-            return Ok(RotateOutcome::Invalid(Invalid::Unknown));
+        let Some(session) = state.sessions.get(&token.session_id).cloned() else {
+            return Ok(RotateOutcome::Invalid(InvalidReason::Unknown));
         };
-        if family.revoked || token.status == TokenStatus::Revoked {
-            return Ok(RotateOutcome::Invalid(Invalid::Revoked));
+        if session.revoked || token.status == TokenStatus::Revoked {
+            return Ok(RotateOutcome::Invalid(InvalidReason::Revoked));
         }
-        if family.expires_at <= rotation.now || family.last_used_at < rotation.idle_cutoff {
-            return Ok(RotateOutcome::Invalid(Invalid::Expired));
+        // Not revoked (above), so not live means expired.
+        if !session.is_live(rotation.now, rotation.idle_cutoff) {
+            return Ok(RotateOutcome::Invalid(InvalidReason::Expired));
         }
         let grace = match token.status {
             // Only the newest generation rotates: an active sibling left
-            // behind by a grace retry is stale once the family moved on.
-            TokenStatus::Active if token.generation == family.generation => false,
+            // behind by a grace retry is stale once the session moved on.
+            TokenStatus::Active if token.generation == session.generation => false,
             TokenStatus::Rotated(at)
                 if rotation.grace_cutoff.is_some_and(|cutoff| at >= cutoff)
-                    && token.generation + 1 == family.generation =>
+                    && token.generation + 1 == session.generation =>
             {
                 true
             }
             _ => {
-                let family = state.families.get_mut(&token.family_id).expect("checked");
-                family.revoked = true;
-                return Ok(RotateOutcome::Reused(family.clone()));
+                let session = state.sessions.get_mut(&token.session_id).expect("checked");
+                session.revoked = true;
+                return Ok(RotateOutcome::Reused(session.clone()));
             }
         };
         if state.tokens.contains_key(&rotation.child) {
@@ -113,23 +114,23 @@ impl RefreshStore for MemoryStore {
                 .expect("checked")
                 .status = TokenStatus::Rotated(rotation.now);
         }
-        let child = TokenRecord::new(
-            rotation.child,
-            family.id.clone(),
-            Some(rotation.presented),
-            token.generation + 1,
-            rotation.now,
-            TokenStatus::Active,
-        );
+        let child = TokenRecord {
+            hash: rotation.child,
+            session_id: session.id.clone(),
+            parent: Some(rotation.presented),
+            generation: token.generation + 1,
+            created_at: rotation.now,
+            status: TokenStatus::Active,
+        };
         state.insert_token(child);
-        let family = state.families.get_mut(&token.family_id).expect("checked");
-        family.generation = token.generation + 1;
-        family.last_used_at = rotation.now;
-        let family = family.clone();
+        let session = state.sessions.get_mut(&token.session_id).expect("checked");
+        session.generation = token.generation + 1;
+        session.last_used_at = rotation.now;
+        let session = session.clone();
         Ok(if grace {
-            RotateOutcome::Grace(family)
+            RotateOutcome::Grace(session)
         } else {
-            RotateOutcome::Rotated(family)
+            RotateOutcome::Rotated(session)
         })
     }
 
@@ -137,14 +138,14 @@ impl RefreshStore for MemoryStore {
         Ok(self.lock().tokens.get(hash).cloned())
     }
 
-    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
-        Ok(self.lock().families.get(id).cloned())
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        Ok(self.lock().sessions.get(id).cloned())
     }
 
-    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(match self.lock().families.get_mut(id) {
-            Some(family) => {
-                family.revoked = true;
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(match self.lock().sessions.get_mut(id) {
+            Some(session) => {
+                session.revoked = true;
                 true
             }
             None => false,
@@ -153,19 +154,19 @@ impl RefreshStore for MemoryStore {
 
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
         let mut count = 0;
-        for family in self.lock().families.values_mut() {
-            if family.user_id == user_id && !family.revoked {
-                family.revoked = true;
+        for session in self.lock().sessions.values_mut() {
+            if session.user_id == user_id && !session.revoked {
+                session.revoked = true;
                 count += 1;
             }
         }
         Ok(count)
     }
 
-    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
-        let mut sessions: Vec<Family> = self
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        let mut sessions: Vec<Session> = self
             .lock()
-            .families
+            .sessions
             .values()
             .filter(|f| f.user_id == user_id && !f.revoked && f.expires_at > now)
             .cloned()
@@ -177,14 +178,14 @@ impl RefreshStore for MemoryStore {
     async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {
         let mut state = self.lock();
         let dead: Vec<String> = state
-            .families
+            .sessions
             .values()
             .filter(|f| f.expires_at <= now || (f.revoked && f.last_used_at < revoked_before))
             .map(|f| f.id.clone())
             .collect();
         for id in &dead {
-            state.families.remove(id);
-            for hash in state.family_tokens.remove(id).unwrap_or_default() {
+            state.sessions.remove(id);
+            for hash in state.session_tokens.remove(id).unwrap_or_default() {
                 state.tokens.remove(&hash);
             }
         }

@@ -8,9 +8,9 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
 };
 
-use super::store::{
-    Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
-    TokenStatus,
+use super::{
+    InvalidReason, RefreshStore, RotateOutcome, Rotation, Session, StoreError, TokenHash,
+    TokenRecord, TokenStatus,
 };
 
 /// The schema: tables, indexes and the rotation function.
@@ -30,7 +30,7 @@ const STATEMENT_TIMEOUT_MS: &str = "5000";
 /// Two tables with a fixed `tjwt_` prefix, created by
 /// [`migrate`](Self::migrate) from the schema shipped with the crate:
 ///
-/// - `tjwt_families`: primary key `id`; indexes on `(user_id, created_at,
+/// - `tjwt_families` (one row per session): primary key `id`; indexes on `(user_id, created_at,
 ///   id)` for sessions and logout-everywhere, on `expires_at` and (partial,
 ///   revoked only) on `last_used_at` for purging;
 /// - `tjwt_tokens`: primary key `hash` (`bytea`, the 32-byte token hash: no
@@ -39,7 +39,7 @@ const STATEMENT_TIMEOUT_MS: &str = "5000";
 ///
 /// [`rotate`](RefreshStore::rotate) is one call of the `tjwt_rotate`
 /// PL/pgSQL function: one round trip, one short transaction that locks the
-/// family row, then the token row (`SELECT ... FOR UPDATE`, always in that
+/// session row, then the token row (`SELECT ... FOR UPDATE`, always in that
 /// order), correct under the default READ COMMITTED isolation.
 ///
 /// A database that is down or slow makes calls fail with a [`StoreError`]
@@ -143,7 +143,7 @@ impl PostgresStore {
     /// Creates the tables, indexes and the rotation function if missing
     /// (idempotent; concurrent calls wait for each other).
     ///
-    /// The schema is `src/refresh/postgres.sql` in the crate, should you
+    /// The schema is `src/refresh/store/postgres/postgres.sql` in the crate, should you
     /// rather apply it with your own migration tool.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(error("cannot connect"))?;
@@ -204,32 +204,32 @@ fn read_token(token_hash: TokenHash, row: &PgRow) -> Result<TokenRecord, StoreEr
         (2, _) => TokenStatus::Revoked,
         _ => return Err(corrupt("token status")),
     };
-    Ok(TokenRecord::new(
-        token_hash,
-        row.try_get("family_id").map_err(map)?,
-        parent.map(hash).transpose()?,
-        generation(row.try_get("t_generation").map_err(map)?, "token")?,
-        row.try_get("t_created_at").map_err(map)?,
+    Ok(TokenRecord {
+        hash: token_hash,
+        session_id: row.try_get("family_id").map_err(map)?,
+        parent: parent.map(hash).transpose()?,
+        generation: generation(row.try_get("t_generation").map_err(map)?, "token")?,
+        created_at: row.try_get("t_created_at").map_err(map)?,
         status,
-    ))
+    })
 }
 
-fn read_family(row: &PgRow, prefix: &str) -> Result<Family, StoreError> {
+fn read_session(row: &PgRow, prefix: &str) -> Result<Session, StoreError> {
     let get = |name: &str| format!("{prefix}{name}");
-    let map = |e: sqlx::Error| StoreError::with_source("postgres: corrupt family", e);
-    Ok(Family::new(
-        row.try_get(get("id").as_str()).map_err(map)?,
-        row.try_get(get("user_id").as_str()).map_err(map)?,
-        row.try_get(get("device").as_str()).map_err(map)?,
-        row.try_get(get("created_at").as_str()).map_err(map)?,
-        row.try_get(get("last_used_at").as_str()).map_err(map)?,
-        row.try_get(get("expires_at").as_str()).map_err(map)?,
-        generation(
+    let map = |e: sqlx::Error| StoreError::with_source("postgres: corrupt session", e);
+    Ok(Session {
+        id: row.try_get(get("id").as_str()).map_err(map)?,
+        user_id: row.try_get(get("user_id").as_str()).map_err(map)?,
+        device: row.try_get(get("device").as_str()).map_err(map)?,
+        created_at: row.try_get(get("created_at").as_str()).map_err(map)?,
+        last_used_at: row.try_get(get("last_used_at").as_str()).map_err(map)?,
+        expires_at: row.try_get(get("expires_at").as_str()).map_err(map)?,
+        generation: generation(
             row.try_get(get("generation").as_str()).map_err(map)?,
-            "family",
+            "session",
         )?,
-        row.try_get(get("revoked").as_str()).map_err(map)?,
-    ))
+        revoked: row.try_get(get("revoked").as_str()).map_err(map)?,
+    })
 }
 
 fn hash(bytes: Vec<u8>) -> Result<TokenHash, StoreError> {
@@ -239,16 +239,16 @@ fn hash(bytes: Vec<u8>) -> Result<TokenHash, StoreError> {
 
 #[async_trait]
 impl RefreshStore for PostgresStore {
-    async fn create(&self, family: &Family, token: &TokenRecord) -> Result<(), StoreError> {
-        if token.family_id != family.id {
-            return Err(StoreError::new("the token belongs to another family"));
+    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError> {
+        if token.session_id != session.id {
+            return Err(StoreError::new("the token belongs to another session"));
         }
         let (status, rotated_at): (i16, Option<i64>) = match token.status {
             TokenStatus::Active => (0, None),
             TokenStatus::Rotated(at) => (1, Some(at)),
             TokenStatus::Revoked => (2, None),
         };
-        // One statement (one round trip, atomic): the family, then its token.
+        // One statement (one round trip, atomic): the session, then its token.
         sqlx::query(
             "WITH f AS (
                 INSERT INTO tjwt_families
@@ -260,14 +260,14 @@ impl RefreshStore for PostgresStore {
                 (hash, family_id, parent, generation, created_at, status, rotated_at)
             SELECT $9, f.id, $10, $11, $12, $13, $14 FROM f",
         )
-        .bind(&family.id)
-        .bind(&family.user_id)
-        .bind(family.device.as_deref())
-        .bind(family.created_at)
-        .bind(family.last_used_at)
-        .bind(family.expires_at)
-        .bind(i64::from(family.generation))
-        .bind(family.revoked)
+        .bind(&session.id)
+        .bind(&session.user_id)
+        .bind(session.device.as_deref())
+        .bind(session.created_at)
+        .bind(session.last_used_at)
+        .bind(session.expires_at)
+        .bind(i64::from(session.generation))
+        .bind(session.revoked)
         .bind(&token.hash.as_bytes()[..])
         .bind(token.parent.as_ref().map(|p| &p.as_bytes()[..]))
         .bind(i64::from(token.generation))
@@ -292,12 +292,12 @@ impl RefreshStore for PostgresStore {
             .map_err(error("rotate failed"))?;
         let outcome: String = row.try_get("o_outcome").map_err(error("rotate failed"))?;
         Ok(match outcome.as_str() {
-            "unknown" => RotateOutcome::Invalid(Invalid::Unknown),
-            "revoked" => RotateOutcome::Invalid(Invalid::Revoked),
-            "expired" => RotateOutcome::Invalid(Invalid::Expired),
-            "rotated" => RotateOutcome::Rotated(read_family(&row, "o_")?),
-            "grace" => RotateOutcome::Grace(read_family(&row, "o_")?),
-            "reused" => RotateOutcome::Reused(read_family(&row, "o_")?),
+            "unknown" => RotateOutcome::Invalid(InvalidReason::Unknown),
+            "revoked" => RotateOutcome::Invalid(InvalidReason::Revoked),
+            "expired" => RotateOutcome::Invalid(InvalidReason::Expired),
+            "rotated" => RotateOutcome::Rotated(read_session(&row, "o_")?),
+            "grace" => RotateOutcome::Grace(read_session(&row, "o_")?),
+            "reused" => RotateOutcome::Reused(read_session(&row, "o_")?),
             _ => return Err(corrupt("rotate reply")),
         })
     }
@@ -315,7 +315,10 @@ impl RefreshStore for PostgresStore {
         row.map(|row| read_token(*hash_, &row)).transpose()
     }
 
-    async fn lookup(&self, hash_: &TokenHash) -> Result<Option<(TokenRecord, Family)>, StoreError> {
+    async fn lookup(
+        &self,
+        hash_: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Session)>, StoreError> {
         // One round trip for both rows.
         let row = sqlx::query(
             "SELECT t.family_id, t.parent, t.generation AS t_generation,
@@ -329,11 +332,11 @@ impl RefreshStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(error("reading a token failed"))?;
-        row.map(|row| Ok((read_token(*hash_, &row)?, read_family(&row, "")?)))
+        row.map(|row| Ok((read_token(*hash_, &row)?, read_session(&row, "")?)))
             .transpose()
     }
 
-    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(
             "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked
              FROM tjwt_families WHERE id = $1",
@@ -341,22 +344,22 @@ impl RefreshStore for PostgresStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(error("reading a family failed"))?;
-        row.map(|row| read_family(&row, "")).transpose()
+        .map_err(error("reading a session failed"))?;
+        row.map(|row| read_session(&row, "")).transpose()
     }
 
-    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
         let result = sqlx::query("UPDATE tjwt_families SET revoked = true WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await
-            .map_err(error("revoking a family failed"))?;
+            .map_err(error("revoking a session failed"))?;
         Ok(result.rows_affected() > 0)
     }
 
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
         // Lock in index order, like every other statement that takes several
-        // families of one user.
+        // sessions of one user.
         let result = sqlx::query(
             "UPDATE tjwt_families SET revoked = true
              WHERE id IN (
@@ -367,11 +370,11 @@ impl RefreshStore for PostgresStore {
         .bind(user_id)
         .execute(&self.pool)
         .await
-        .map_err(error("revoking a user's families failed"))?;
+        .map_err(error("revoking a user's sessions failed"))?;
         Ok(result.rows_affected())
     }
 
-    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked
              FROM tjwt_families
@@ -383,7 +386,7 @@ impl RefreshStore for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(error("listing sessions failed"))?;
-        rows.iter().map(|row| read_family(row, "")).collect()
+        rows.iter().map(|row| read_session(row, "")).collect()
     }
 
     async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {

@@ -8,232 +8,70 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
-use super::store::{
-    Family, Invalid, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
-    TokenStatus,
+use super::{
+    InvalidReason, RefreshStore, RotateOutcome, Rotation, Session, StoreError, TokenHash,
+    TokenRecord, TokenStatus,
 };
 
 /// The key prefix of [`RedisStore::new`].
 const DEFAULT_PREFIX: &str = "tjwt:";
-/// How long keys outlive their family's `expires_at` by default.
+/// How long keys outlive their session's `expires_at` by default.
 const DEFAULT_EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 /// Connect and response timeout of the stores built from a URL.
 const TIMEOUT: Duration = Duration::from_secs(2);
-/// How many families one purge script deletes before handing Redis back. A
-/// month-old family can hold thousands of rotated tokens, so batches stay
+/// How many sessions one purge script deletes before handing Redis back. A
+/// month-old session can hold thousands of rotated tokens, so batches stay
 /// small to keep each script short.
 const PURGE_BATCH: u32 = 20;
 
 // Key layout, with `P` the prefix:
 //
-// - `Pt:{hex hash}`   hash: fam, par (hex, absent for the login's token), gen, cat, st (a|r|x), rat
-// - `Pf:{family id}`  hash: uid, dev (absent for None), cat, lat, exp, gen, rev (0|1)
-// - `Pft:{family id}` set of the hex hashes of the family's tokens (for purge)
-// - `Pu:{user id}`    sorted set of family ids by created_at (sessions, revoke_user)
-// - `Pexp`            sorted set of family ids by expires_at (purge)
-// - `Prev`            sorted set of revoked family ids by last_used_at (purge)
+// - `Pt:{hex hash}`    hash: fam (session id), par (hex, absent for the login's token), gen, cat, st (a|r|x), rat
+// - `Pf:{session id}`  hash: uid, dev (absent for None), cat, lat, exp, gen, rev (0|1)
+// - `Pft:{session id}` set of the hex hashes of the session's tokens (for purge)
+// - `Pu:{user id}`     sorted set of session ids by created_at (sessions, revoke_user)
+// - `Pexp`             sorted set of session ids by expires_at (purge)
+// - `Prev`             sorted set of revoked session ids by last_used_at (purge)
 //
-// Every family, token and user key expires `margin` seconds after its
-// family's `expires_at` (EXPIREAT), so dead sessions vanish on their own.
+// Every session, token and user key expires `margin` seconds after its
+// session's `expires_at` (EXPIREAT), so dead sessions vanish on their own.
+//
+// The scripts are the `*.lua` files beside this one, each opening with its
+// KEYS, ARGV and reply.
 
-/// Stores a new family and its first token.
-/// KEYS: family, token, family tokens, user, expiry index.
-/// ARGV: family id, user id, device flag (0|1), device, created_at,
-/// last_used_at, expires_at, generation, revoked (0|1), token hex, token
-/// generation, token created_at, token status, token rotated_at, expire-at.
-static CREATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
-  return redis.error_reply('family or token already exists')
-end
-local at = tonumber(ARGV[15])
-redis.call('HSET', KEYS[1], 'uid', ARGV[2], 'cat', ARGV[5], 'lat', ARGV[6], 'exp', ARGV[7],
-  'gen', ARGV[8], 'rev', ARGV[9])
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'dev', ARGV[4]) end
-redis.call('HSET', KEYS[2], 'fam', ARGV[1], 'gen', ARGV[11], 'cat', ARGV[12], 'st', ARGV[13])
-if ARGV[14] ~= '' then redis.call('HSET', KEYS[2], 'rat', ARGV[14]) end
-redis.call('SADD', KEYS[3], ARGV[10])
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
-redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
-redis.call('EXPIREAT', KEYS[1], at)
-redis.call('EXPIREAT', KEYS[2], at)
-redis.call('EXPIREAT', KEYS[3], at)
-if redis.call('EXPIRETIME', KEYS[4]) < at then redis.call('EXPIREAT', KEYS[4], at) end
-return 1
-"#,
-    )
-});
+/// Stores a new session and its first token. KEYS, ARGV and reply: see `create.lua`.
+static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("create.lua")));
 
-/// The whole of [`RefreshStore::rotate`], atomically.
-/// KEYS: presented token, child token.
-/// ARGV: prefix, presented hex, child hex, now, idle cutoff, grace cutoff
-/// ('' for none), expiry margin in seconds.
-/// Returns `{outcome}` or `{outcome, family id, HGETALL of the family...}`.
-static ROTATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local t = redis.call('HMGET', KEYS[1], 'fam', 'gen', 'st', 'rat')
-if not t[1] then return {'unknown'} end
-local fid = t[1]
-local fkey = ARGV[1] .. 'f:' .. fid
-local f = redis.call('HMGET', fkey, 'rev', 'exp', 'lat', 'gen')
-if not f[1] then return {'unknown'} end
-if f[1] == '1' or t[3] == 'x' then return {'revoked'} end
-local now = tonumber(ARGV[4])
-if tonumber(f[2]) <= now or tonumber(f[3]) < tonumber(ARGV[5]) then return {'expired'} end
-local tgen = tonumber(t[2])
-local outcome = 'rotated'
--- Only the newest generation rotates: an active sibling left behind by a
--- grace retry is stale once the family moved on, and presenting it is reuse.
-if not (t[3] == 'a' and tgen == tonumber(f[4])) then
-  if t[3] == 'r' and ARGV[6] ~= '' and t[4] and tonumber(t[4]) >= tonumber(ARGV[6]) and tgen + 1 == tonumber(f[4]) then
-    outcome = 'grace'
-  else
-    redis.call('HSET', fkey, 'rev', '1')
-    redis.call('ZADD', ARGV[1] .. 'rev', f[3], fid)
-    local out = {'reused', fid}
-    for _, v in ipairs(redis.call('HGETALL', fkey)) do out[#out + 1] = v end
-    return out
-  end
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return redis.error_reply('the child token already exists')
-end
-if outcome == 'rotated' then redis.call('HSET', KEYS[1], 'st', 'r', 'rat', ARGV[4]) end
-local gen = tostring(tgen + 1)
-redis.call('HSET', KEYS[2], 'fam', fid, 'par', ARGV[2], 'gen', gen, 'cat', ARGV[4], 'st', 'a')
-redis.call('EXPIREAT', KEYS[2], tonumber(f[2]) + tonumber(ARGV[7]))
-redis.call('SADD', ARGV[1] .. 'ft:' .. fid, ARGV[3])
-redis.call('HSET', fkey, 'gen', gen, 'lat', ARGV[4])
-local out = {outcome, fid}
-for _, v in ipairs(redis.call('HGETALL', fkey)) do out[#out + 1] = v end
-return out
-"#,
-    )
-});
+/// The whole of [`RefreshStore::rotate`], atomically. KEYS, ARGV and reply: see `rotate.lua`.
+static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("rotate.lua")));
 
-/// A token and its family in one round trip. KEYS: token. ARGV: prefix.
-/// Returns `{}` or `{family id, number of token fields, token HGETALL..., family HGETALL...}`.
-static LOOKUP: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local fid = redis.call('HGET', KEYS[1], 'fam')
-if not fid then return {} end
-local t = redis.call('HGETALL', KEYS[1])
-local f = redis.call('HGETALL', ARGV[1] .. 'f:' .. fid)
-if #f == 0 then return {} end
-local out = {fid, tostring(#t)}
-for _, v in ipairs(t) do out[#out + 1] = v end
-for _, v in ipairs(f) do out[#out + 1] = v end
-return out
-"#,
-    )
-});
+/// A token and its session in one round trip. KEYS, ARGV and reply: see `lookup.lua`.
+static LOOKUP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lookup.lua")));
 
-/// Revokes one family. KEYS: family, revoked index. ARGV: family id.
-static REVOKE_FAMILY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local f = redis.call('HMGET', KEYS[1], 'rev', 'lat')
-if not f[1] then return 0 end
-if f[1] ~= '1' then
-  redis.call('HSET', KEYS[1], 'rev', '1')
-  redis.call('ZADD', KEYS[2], f[2], ARGV[1])
-end
-return 1
-"#,
-    )
-});
+/// Revokes one session. KEYS, ARGV and reply: see `revoke_session.lua`.
+static REVOKE_SESSION: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("revoke_session.lua")));
 
-/// Revokes every family of a user; drops ids of vanished families.
-/// KEYS: user, revoked index. ARGV: prefix.
-static REVOKE_USER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local count = 0
-for _, fid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local fkey = ARGV[1] .. 'f:' .. fid
-  local f = redis.call('HMGET', fkey, 'rev', 'lat')
-  if not f[1] then
-    redis.call('ZREM', KEYS[1], fid)
-  elseif f[1] ~= '1' then
-    redis.call('HSET', fkey, 'rev', '1')
-    redis.call('ZADD', KEYS[2], f[2], fid)
-    count = count + 1
-  end
-end
-return count
-"#,
-    )
-});
+/// Revokes every session of a user. KEYS, ARGV and reply: see `revoke_user.lua`.
+static REVOKE_USER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("revoke_user.lua")));
 
-/// The live families of a user, oldest first; drops ids of vanished families.
-/// KEYS: user. ARGV: prefix, now. Returns `{{id, HGETALL...}, ...}`.
-static SESSIONS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local out = {}
-local now = tonumber(ARGV[2])
-for _, fid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local fkey = ARGV[1] .. 'f:' .. fid
-  local f = redis.call('HGETALL', fkey)
-  if #f == 0 then
-    redis.call('ZREM', KEYS[1], fid)
-  else
-    local m = {}
-    for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
-    if m['rev'] ~= '1' and tonumber(m['exp']) > now then
-      local row = {fid}
-      for _, v in ipairs(f) do row[#row + 1] = v end
-      out[#out + 1] = row
-    end
-  end
-end
-return out
-"#,
-    )
-});
+/// The live sessions of a user, oldest first. KEYS, ARGV and reply: see `sessions.lua`.
+static SESSIONS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sessions.lua")));
 
-/// Deletes up to `batch` dead families with their tokens.
-/// KEYS: expiry index, revoked index. ARGV: prefix, now, revoked_before, batch.
-/// Returns `{deleted, looked at}`.
-static PURGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local p = ARGV[1]
-local batch = tonumber(ARGV[4])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, batch)
-for _, fid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3], 'LIMIT', 0, batch)) do
-  ids[#ids + 1] = fid
-end
-local deleted = 0
-for _, fid in ipairs(ids) do
-  local fkey = p .. 'f:' .. fid
-  local ftkey = p .. 'ft:' .. fid
-  for _, hex in ipairs(redis.call('SMEMBERS', ftkey)) do redis.call('UNLINK', p .. 't:' .. hex) end
-  redis.call('DEL', ftkey)
-  local uid = redis.call('HGET', fkey, 'uid')
-  if uid then redis.call('ZREM', p .. 'u:' .. uid, fid) end
-  deleted = deleted + redis.call('DEL', fkey)
-  redis.call('ZREM', KEYS[1], fid)
-  redis.call('ZREM', KEYS[2], fid)
-end
-return {deleted, #ids}
-"#,
-    )
-});
+/// Deletes up to a batch of dead sessions with their tokens. KEYS, ARGV and reply: see `purge.lua`.
+static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purge.lua")));
 
 /// A [`RefreshStore`] on Redis 7 or later (feature `redis`).
 ///
-/// Rotation, with its reuse detection, family revocation, grace and expiry
+/// Rotation, with its reuse detection, session revocation, grace and expiry
 /// checks, is one Lua script run server-side: atomic under any concurrency,
 /// one round trip (`EVALSHA`, loading the script on first use). So are
 /// `create`, the revocations, `sessions` and each batch of `purge`.
 ///
 /// Keys live under a prefix (`tjwt:` by default, see
 /// [`with_prefix`](Self::with_prefix)) and hold only token *hashes*, in hex.
-/// Family and token keys expire (`EXPIREAT`) a margin after their family's
+/// Session and token keys expire (`EXPIREAT`) a margin after their session's
 /// absolute lifetime (five minutes by default, see
 /// [`with_expiry_margin`](Self::with_expiry_margin)), so Redis never fills
 /// with dead sessions; [`purge`](RefreshStore::purge) removes revoked ones
@@ -366,10 +204,10 @@ impl RedisStore {
         &self.prefix
     }
 
-    /// How long after its family's `expires_at` Redis drops a key (five
+    /// How long after its session's `expires_at` Redis drops a key (five
     /// minutes by default; whole seconds).
     ///
-    /// Until then an expired family is still known (a rotation is refused as
+    /// Until then an expired session is still known (a rotation is refused as
     /// expired rather than unknown, and `revoke_user` still counts it); the
     /// margin also absorbs clock skew between your servers and Redis.
     pub fn with_expiry_margin(mut self, margin: Duration) -> Self {
@@ -411,18 +249,18 @@ fn pairs(values: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
-fn parse_family(id: &str, map: &HashMap<String, String>) -> Result<Family, StoreError> {
-    const WHAT: &str = "family";
-    Ok(Family::new(
-        id.to_owned(),
-        field(map, "uid", WHAT)?.to_owned(),
-        map.get("dev").cloned(),
-        number(map, "cat", WHAT)?,
-        number(map, "lat", WHAT)?,
-        number(map, "exp", WHAT)?,
-        number(map, "gen", WHAT)?,
-        field(map, "rev", WHAT)? == "1",
-    ))
+fn parse_session(id: &str, map: &HashMap<String, String>) -> Result<Session, StoreError> {
+    const WHAT: &str = "session";
+    Ok(Session {
+        id: id.to_owned(),
+        user_id: field(map, "uid", WHAT)?.to_owned(),
+        device: map.get("dev").cloned(),
+        created_at: number(map, "cat", WHAT)?,
+        last_used_at: number(map, "lat", WHAT)?,
+        expires_at: number(map, "exp", WHAT)?,
+        generation: number(map, "gen", WHAT)?,
+        revoked: field(map, "rev", WHAT)? == "1",
+    })
 }
 
 fn parse_token(hash: TokenHash, map: &HashMap<String, String>) -> Result<TokenRecord, StoreError> {
@@ -437,44 +275,44 @@ fn parse_token(hash: TokenHash, map: &HashMap<String, String>) -> Result<TokenRe
         "x" => TokenStatus::Revoked,
         _ => return Err(corrupt(WHAT)),
     };
-    Ok(TokenRecord::new(
+    Ok(TokenRecord {
         hash,
-        field(map, "fam", WHAT)?.to_owned(),
+        session_id: field(map, "fam", WHAT)?.to_owned(),
         parent,
-        number(map, "gen", WHAT)?,
-        number(map, "cat", WHAT)?,
+        generation: number(map, "gen", WHAT)?,
+        created_at: number(map, "cat", WHAT)?,
         status,
-    ))
+    })
 }
 
 #[async_trait]
 impl RefreshStore for RedisStore {
-    async fn create(&self, family: &Family, token: &TokenRecord) -> Result<(), StoreError> {
-        if token.family_id != family.id {
-            return Err(StoreError::new("the token belongs to another family"));
+    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError> {
+        if token.session_id != session.id {
+            return Err(StoreError::new("the token belongs to another session"));
         }
         let (status, rotated_at) = match token.status {
             TokenStatus::Active => ("a", String::new()),
             TokenStatus::Rotated(at) => ("r", at.to_string()),
             TokenStatus::Revoked => ("x", String::new()),
         };
-        let expire_at = family.expires_at.saturating_add_unsigned(self.margin);
+        let expire_at = session.expires_at.saturating_add_unsigned(self.margin);
         let mut conn = self.conn.clone();
         let _: i64 = CREATE
-            .key(self.key("f", &family.id))
+            .key(self.key("f", &session.id))
             .key(self.token_key(&token.hash))
-            .key(self.key("ft", &family.id))
-            .key(self.key("u", &family.user_id))
+            .key(self.key("ft", &session.id))
+            .key(self.key("u", &session.user_id))
             .key(format!("{}exp", self.prefix))
-            .arg(&family.id)
-            .arg(&family.user_id)
-            .arg(if family.device.is_some() { "1" } else { "0" })
-            .arg(family.device.as_deref().unwrap_or(""))
-            .arg(family.created_at)
-            .arg(family.last_used_at)
-            .arg(family.expires_at)
-            .arg(family.generation)
-            .arg(if family.revoked { "1" } else { "0" })
+            .arg(&session.id)
+            .arg(&session.user_id)
+            .arg(if session.device.is_some() { "1" } else { "0" })
+            .arg(session.device.as_deref().unwrap_or(""))
+            .arg(session.created_at)
+            .arg(session.last_used_at)
+            .arg(session.expires_at)
+            .arg(session.generation)
+            .arg(if session.revoked { "1" } else { "0" })
             .arg(token.hash.to_hex())
             .arg(token.generation)
             .arg(token.created_at)
@@ -507,17 +345,17 @@ impl RefreshStore for RedisStore {
             .invoke_async(&mut conn)
             .await
             .map_err(error("rotate failed"))?;
-        let family = || -> Result<Family, StoreError> {
+        let session = || -> Result<Session, StoreError> {
             let id = reply.get(1).ok_or_else(|| corrupt("rotate reply"))?;
-            parse_family(id, &pairs(&reply[2..]))
+            parse_session(id, &pairs(&reply[2..]))
         };
         Ok(match reply.first().map(String::as_str) {
-            Some("unknown") => RotateOutcome::Invalid(Invalid::Unknown),
-            Some("revoked") => RotateOutcome::Invalid(Invalid::Revoked),
-            Some("expired") => RotateOutcome::Invalid(Invalid::Expired),
-            Some("rotated") => RotateOutcome::Rotated(family()?),
-            Some("grace") => RotateOutcome::Grace(family()?),
-            Some("reused") => RotateOutcome::Reused(family()?),
+            Some("unknown") => RotateOutcome::Invalid(InvalidReason::Unknown),
+            Some("revoked") => RotateOutcome::Invalid(InvalidReason::Revoked),
+            Some("expired") => RotateOutcome::Invalid(InvalidReason::Expired),
+            Some("rotated") => RotateOutcome::Rotated(session()?),
+            Some("grace") => RotateOutcome::Grace(session()?),
+            Some("reused") => RotateOutcome::Reused(session()?),
             _ => return Err(corrupt("rotate reply")),
         })
     }
@@ -535,7 +373,7 @@ impl RefreshStore for RedisStore {
         parse_token(*hash, &map).map(Some)
     }
 
-    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Family)>, StoreError> {
+    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Session)>, StoreError> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = LOOKUP
             .key(self.token_key(hash))
@@ -557,35 +395,35 @@ impl RefreshStore for RedisStore {
         if count > rest.len() {
             return Err(corrupt("lookup"));
         }
-        let (token, family) = rest.split_at(count);
+        let (token, session) = rest.split_at(count);
         Ok(Some((
             parse_token(*hash, &pairs(token))?,
-            parse_family(fid, &pairs(family))?,
+            parse_session(fid, &pairs(session))?,
         )))
     }
 
-    async fn family(&self, id: &str) -> Result<Option<Family>, StoreError> {
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         let mut conn = self.conn.clone();
         let map: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(self.key("f", id))
             .query_async(&mut conn)
             .await
-            .map_err(error("reading a family failed"))?;
+            .map_err(error("reading a session failed"))?;
         if map.is_empty() {
             return Ok(None);
         }
-        parse_family(id, &map).map(Some)
+        parse_session(id, &map).map(Some)
     }
 
-    async fn revoke_family(&self, id: &str) -> Result<bool, StoreError> {
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
-        let found: i64 = REVOKE_FAMILY
+        let found: i64 = REVOKE_SESSION
             .key(self.key("f", id))
             .key(format!("{}rev", self.prefix))
             .arg(id)
             .invoke_async(&mut conn)
             .await
-            .map_err(error("revoking a family failed"))?;
+            .map_err(error("revoking a session failed"))?;
         Ok(found == 1)
     }
 
@@ -597,10 +435,10 @@ impl RefreshStore for RedisStore {
             .arg(&self.prefix)
             .invoke_async(&mut conn)
             .await
-            .map_err(error("revoking a user's families failed"))
+            .map_err(error("revoking a user's sessions failed"))
     }
 
-    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         let mut conn = self.conn.clone();
         let rows: Vec<Vec<String>> = SESSIONS
             .key(self.key("u", user_id))
@@ -612,7 +450,7 @@ impl RefreshStore for RedisStore {
         rows.iter()
             .map(|row| {
                 let (id, rest) = row.split_first().ok_or_else(|| corrupt("sessions reply"))?;
-                parse_family(id, &pairs(rest))
+                parse_session(id, &pairs(rest))
             })
             .collect()
     }

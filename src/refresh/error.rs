@@ -1,0 +1,118 @@
+//! Why a refresh failed, and its OAuth 2.0 error response.
+
+use std::{error::Error as StdError, fmt};
+
+use http::{Response, StatusCode};
+
+use super::{oauth, store::StoreError};
+
+/// Why a refresh failed.
+///
+/// Its [`Display`](fmt::Display) names the kind only; the cause (a
+/// [`StoreError`], an [`IssueError`](crate::IssueError)) is its [`source`](StdError::source).
+#[derive(Debug)]
+pub struct RefreshError {
+    kind: RefreshErrorKind,
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+/// The kind of a [`RefreshError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshErrorKind {
+    /// The refresh token is unknown, expired, revoked, or was reused (which
+    /// revoked its session): OAuth `invalid_grant`.
+    InvalidGrant,
+    /// The store failed: nothing was revoked, try again later.
+    Unavailable,
+    /// The access token could not be signed.
+    Issue,
+}
+
+impl RefreshError {
+    pub(super) fn new(kind: RefreshErrorKind) -> Self {
+        Self { kind, source: None }
+    }
+
+    pub(super) fn store(error: StoreError) -> Self {
+        Self {
+            kind: RefreshErrorKind::Unavailable,
+            source: Some(Box::new(error)),
+        }
+    }
+
+    pub(super) fn issue(error: impl StdError + Send + Sync + 'static) -> Self {
+        Self {
+            kind: RefreshErrorKind::Issue,
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// The kind of error.
+    pub fn kind(&self) -> RefreshErrorKind {
+        self.kind
+    }
+
+    /// The RFC 6749 section 5.2 response for this error: 400 `invalid_grant`,
+    /// 503 `temporarily_unavailable`, or 500 `server_error`.
+    pub fn to_response(&self) -> Response<String> {
+        match self.kind {
+            RefreshErrorKind::InvalidGrant => oauth::error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "the refresh token is invalid, expired or revoked",
+            ),
+            RefreshErrorKind::Unavailable => oauth::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "try again later",
+            ),
+            RefreshErrorKind::Issue => oauth::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the token could not be issued",
+            ),
+        }
+    }
+}
+
+impl fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            RefreshErrorKind::InvalidGrant => "the refresh token is invalid",
+            RefreshErrorKind::Unavailable => "the token store is unavailable",
+            RefreshErrorKind::Issue => "the access token could not be issued",
+        })
+    }
+}
+
+impl StdError for RefreshError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::{RefreshError, RefreshErrorKind};
+    use crate::refresh::store::StoreError;
+
+    #[test]
+    fn refresh_errors_keep_their_source_out_of_display() {
+        let error = RefreshError::store(StoreError::new("redis: cannot connect"));
+        assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+        assert_eq!(error.to_string(), "the token store is unavailable");
+        let source = error.source().expect("the store error is kept");
+        assert_eq!(source.to_string(), "redis: cannot connect");
+        assert_eq!(error.to_response().status(), 503);
+        assert!(
+            RefreshError::new(RefreshErrorKind::InvalidGrant)
+                .source()
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,8 @@
+-- Revokes one session. KEYS: session, revoked index. ARGV: session id.
+local f = redis.call('HMGET', KEYS[1], 'rev', 'lat')
+if not f[1] then return 0 end
+if f[1] ~= '1' then
+  redis.call('HSET', KEYS[1], 'rev', '1')
+  redis.call('ZADD', KEYS[2], f[2], ARGV[1])
+end
+return 1
