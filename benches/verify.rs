@@ -15,6 +15,15 @@
 //!   `service_fn`: token extraction, verification, the claims inserted into
 //!   the request extensions, the inner call, and the request dropped with them.
 //!
+//! The `routing_HS256` and `routing_ES256` groups put the same token through
+//! a single-issuer verifier (`single`) and through `Verifier::by_issuer` of
+//! three issuers, the token's among them (`by_issuer`), with `verify` and as
+//! a whole `layer` request: what routing by `iss` costs.
+//!
+//! ```text
+//! cargo bench --bench verify -- routing --warm-up-time 2 --measurement-time 5
+//! ```
+//!
 //! The `baseline/inner_only` function sends the same request to the trivial
 //! service without the layer: what the `layer` numbers include that is not
 //! the layer's (executor, `oneshot`, the service, batching), a few ns.
@@ -167,14 +176,15 @@ async fn trivial(_request: Request<String>) -> Result<Response<String>, Infallib
 }
 
 fn bench(c: &mut Criterion) {
-    for case in cases() {
+    let cases = cases();
+    for case in &cases {
         let Case {
             name,
             token,
             raw_key,
             validation,
             verifier,
-        } = &case;
+        } = case;
         let service = JwtAuthLayer::<BenchClaims>::new(verifier.clone()).layer(service_fn(trivial));
 
         // Both paths accept the token before anything is timed.
@@ -206,9 +216,10 @@ fn bench(c: &mut Criterion) {
         group.finish();
     }
 
+    routing(c, &cases);
     session_check(c);
 
-    let token = &cases()[0].token;
+    let token = &cases[0].token;
     let service = service_fn(trivial);
     c.benchmark_group("baseline")
         .bench_function("inner_only", |b| {
@@ -218,6 +229,50 @@ fn bench(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
+}
+
+/// A single-issuer verifier against `Verifier::by_issuer` of three issuers
+/// (the token's in the middle), for the HS256 and ES256 tokens: `verify`, and
+/// a whole request through the layer.
+fn routing(c: &mut Criterion, cases: &[Case]) {
+    let other = |issuer: &str| {
+        Verifier::builder()
+            .key(VerificationKey::hmac(format!("{issuer} has a secret of its own")).unwrap())
+            .issuer(issuer)
+            .audience(AUDIENCE)
+            .build()
+            .unwrap()
+    };
+    for case in cases.iter().filter(|c| matches!(c.name, "HS256" | "ES256")) {
+        let token = case.token.as_str();
+        let single = case.verifier.clone();
+        let by_issuer = Verifier::by_issuer([
+            other("https://auth-a.example.com"),
+            single.clone(),
+            other("https://auth-z.example.com"),
+        ])
+        .unwrap();
+        let mut group = c.benchmark_group(format!("routing_{}", case.name));
+        for (name, verifier) in [("single", single), ("by_issuer", by_issuer)] {
+            let service =
+                JwtAuthLayer::<BenchClaims>::new(verifier.clone()).layer(service_fn(trivial));
+            verifier.verify::<BenchClaims>(token).expect("verifier");
+            let response = block_on(service.clone().oneshot(request(token))).unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "layer");
+
+            group.bench_function(format!("{name}/verify"), |b| {
+                b.iter(|| verifier.verify::<BenchClaims>(black_box(token)).unwrap())
+            });
+            group.bench_function(format!("{name}/layer"), |b| {
+                b.iter_batched(
+                    || (service.clone(), request(token)),
+                    |(service, request)| block_on(service.oneshot(request)).unwrap(),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        group.finish();
+    }
 }
 
 /// What `RefreshTokens::session_check` adds to an HS256 request: one

@@ -61,7 +61,15 @@ struct ProviderState {
     /// The `issuer` of the discovery document, if not the provider's own URL.
     issuer: Mutex<Option<String>>,
     base: Mutex<String>,
+    /// The `User-Agent` of every request, in order (`None`: there was none).
+    user_agents: Mutex<Vec<Option<String>>>,
+    /// JWK Set requests hang until `release` (at most `HANG_LIMIT`).
+    hang: AtomicBool,
+    release: tokio::sync::Notify,
 }
+
+/// The longest a hanging provider hangs: far longer than any bounded wait.
+const HANG_LIMIT: Duration = Duration::from_secs(10);
 
 struct Provider {
     base: String,
@@ -172,11 +180,40 @@ impl Provider {
     fn set_down(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
     }
+
+    /// JWK Set requests from now on hang until [`release`](Self::release).
+    fn hang(&self) {
+        self.state.hang.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends the hang of the (one) hanging request and of those to come.
+    fn release(&self) {
+        self.state.hang.store(false, Ordering::SeqCst);
+        self.state.release.notify_one();
+    }
+
+    fn user_agents(&self) -> Vec<Option<String>> {
+        self.state.user_agents.lock().unwrap().clone()
+    }
 }
 
-async fn jwks(State(state): State<Arc<ProviderState>>) -> impl IntoResponse {
+fn record_user_agent(state: &ProviderState, headers: &http::HeaderMap) {
+    let agent = headers
+        .get(http::header::USER_AGENT)
+        .map(|v| v.to_str().unwrap().to_owned());
+    state.user_agents.lock().unwrap().push(agent);
+}
+
+async fn jwks(
+    State(state): State<Arc<ProviderState>>,
+    headers: http::HeaderMap,
+) -> impl IntoResponse {
     state.paths.lock().unwrap().push("/jwks".into());
+    record_user_agent(&state, &headers);
     state.fetches.fetch_add(1, Ordering::SeqCst);
+    if state.hang.load(Ordering::SeqCst) {
+        let _ = tokio::time::timeout(HANG_LIMIT, state.release.notified()).await;
+    }
     if state.down.load(Ordering::SeqCst) {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
@@ -184,12 +221,16 @@ async fn jwks(State(state): State<Arc<ProviderState>>) -> impl IntoResponse {
     Json(json!({ "keys": keys })).into_response()
 }
 
-async fn discovery(State(state): State<Arc<ProviderState>>) -> impl IntoResponse {
+async fn discovery(
+    State(state): State<Arc<ProviderState>>,
+    headers: http::HeaderMap,
+) -> impl IntoResponse {
     state
         .paths
         .lock()
         .unwrap()
         .push("/.well-known/openid-configuration".into());
+    record_user_agent(&state, &headers);
     if state.down.load(Ordering::SeqCst) {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
@@ -986,4 +1027,474 @@ fn report(error: &dyn std::error::Error) -> String {
         next = cause.source();
     }
     text
+}
+
+// ---------------------------------------------------------------------------
+// Several issuers, bounded waits, a lazy start
+
+const ISS_A: &str = "https://a.idp.test";
+const ISS_B: &str = "https://b.idp.test";
+const RSA_PUBLIC_PEM: &[u8] = include_bytes!("keys/rsa_public.pem");
+const UNAVAILABLE: &str = r#"{"error":"temporarily_unavailable","error_description":"authentication is temporarily unavailable"}"#;
+
+/// A 401 `invalid_token` with `description`: status, challenge and body exactly.
+#[track_caller]
+fn assert_invalid_token(res: &Res, description: &str) {
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{:?}", kind(res));
+    let challenge =
+        format!(r#"Bearer realm="api", error="invalid_token", error_description="{description}""#);
+    assert_eq!(
+        res.headers()
+            .get(http::header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap()),
+        Some(challenge.as_str())
+    );
+    assert_eq!(
+        res.body(),
+        &format!(r#"{{"error":"invalid_token","error_description":"{description}"}}"#)
+    );
+}
+
+/// A 200 from the service of [`service`]: the token's role, no challenge.
+#[track_caller]
+fn assert_accepted(res: &Res) {
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", kind(res));
+    assert!(res.headers().get(http::header::WWW_AUTHENTICATE).is_none());
+    assert_eq!(res.body(), "USER");
+}
+
+fn ed(kid: &str) -> SigningKey {
+    SigningKey::ed_pem(ED_PRIVATE).unwrap().with_kid(kid)
+}
+
+#[tokio::test]
+async fn by_issuer_refuses_one_issuers_claims_signed_with_anothers_key() {
+    // Both publish a `k1`, each its own key; only A has `ed-a`.
+    let a = Provider::start(vec![jwk(RSA_JWK, "k1", None), jwk(ED_JWK, "ed-a", None)]).await;
+    let b = Provider::start(vec![jwk(RSA2_JWK, "k1", None)]).await;
+    let verifier = Verifier::by_issuer([
+        verifier(remote(&a, Duration::ZERO).await, ISS_A),
+        verifier(remote(&b, Duration::ZERO).await, ISS_B),
+    ])
+    .unwrap();
+    let svc = service(verifier.clone());
+    assert_accepted(&send(&svc, &token(rsa("k1"), ISS_A)).await);
+    assert_accepted(&send(&svc, &token(rsa2("k1"), ISS_B)).await);
+    assert_accepted(&send(&svc, &token(ed("ed-a"), ISS_A)).await);
+    let (fetches_a, fetches_b) = (a.fetches(), b.fetches());
+
+    // B's claims signed with A's key under the `kid` both use: B's `k1` is
+    // another key.
+    let forged = token(rsa("k1"), ISS_B);
+    assert_invalid_token(&send(&svc, &forged).await, "the token signature is invalid");
+    let error = verifier.verify_async::<Value>(&forged).await.unwrap_err();
+    assert_eq!(error.kind(), AuthErrorKind::InvalidSignature);
+    // And the other way round.
+    assert_invalid_token(
+        &send(&svc, &token(rsa2("k1"), ISS_A)).await,
+        "the token signature is invalid",
+    );
+    assert_eq!((a.fetches(), b.fetches()), (fetches_a, fetches_b));
+
+    // B's claims signed with a key only A has: looked up (and refetched)
+    // in B's set alone.
+    assert_invalid_token(
+        &send(&svc, &token(ed("ed-a"), ISS_B)).await,
+        "the token key is not known",
+    );
+    assert_eq!(a.fetches(), fetches_a);
+    assert_eq!(b.fetches(), fetches_b + 1);
+}
+
+#[tokio::test]
+async fn an_unknown_issuer_costs_no_key_lookup_and_no_fetch() {
+    let a = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let b = Provider::start(vec![jwk(RSA2_JWK, "k2", None)]).await;
+    // Without a cooldown, any unknown `kid` that reached a key set would
+    // refetch it.
+    let verifier = Verifier::by_issuer([
+        verifier(remote(&a, Duration::ZERO).await, ISS_A),
+        verifier(remote(&b, Duration::ZERO).await, ISS_B),
+    ])
+    .unwrap();
+    let svc = service(verifier.clone());
+    let (paths_a, paths_b) = (
+        a.state.paths.lock().unwrap().clone(),
+        b.state.paths.lock().unwrap().clone(),
+    );
+
+    let no_iss = TokenIssuer::new(rsa("k1"))
+        .audience(AUD)
+        .access_token("user-1")
+        .role("USER")
+        .sign()
+        .unwrap()
+        .into_string();
+    let tokens = [
+        // A's key and `kid`, another issuer.
+        token(rsa("k1"), "https://evil.test"),
+        // An unknown `kid`, an issuer not configured.
+        unsigned("k-unknown"),
+        // An issuer that differs from A's by a trailing slash.
+        token(rsa("k1"), &format!("{ISS_A}/")),
+        // No `iss` at all.
+        no_iss,
+    ];
+    for token in &tokens {
+        assert_invalid_token(&send(&svc, token).await, "the token issuer is not accepted");
+        let error = verifier.verify_async::<Value>(token).await.unwrap_err();
+        assert_eq!(error.kind(), AuthErrorKind::InvalidIssuer);
+    }
+    // A flood of them, each with a fresh unknown `kid`.
+    for i in 0..50 {
+        let token = unsigned(&format!("flood-{i}-{}", rand_kid()));
+        assert_invalid_token(
+            &send(&svc, &token).await,
+            "the token issuer is not accepted",
+        );
+    }
+    assert_eq!(*a.state.paths.lock().unwrap(), paths_a);
+    assert_eq!(*b.state.paths.lock().unwrap(), paths_b);
+    assert_eq!((a.fetches(), b.fetches()), (1, 1));
+}
+
+#[test]
+fn by_issuer_configuration_errors() {
+    let hmac = || VerificationKey::hmac([7u8; 32]).unwrap();
+    let one = |issuers: &[&str]| {
+        let mut builder = Verifier::builder().key(hmac()).audience(AUD);
+        for issuer in issuers {
+            builder = builder.issuer(*issuer);
+        }
+        builder.build().unwrap()
+    };
+    let message = |result: Result<Verifier, tower_jwt_auth::ConfigError>| {
+        result.map(|_| ()).unwrap_err().to_string()
+    };
+
+    assert_eq!(
+        message(Verifier::by_issuer([one(&[ISS_A]), one(&[])])),
+        "each verifier of a several-issuer verifier must name its issuer"
+    );
+    assert_eq!(
+        message(Verifier::by_issuer([one(&[ISS_A]), one(&[ISS_A])])),
+        r#"the issuer "https://a.idp.test" is configured twice"#
+    );
+    // One verifier naming two issuers, one of them another's.
+    assert_eq!(
+        message(Verifier::by_issuer([one(&[ISS_A, ISS_B]), one(&[ISS_B])])),
+        r#"the issuer "https://b.idp.test" is configured twice"#
+    );
+    // Nested: the inner verifiers count.
+    let inner = Verifier::by_issuer([one(&[ISS_A]), one(&[ISS_B])]).unwrap();
+    assert_eq!(
+        message(Verifier::by_issuer([inner.clone(), one(&[ISS_B])])),
+        r#"the issuer "https://b.idp.test" is configured twice"#
+    );
+    assert_eq!(
+        message(Verifier::by_issuer(Vec::new())),
+        "a verifier needs at least one issuer"
+    );
+    // Issuers differing only by a trailing slash are two issuers.
+    assert!(Verifier::by_issuer([one(&[ISS_A]), one(&[&format!("{ISS_A}/")])]).is_ok());
+    assert!(Verifier::by_issuer([inner, one(&[ISS])]).is_ok());
+}
+
+#[tokio::test]
+async fn remote_keys_without_an_issuer_are_a_build_error() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let remote = remote(&provider, Duration::ZERO).await;
+    assert_eq!(remote.issuer(), None);
+    let error = Verifier::builder()
+        .jwks(remote)
+        .audience(AUD)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "remote keys need the issuer whose tokens they verify: \
+         configure `issuer`, or find the keys by discovery"
+    );
+
+    // The issuer given to the remote keys is the verifier's.
+    let remote = RemoteJwks::builder(provider.jwks_url())
+        .issuer(ISS)
+        .refresh_interval(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(remote.issuer(), Some(ISS));
+    let verifier = Verifier::builder()
+        .jwks(remote)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let svc = service(Verifier::by_issuer([verifier]).unwrap());
+    assert_accepted(&send(&svc, &token(rsa("k1"), ISS)).await);
+    assert_invalid_token(
+        &send(&svc, &token(rsa("k1"), ISS_A)).await,
+        "the token issuer is not accepted",
+    );
+}
+
+#[tokio::test]
+async fn default_algorithms_choose_what_keys_without_alg_accept() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "rsa", None)]).await;
+    let rsa_as = |alg: Algorithm| {
+        SigningKey::rsa_pem(alg, RSA_PRIVATE)
+            .unwrap()
+            .with_kid("rsa")
+    };
+    let (ps256, rs256) = (
+        token(rsa_as(Algorithm::PS256), ISS),
+        token(rsa_as(Algorithm::RS256), ISS),
+    );
+    // The classic confusion: the RSA public key as an HMAC secret.
+    let hs256 = token(
+        SigningKey::hmac(Algorithm::HS256, RSA_PUBLIC_PEM)
+            .unwrap()
+            .with_kid("rsa"),
+        ISS,
+    );
+    let with_defaults = |algs: Vec<Algorithm>| {
+        RemoteJwks::builder(provider.jwks_url())
+            .issuer(ISS)
+            .refresh_interval(Duration::ZERO)
+            .unknown_kid_cooldown(Duration::from_secs(60))
+            .default_algorithms(algs)
+            .build()
+    };
+
+    // Without defaults, an RSA key without `alg` is RS256 only.
+    let svc = service(verifier(with_defaults(vec![]).await.unwrap(), ISS));
+    assert_accepted(&send(&svc, &rs256).await);
+    let refused = "the token algorithm is not accepted";
+    assert_invalid_token(&send(&svc, &ps256).await, refused);
+    assert_invalid_token(&send(&svc, &hs256).await, refused);
+
+    // PS256 (EdDSA does not fit an RSA key and is ignored for it).
+    let remote = with_defaults(vec![Algorithm::PS256, Algorithm::EdDSA])
+        .await
+        .unwrap();
+    let svc = service(verifier(remote, ISS));
+    assert_accepted(&send(&svc, &ps256).await);
+    assert_invalid_token(&send(&svc, &rs256).await, refused);
+    assert_invalid_token(&send(&svc, &hs256).await, refused);
+
+    // Both, and never HS256: `oct` is no default of an RSA key.
+    let remote = with_defaults(vec![Algorithm::RS256, Algorithm::PS256, Algorithm::HS256])
+        .await
+        .unwrap();
+    let svc = service(verifier(remote, ISS));
+    assert_accepted(&send(&svc, &ps256).await);
+    assert_accepted(&send(&svc, &rs256).await);
+    assert_invalid_token(&send(&svc, &hs256).await, refused);
+
+    // The same rule for a static JWK Set.
+    let set = json!({"keys": [jwk(RSA_JWK, "rsa", None)]}).to_string();
+    let keys = JwkSet::from_json_with_defaults(&set, [Algorithm::PS256]).unwrap();
+    let verifier = Verifier::builder()
+        .keys(keys.into_keys())
+        .issuer(ISS)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    verifier.verify::<Value>(&ps256).unwrap();
+    for token in [&rs256, &hs256] {
+        let error = verifier.verify::<Value>(token).unwrap_err();
+        assert_eq!(error.kind(), AuthErrorKind::UnsupportedAlgorithm);
+    }
+    assert_eq!(provider.fetches(), 3);
+}
+
+#[tokio::test]
+async fn the_default_client_sends_its_user_agent() {
+    assert_eq!(
+        tower_jwt_auth::keys::USER_AGENT,
+        format!("tower-jwt-auth/{}", env!("CARGO_PKG_VERSION"))
+    );
+    let provider = Provider::start(vec![jwk(ED_JWK, "ed", None)]).await;
+    let remote = RemoteJwks::discover(provider.base.clone())
+        .refresh_interval(Duration::ZERO)
+        .unknown_kid_cooldown(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    remote.refresh().await.unwrap();
+    let svc = service(verifier(remote, &provider.base));
+    // An unknown `kid` refetches with the same client.
+    assert_invalid_token(
+        &send(&svc, &token(ed("other"), &provider.base)).await,
+        "the token key is not known",
+    );
+    assert_eq!(
+        *provider.state.paths.lock().unwrap(),
+        [
+            "/.well-known/openid-configuration",
+            "/jwks",
+            "/jwks",
+            "/jwks"
+        ]
+    );
+    let agent = Some(tower_jwt_auth::keys::USER_AGENT.to_owned());
+    assert_eq!(provider.user_agents(), vec![agent; 4]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_kid_waits_no_longer_than_max_wait_for_a_hanging_provider() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let max_wait = Duration::from_millis(200);
+    let remote = RemoteJwks::builder(provider.jwks_url())
+        .issuer(ISS)
+        .refresh_interval(Duration::ZERO)
+        .unknown_kid_cooldown(Duration::ZERO)
+        .unknown_kid_max_wait(max_wait)
+        .build()
+        .await
+        .unwrap();
+    let svc = service(verifier(remote.clone(), ISS));
+    // Signed up front: RSA signing is slow in debug builds.
+    let (old, new) = (token(rsa("k1"), ISS), token(rsa2("k2"), ISS));
+
+    // The provider rotates, but its JWK Set requests hang (up to 10 s).
+    provider.publish(vec![jwk(RSA_JWK, "k1", None), jwk(RSA2_JWK, "k2", None)]);
+    provider.hang();
+    let started = Instant::now();
+    let res = send(&svc, &new).await;
+    let waited = started.elapsed();
+    assert_invalid_token(&res, "the token key is not known");
+    assert!(waited >= max_wait - Duration::from_millis(20), "{waited:?}");
+    assert!(
+        waited < Duration::from_secs(2),
+        "{waited:?} for a hang of {HANG_LIMIT:?}"
+    );
+    assert_eq!(provider.fetches(), 2);
+
+    // Many concurrent unknown `kid`s during the hang join the one fetch.
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let svc = svc.clone();
+            let token = if i % 2 == 0 {
+                new.clone()
+            } else {
+                unsigned(&format!("random-{i}-{}", rand_kid()))
+            };
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let res = send(&svc, &token).await;
+                (res, started.elapsed())
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (res, waited) = task.await.unwrap();
+        assert_invalid_token(&res, "the token key is not known");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(provider.fetches(), 2, "one fetch for them all");
+    // The known key works meanwhile, without a fetch.
+    assert_accepted(&send(&svc, &old).await);
+    assert_eq!(provider.fetches(), 2);
+
+    // The fetch goes on; once it ends, its keys serve.
+    provider.release();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !remote.key_ids().contains(&"k2".to_owned()) {
+        assert!(Instant::now() < deadline, "the released fetch never ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_accepted(&send(&svc, &new).await);
+    assert_eq!(provider.fetches(), 2);
+}
+
+fn grpc_request(token: &str) -> Req {
+    Request::post("/")
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .body(String::new())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_lazy_start_answers_503_until_the_keys_arrive() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    provider.set_down(true);
+    let started = Instant::now();
+    let remote = tokio::time::timeout(
+        Duration::from_secs(5),
+        RemoteJwks::builder(provider.jwks_url())
+            .issuer(ISS)
+            .lazy()
+            .build(),
+    )
+    .await
+    .expect("a lazy build does not wait for the provider")
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(!remote.is_ready());
+    assert!(remote.key_ids().is_empty());
+    let verifier = verifier(remote.clone(), ISS);
+    assert!(!verifier.is_ready());
+    let static_b = Verifier::builder()
+        .key(VerificationKey::hmac([7u8; 32]).unwrap())
+        .issuer(ISS_B)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    assert!(static_b.is_ready());
+    let both = Verifier::by_issuer([verifier.clone(), static_b]).unwrap();
+    assert!(!both.is_ready());
+    let svc = service(both.clone());
+    let token = token(rsa("k1"), ISS);
+    // The first fetch runs in the background, and fails.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while provider.fetches() == 0 {
+        assert!(Instant::now() < deadline, "the first fetch never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!remote.is_ready());
+
+    let res = send(&svc, &token).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().get(http::header::WWW_AUTHENTICATE).is_none());
+    assert_eq!(
+        res.headers().get(http::header::CONTENT_TYPE).unwrap(),
+        "application/json"
+    );
+    assert_eq!(res.body(), UNAVAILABLE);
+    assert_eq!(kind(&res), Some(AuthErrorKind::Unavailable));
+    let error = verifier.verify_async::<Value>(&token).await.unwrap_err();
+    assert_eq!(error.kind(), AuthErrorKind::Unavailable);
+
+    let res = svc.clone().oneshot(grpc_request(&token)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers().get("grpc-status").unwrap(), "14");
+    assert_eq!(
+        res.headers().get("grpc-message").unwrap(),
+        "authentication is temporarily unavailable"
+    );
+    assert_eq!(
+        res.headers().get(http::header::CONTENT_TYPE).unwrap(),
+        "application/grpc"
+    );
+    assert!(res.headers().get(http::header::WWW_AUTHENTICATE).is_none());
+    assert_eq!(res.body(), "");
+    assert_eq!(kind(&res), Some(AuthErrorKind::Unavailable));
+
+    provider.set_down(false);
+    tokio::time::timeout(Duration::from_secs(10), remote.ready())
+        .await
+        .expect("the keys arrive with the backoff's next try");
+    assert!(remote.is_ready());
+    assert!(verifier.is_ready());
+    assert!(both.is_ready());
+    assert_eq!(remote.key_ids(), ["k1"]);
+    assert_accepted(&send(&svc, &token).await);
+    let res = svc.clone().oneshot(grpc_request(&token)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("grpc-status").is_none());
+    assert_eq!(res.body(), "USER");
+    assert!(provider.fetches() >= 2, "a failed try, then the good one");
 }
