@@ -1238,6 +1238,62 @@ async fn remote_keys_without_an_issuer_are_a_build_error() {
 }
 
 #[tokio::test]
+async fn remote_keys_verify_their_own_issuer_only() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let remote = || async {
+        RemoteJwks::builder(provider.jwks_url())
+            .issuer(ISS)
+            .refresh_interval(Duration::ZERO)
+            .build()
+            .await
+            .unwrap()
+    };
+    // Another issuer configured beside (or instead of) the keys' own is refused.
+    for issuers in [vec![ISS_A], vec![ISS, ISS_A]] {
+        let mut builder = Verifier::builder().jwks(remote().await).audience(AUD);
+        for iss in issuers {
+            builder = builder.issuer(iss);
+        }
+        let error = builder.build().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the remote keys belong to the issuer {ISS:?}: they cannot verify tokens of another issuer"
+            )
+        );
+    }
+    // Naming the keys' own issuer again is fine.
+    assert!(
+        Verifier::builder()
+            .jwks(remote().await)
+            .issuer(ISS)
+            .audience(AUD)
+            .build()
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn healthy_keys_never_go_stale_whatever_the_refresh_interval() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
+    let remote = RemoteJwks::builder(provider.jwks_url())
+        .issuer(ISS)
+        .refresh_interval(Duration::from_secs(300))
+        .max_stale(Duration::from_millis(400))
+        .build()
+        .await
+        .unwrap();
+    let svc = service(verifier(remote.clone(), ISS));
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(remote.is_ready());
+        assert_accepted(&send(&svc, &token(rsa("k1"), ISS)).await);
+    }
+    // The background refresh ran every half of the maximum age.
+    assert!(provider.fetches() >= 3, "{}", provider.fetches());
+}
+
+#[tokio::test]
 async fn default_algorithms_choose_what_keys_without_alg_accept() {
     let provider = Provider::start(vec![jwk(RSA_JWK, "rsa", None)]).await;
     let rsa_as = |alg: Algorithm| {

@@ -52,13 +52,13 @@ use jsonwebtoken as jwt;
 use crate::error::AuthError;
 
 #[cfg(feature = "jwks")]
+pub(crate) use self::jwk::{Symmetric, parse_set};
+#[cfg(feature = "jwks")]
 pub use self::remote::{
     BoxFuture, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_REFRESH_INTERVAL,
     DEFAULT_UNKNOWN_KID_COOLDOWN, DEFAULT_UNKNOWN_KID_MAX_WAIT, DefaultClient, FetchError,
     JwksClient, RemoteJwks, RemoteJwksBuilder, USER_AGENT,
 };
-#[cfg(feature = "jwks")]
-pub(crate) use self::jwk::{Symmetric, parse_set};
 pub(crate) use self::{algorithm::KeyType, set::KeySet};
 pub use self::{
     algorithm::{Algorithm, UnknownAlgorithm},

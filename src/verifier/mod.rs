@@ -273,8 +273,7 @@ impl Verifier {
     }
 
     /// Whether every key source has keys to verify with: always true for
-    /// static keys; for a lazily started
-    /// [`RemoteJwks`](crate::keys::RemoteJwks), true once its first fetch
+    /// static keys; for a lazily started `keys::RemoteJwks`, true once its first fetch
     /// succeeded and while its keys are not older than its maximum age.
     /// Meant for readiness probes.
     pub fn is_ready(&self) -> bool {
@@ -708,6 +707,14 @@ impl VerifierBuilder {
             return Err(ConfigError::new(
                 "a verifier takes either static keys or a remote JWK Set, not both",
             ));
+        }
+        if let Some(issuer) = remote.issuer()
+            && self.issuers.iter().any(|configured| configured != issuer)
+        {
+            return Err(ConfigError::new(format!(
+                "the remote keys belong to the issuer {issuer:?}: they cannot verify \
+                 tokens of another issuer"
+            )));
         }
         if self.issuers.is_empty() {
             let Some(issuer) = remote.issuer() else {

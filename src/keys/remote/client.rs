@@ -25,7 +25,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// should cap the response size.
 ///
 /// ```
-/// use tower_jwt_auth::jwks::{BoxFuture, FetchError, JwksClient};
+/// use tower_jwt_auth::keys::{BoxFuture, FetchError, JwksClient};
 ///
 /// /// Serves a fixed JWK Set, for tests.
 /// struct Fixed(Vec<u8>);
@@ -161,7 +161,7 @@ impl DefaultClient {
     /// certificate that cannot be used as a trust anchor.
     ///
     /// ```no_run
-    /// use tower_jwt_auth::jwks::{DefaultClient, RemoteJwks};
+    /// use tower_jwt_auth::keys::{DefaultClient, RemoteJwks};
     ///
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let ca = std::fs::read("/etc/ssl/private-ca.pem")?;

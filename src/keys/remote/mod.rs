@@ -1,58 +1,4 @@
-//! Keys from an identity provider: a remote JWK Set, found directly or by
-//! OpenID Connect discovery, cached and refreshed (feature `jwks`).
-//!
-//! ```no_run
-//! use tower_jwt_auth::{Verifier, keys::RemoteJwks};
-//!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! // `{issuer}/.well-known/openid-configuration` names the `jwks_uri`; the
-//! // document's `issuer` must be exactly the configured one, and tokens
-//! // must carry it as `iss`.
-//! let remote = RemoteJwks::discover("https://idp.example.com/realms/main")
-//!     .build()
-//!     .await?;
-//! let verifier = Verifier::builder().jwks(remote).audience("my-api").build()?;
-//! # let _ = verifier;
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! # How keys are kept fresh
-//!
-//! - By default the keys are fetched when the [`RemoteJwks`] is built: a
-//!   provider that cannot be reached, or a JWK Set without a usable key,
-//!   makes [`build`](RemoteJwksBuilder::build) fail. With
-//!   [`lazy`](RemoteJwksBuilder::lazy) it starts without them and keeps
-//!   trying in the background with backoff; until the first keys arrive,
-//!   requests are answered 503 and [`is_ready`](RemoteJwks::is_ready) is false.
-//! - The parsed, prepared key set sits in an `ArcSwap`: verifying a token
-//!   takes no lock and never waits for I/O; a refresh parses the keys once and
-//!   swaps the whole set in.
-//! - A background task refetches the set every
-//!   [`refresh_interval`](RemoteJwksBuilder::refresh_interval) (5 minutes by
-//!   default), sooner with backoff after a failure. It holds only a weak
-//!   reference and ends once the last clone of the `RemoteJwks` (and of the
-//!   verifiers using it) is dropped.
-//! - A token whose `kid` is unknown makes [`JwtAuthLayer`](crate::JwtAuthLayer)
-//!   (and [`Verifier::verify_async`](crate::Verifier::verify_async)) refetch
-//!   the set and verify again (key rotation). The refetch runs in its own
-//!   task, shared by every request that waits for it, at most one per
-//!   [`unknown_kid_cooldown`](RemoteJwksBuilder::unknown_kid_cooldown)
-//!   (30 s by default); no request waits longer than
-//!   [`unknown_kid_max_wait`](RemoteJwksBuilder::unknown_kid_max_wait) (2 s
-//!   by default), and none queues behind a lock.
-//! - A failed refresh keeps the last good keys serving, with a warning, up to
-//!   [`max_stale`](RemoteJwksBuilder::max_stale) after the last success (no
-//!   limit by default); beyond it, requests are answered 503.
-//!
-//! # What is never done
-//!
-//! A `kid` is only ever looked up in the key set (exact match): it never
-//! becomes part of a URL or a path. The `jku`, `x5u` and `jwk` headers of a
-//! token are ignored: keys come from the configured URL only. Plain `http://`
-//! is refused except for loopback hosts (tests, sidecars). Symmetric (`oct`)
-//! keys in a remote set are skipped. `Cache-Control` is not interpreted; the
-//! refresh interval is.
+//! Remote JWK Sets (feature `jwks`); see [`RemoteJwks`].
 
 mod client;
 
@@ -86,14 +32,67 @@ pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(30);
 pub const DEFAULT_UNKNOWN_KID_MAX_WAIT: Duration = Duration::from_secs(2);
 
 /// The first retry delay after a failed fetch; it doubles up to the refresh
-/// interval (at most a minute).
+/// interval, and never beyond a minute.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
-/// A JWK Set fetched from an identity provider and kept fresh; see the
-/// [module docs](self). Cheap to clone: clones share the keys.
+/// Keys from an identity provider: a remote JWK Set, found directly or by
+/// OpenID Connect discovery, cached and refreshed (feature `jwks`). Cheap to
+/// clone: clones share the keys. Give it to
+/// [`VerifierBuilder::jwks`](crate::VerifierBuilder::jwks).
 ///
-/// Give it to [`VerifierBuilder::jwks`](crate::VerifierBuilder::jwks).
+/// ```no_run
+/// use tower_jwt_auth::{Verifier, keys::RemoteJwks};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// // `{issuer}/.well-known/openid-configuration` names the `jwks_uri`; the
+/// // document's `issuer` must be exactly the configured one, and tokens
+/// // must carry it as `iss`.
+/// let remote = RemoteJwks::discover("https://idp.example.com/realms/main")
+///     .build()
+///     .await?;
+/// let verifier = Verifier::builder().jwks(remote).audience("my-api").build()?;
+/// # let _ = verifier;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # How keys are kept fresh
+///
+/// - By default the keys are fetched when the [`RemoteJwks`] is built: a
+///   provider that cannot be reached, or a JWK Set without a usable key,
+///   makes [`build`](RemoteJwksBuilder::build) fail. With
+///   [`lazy`](RemoteJwksBuilder::lazy) it starts without them and keeps
+///   trying in the background with backoff; until the first keys arrive,
+///   requests are answered 503 and [`is_ready`](RemoteJwks::is_ready) is false.
+/// - The parsed, prepared key set sits in an `ArcSwap`: verifying a token
+///   takes no lock and never waits for I/O; a refresh parses the keys once and
+///   swaps the whole set in.
+/// - A background task refetches the set every
+///   [`refresh_interval`](RemoteJwksBuilder::refresh_interval) (5 minutes by
+///   default), sooner with backoff after a failure. It holds only a weak
+///   reference and ends once the last clone of the `RemoteJwks` (and of the
+///   verifiers using it) is dropped.
+/// - A token whose `kid` is unknown makes [`JwtAuthLayer`](crate::JwtAuthLayer)
+///   (and [`Verifier::verify_async`](crate::Verifier::verify_async)) refetch
+///   the set and verify again (key rotation). The refetch runs in its own
+///   task, shared by every request that waits for it, at most one per
+///   [`unknown_kid_cooldown`](RemoteJwksBuilder::unknown_kid_cooldown)
+///   (30 s by default); no request waits longer than
+///   [`unknown_kid_max_wait`](RemoteJwksBuilder::unknown_kid_max_wait) (2 s
+///   by default), and none queues behind a lock.
+/// - A failed refresh keeps the last good keys serving, with a warning, up to
+///   [`max_stale`](RemoteJwksBuilder::max_stale) after the last success (no
+///   limit by default); beyond it, requests are answered 503.
+///
+/// # What is never done
+///
+/// A `kid` is only ever looked up in the key set (exact match): it never
+/// becomes part of a URL or a path. The `jku`, `x5u` and `jwk` headers of a
+/// token are ignored: keys come from the configured URL only. Plain `http://`
+/// is refused except for loopback hosts (tests, sidecars). Symmetric (`oct`)
+/// keys in a remote set are skipped. `Cache-Control` is not interpreted; the
+/// refresh interval is.
 #[derive(Clone)]
 pub struct RemoteJwks {
     shared: Arc<Shared>,
@@ -486,7 +485,9 @@ impl RemoteJwksBuilder {
 
     /// How long after the last successful fetch the keys may still be used
     /// while refreshes fail (no limit by default); beyond it, requests are
-    /// answered 503 until a fetch succeeds.
+    /// answered 503 until a fetch succeeds. The background refresh then runs
+    /// at least every half of this age, so keys of a healthy provider never
+    /// go stale.
     pub fn max_stale(mut self, max_age: Duration) -> Self {
         self.max_stale = Some(max_age);
         self
@@ -567,8 +568,20 @@ impl RemoteJwksBuilder {
 }
 
 /// The background task: the first fetch when lazy, then a refetch every
-/// `interval` (never, if zero); after a failure, retries with backoff.
+/// `interval` (never, if zero, unless `max_stale` needs one: then every half
+/// of it, so healthy keys never go stale); after a failure, retries from
+/// half a second, doubling up to the interval (at most a minute).
 async fn keep_fresh(shared: Weak<Shared>, lazy: bool, interval: Duration) {
+    let interval = match shared.upgrade().and_then(|shared| shared.max_stale) {
+        Some(max_stale) if interval.is_zero() => max_stale / 2,
+        Some(max_stale) => interval.min(max_stale / 2),
+        None => interval,
+    };
+    let max_retry = if interval.is_zero() {
+        MAX_RETRY
+    } else {
+        interval.clamp(FIRST_RETRY, MAX_RETRY)
+    };
     let mut failing = false;
     if lazy {
         // `build` left `in_flight` set for this first fetch.
@@ -579,10 +592,15 @@ async fn keep_fresh(shared: Weak<Shared>, lazy: bool, interval: Duration) {
     }
     let mut retry = FIRST_RETRY;
     loop {
-        let wait = match (failing, interval.is_zero()) {
-            (true, _) => retry,
-            (false, true) => return,
-            (false, false) => interval,
+        let wait = if failing {
+            let wait = retry;
+            retry = (retry * 2).min(max_retry);
+            wait
+        } else if interval.is_zero() {
+            return;
+        } else {
+            retry = FIRST_RETRY;
+            interval
         };
         tokio::time::sleep(wait).await;
         let Some(shared) = shared.upgrade() else {
@@ -594,11 +612,6 @@ async fn keep_fresh(shared: Weak<Shared>, lazy: bool, interval: Duration) {
             continue;
         }
         failing = shared.fetch_now().await.is_err();
-        retry = if failing {
-            (retry * 2).min(MAX_RETRY)
-        } else {
-            FIRST_RETRY
-        };
     }
 }
 
