@@ -93,14 +93,17 @@ where
             (Verification::Done(Ok(claims)), None) => Step::Verified(claims),
             (Verification::Done(Ok(claims)), Some(check)) => {
                 let check = check(&claims);
-                Step::Pending(Box::pin(async move { check.await.map(|()| claims) }))
+                Step::Pending(Box::pin(async move {
+                    check.await.inspect_err(log_check)?;
+                    Ok(claims)
+                }))
             }
             (Verification::Pending(verification), check) => {
                 let check = check.clone();
                 Step::Pending(Box::pin(async move {
                     let claims = verification.await?;
                     if let Some(check) = check {
-                        check(&claims).await?;
+                        check(&claims).await.inspect_err(log_check)?;
                     }
                     Ok(claims)
                 }))
@@ -132,4 +135,8 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::new(step, request, inner, self.responder.clone(), echo)
     }
+}
+
+fn log_check(error: &AuthError) {
+    tracing::debug!(kind = ?error.kind(), "token rejected by check");
 }
