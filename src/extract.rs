@@ -9,7 +9,10 @@ use std::{borrow::Cow, fmt, sync::Arc};
 
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
 
-use crate::error::{AuthError, AuthErrorKind, ConfigError};
+use crate::{
+    cookie::{self, CookieError},
+    error::{AuthError, AuthErrorKind, ConfigError},
+};
 
 /// Where [`JwtAuthLayer`](crate::JwtAuthLayer) looks for the token, after the
 /// `Authorization` header.
@@ -19,6 +22,15 @@ pub enum TokenSource {
     /// The `Authorization: Bearer <token>` header only (the default).
     AuthorizationHeader,
     /// A cookie of this name, when there is no `Authorization` header.
+    ///
+    /// The `Cookie` headers are read as bytes: other cookies, even with
+    /// bytes outside ASCII, are ignored and cannot hide this one. The name
+    /// matches exactly once spaces and tabs around it are trimmed; the value
+    /// is trimmed and may be enclosed in double quotes. This cookie sent
+    /// twice is refused with 400 `invalid_request` ("the token cookie is
+    /// repeated"), and so is a value that is not an RFC 6750 `b64token`
+    /// ("the token cookie is malformed"). The refresh endpoint's cookie
+    /// mode reads its cookie by the same rules.
     Cookie(String),
     /// A header of this name carrying the bare token, when there is no
     /// `Authorization` header.
@@ -74,7 +86,7 @@ impl TokenSource {
             Self::WebSocketProtocol(name) if !is_token(name) => Err(ConfigError::new(format!(
                 "the WebSocket subprotocol {name:?} is not an HTTP token"
             ))),
-            Self::Cookie(name) if !is_token(name) => Err(ConfigError::new(format!(
+            Self::Cookie(name) if !cookie::is_name(name) => Err(ConfigError::new(format!(
                 "the cookie name {name:?} is not an HTTP token"
             ))),
             _ => Ok(()),
@@ -301,28 +313,16 @@ fn split_scheme(value: &str) -> Option<(&str, &str)> {
     Some((scheme, rest.trim_start_matches(' ')))
 }
 
+/// The token in the cookie `name`, read by the crate's one cookie parser.
 fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
-    let mut found = None;
-    for value in headers.get_all(header::COOKIE) {
-        let Ok(value) = value.to_str() else { continue };
-        for pair in value.split(';') {
-            let Some((key, token)) = pair.trim().split_once('=') else {
-                continue;
-            };
-            if key.trim() != name {
-                continue;
-            }
-            if found.is_some() {
-                return Err(invalid_request("the token cookie is repeated"));
-            }
-            let token = token.trim().trim_matches('"');
-            if !is_b64token(token) {
-                return Err(invalid_request("the token cookie is malformed"));
-            }
-            found = Some(token);
+    match cookie::find(headers, name) {
+        Ok(Some(token)) if is_b64token(token) => Ok(Some(token)),
+        Ok(Some(_)) | Err(CookieError::Malformed) => {
+            Err(invalid_request("the token cookie is malformed"))
         }
+        Err(CookieError::Repeated) => Err(invalid_request("the token cookie is repeated")),
+        Ok(None) => Ok(None),
     }
-    Ok(found)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod claims;
+mod cookie;
 mod error;
 mod extract;
 mod issuer;

@@ -630,6 +630,94 @@ async fn endpoint_reads_and_sets_the_cookie() {
     assert_eq!(body_json(response).await["error"], "invalid_request");
 }
 
+/// A cookie-mode refresh request with these raw `Cookie` header values and
+/// the default CSRF header.
+fn cookie_refresh(values: &[&[u8]]) -> Request<String> {
+    let mut request = Request::post("/refresh")
+        .header("x-requested-with", "fetch")
+        .body(String::new())
+        .unwrap();
+    for value in values {
+        request.headers_mut().append(
+            header::COOKIE,
+            http::HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    request
+}
+
+#[tokio::test]
+async fn a_non_ascii_cookie_does_not_hide_the_refresh_cookie() {
+    let store = Arc::new(MemoryStore::new());
+    let tokens = tokens(store.clone());
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let endpoint = RefreshEndpoint::builder(tokens, same_user)
+        .cookie("rt")
+        .build()
+        .unwrap();
+    let ours = format!("rt={}", login.refresh_token.as_str()).into_bytes();
+
+    // A planted duplicate with a non-ASCII byte is refused, never skipped;
+    // nothing is spent.
+    let hashes = store.token_hashes().len();
+    for values in [
+        vec![ours.as_slice(), &b"rt=\xc3\xa9"[..]],
+        vec![&b"rt=\xc3\xa9"[..], ours.as_slice()],
+    ] {
+        let response = endpoint
+            .clone()
+            .oneshot(cookie_refresh(&values))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body_json(response).await,
+            serde_json::json!({"error": "invalid_request", "error_description": "the refresh-token cookie is repeated"})
+        );
+    }
+    // The wanted cookie with a non-ASCII byte, or a byte outside the
+    // cookie-octets, is malformed.
+    for value in [&b"rt=abc\xff"[..], b"rt=a,b", b"rt=\"abc", b"rt=a\\b"] {
+        let response = endpoint
+            .clone()
+            .oneshot(cookie_refresh(&[value]))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body_json(response).await,
+            serde_json::json!({"error": "invalid_request", "error_description": "the refresh-token cookie is malformed"}),
+            "{:?}",
+            String::from_utf8_lossy(value)
+        );
+    }
+    assert_eq!(store.token_hashes().len(), hashes, "nothing spent");
+
+    // A non-ASCII cookie beside ours, in the same header or another one,
+    // does not hide it.
+    let mut raw = b"planted=caf\xc3\xa9; ".to_vec();
+    raw.extend_from_slice(&ours);
+    let response = endpoint
+        .clone()
+        .oneshot(cookie_refresh(&[raw.as_slice()]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    let next = cookie.split(';').next().unwrap().to_owned();
+    let next_value = next.strip_prefix("rt=").unwrap().to_owned();
+    let quoted = format!(" rt = \"{next_value}\" ").into_bytes();
+    let response = endpoint
+        .oneshot(cookie_refresh(&[b"\xfe=\xff", quoted.as_slice()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the name is trimmed, the value trimmed and unquoted"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_refreshes_of_one_token_have_exactly_one_winner() {
     let tokens = tokens(Arc::new(MemoryStore::new()));

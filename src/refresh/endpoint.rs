@@ -20,7 +20,10 @@ use super::{
     oauth::{self, invalid_request},
     store::StoreError,
 };
-use crate::ConfigError;
+use crate::{
+    ConfigError,
+    cookie::{self, CookieError},
+};
 
 /// The largest request body the endpoint reads.
 const MAX_BODY: usize = 4 * 1024;
@@ -197,8 +200,13 @@ impl<F> RefreshEndpointBuilder<F> {
     /// `__Host-` is recommended: browsers then refuse the cookie from other
     /// subdomains or without `Secure` and `Path=/`.
     ///
-    /// The name must be a cookie-name token (letters, digits, `-`, `_`,
-    /// `.`); [`build`](Self::build) refuses anything else.
+    /// The name must be a cookie-name, an HTTP token (letters, digits and
+    /// ``!#$%&'*+-.^_`|~``); [`build`](Self::build) refuses anything else.
+    /// The cookie is read by the same rules as
+    /// [`TokenSource::Cookie`](crate::TokenSource::Cookie): the wanted
+    /// cookie sent twice, or holding a byte outside RFC 6265's
+    /// cookie-octets, is refused with 400 `invalid_request`; other cookies
+    /// of the header, valid or not, are ignored.
     pub fn cookie(mut self, name: impl Into<String>) -> Self {
         self.cookie = Some(name.into());
         self
@@ -208,19 +216,14 @@ impl<F> RefreshEndpointBuilder<F> {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] if the cookie name is empty or holds a character
-    /// other than a letter, a digit, `-`, `_` or `.`.
+    /// A [`ConfigError`] if the cookie name is not an HTTP token.
     pub fn build(self) -> Result<RefreshEndpoint<F>, ConfigError> {
-        if let Some(name) = &self.cookie {
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-            if !valid {
-                return Err(ConfigError::new(
-                    "a refresh-token cookie name must be letters, digits, `-`, `_` or `.`",
-                ));
-            }
+        if let Some(name) = &self.cookie
+            && !cookie::is_name(name)
+        {
+            return Err(ConfigError::new(format!(
+                "the refresh-token cookie name {name:?} is not an HTTP token"
+            )));
         }
         Ok(RefreshEndpoint {
             tokens: self.tokens,
@@ -275,9 +278,14 @@ where
         }
         let (parts, body) = request.into_parts();
         let from_cookie = match self.cookie.as_deref() {
-            Some(name) => match cookie_value(&parts.headers, name) {
-                Ok(value) => value,
-                Err(()) => return invalid_request("the refresh-token cookie is repeated"),
+            Some(name) => match cookie::find(&parts.headers, name) {
+                Ok(value) => value.map(str::to_owned),
+                Err(CookieError::Repeated) => {
+                    return invalid_request("the refresh-token cookie is repeated");
+                }
+                Err(CookieError::Malformed) => {
+                    return invalid_request("the refresh-token cookie is malformed");
+                }
             },
             None => None,
         };
@@ -332,22 +340,4 @@ where
             Err(error) => error.to_response(),
         }
     }
-}
-
-/// The value of the cookie `name`; `Err` if it is sent twice (a cookie
-/// planted for a more specific path or a sibling domain could shadow ours).
-fn cookie_value(headers: &http::HeaderMap, name: &str) -> Result<Option<String>, ()> {
-    let mut values = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim().to_owned());
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(());
-    }
-    Ok(first)
 }

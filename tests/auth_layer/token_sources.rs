@@ -59,6 +59,65 @@ async fn cookie_token_source() {
     assert_missing_credentials(&res, calls);
 }
 
+/// A `Cookie` header value from raw bytes (non-ASCII included).
+fn with_raw_cookies(values: &[&[u8]]) -> Req {
+    let mut req = request().body(String::new()).unwrap();
+    for value in values {
+        req.headers_mut()
+            .append(COOKIE, http::HeaderValue::from_bytes(value).unwrap());
+    }
+    req
+}
+
+#[tokio::test]
+async fn a_non_ascii_cookie_does_not_hide_the_token_cookie() {
+    let token = valid_token();
+    // A sibling subdomain plants a cookie with a non-ASCII byte beside ours:
+    // the header is read as bytes, and only the wanted cookie must be valid.
+    let mut raw = b"planted=caf\xc3\xa9; access_token=".to_vec();
+    raw.extend_from_slice(token.as_bytes());
+    raw.extend_from_slice(b"; x=\xff");
+    let (res, calls) = send!(cookie_layer(), with_raw_cookies(&[raw.as_slice()]));
+    assert_passed(&res, calls);
+    assert_eq!(claims_of(&res).subject(), Some("user-1"));
+
+    // In a Cookie header of its own, too.
+    let mut ours = b"access_token=".to_vec();
+    ours.extend_from_slice(token.as_bytes());
+    let (res, calls) = send!(
+        cookie_layer(),
+        with_raw_cookies(&[b"\xfe\xff=\x80", ours.as_slice()])
+    );
+    assert_passed(&res, calls);
+
+    // The wanted cookie itself with a non-ASCII byte is malformed, not absent.
+    let (res, calls) = send!(
+        cookie_layer(),
+        with_raw_cookies(&[b"access_token=a.b\xc3\xa9.c"])
+    );
+    assert_invalid_request(&res, calls, "the token cookie is malformed");
+
+    // A planted duplicate with a non-ASCII byte is refused, never skipped.
+    let (res, calls) = send!(
+        cookie_layer(),
+        with_raw_cookies(&[ours.as_slice(), b"access_token=\xc3\xa9"])
+    );
+    assert_invalid_request(&res, calls, "the token cookie is repeated");
+
+    // Names match exactly after trimming spaces and tabs; values are
+    // trimmed and may be quoted.
+    let (res, calls) = send!(
+        cookie_layer(),
+        with_cookie(&format!("theme=dark;\t access_token =  \"{token}\" ;x=1"))
+    );
+    assert_passed(&res, calls);
+    let (res, calls) = send!(
+        cookie_layer(),
+        with_cookie(&format!("Access_Token={token}"))
+    );
+    assert_missing_credentials(&res, calls);
+}
+
 #[tokio::test]
 async fn authorization_header_wins_over_the_cookie() {
     let token = valid_token();
