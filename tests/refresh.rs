@@ -591,6 +591,7 @@ async fn endpoint_reads_and_sets_the_cookie() {
         .build()
         .unwrap();
     let request = Request::post("/refresh")
+        .header("x-requested-with", "fetch")
         .header(
             header::COOKIE,
             format!("other=1; rt={}", login.refresh_token.as_str()),
@@ -616,12 +617,14 @@ async fn endpoint_reads_and_sets_the_cookie() {
 
     // The cookie's new token works; a repeated cookie is refused.
     let request = Request::post("/refresh")
+        .header("x-requested-with", "fetch")
         .header(header::COOKIE, format!("rt={new_token}"))
         .body(String::new())
         .unwrap();
     let response = endpoint.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let request = Request::post("/refresh")
+        .header("x-requested-with", "fetch")
         .header(header::COOKIE, format!("rt={new_token}; rt=planted"))
         .body(String::new())
         .unwrap();
@@ -716,6 +719,413 @@ async fn a_non_ascii_cookie_does_not_hide_the_refresh_cookie() {
         StatusCode::OK,
         "the name is trimmed, the value trimmed and unquoted"
     );
+}
+
+/// Whether the refresh token of `login` is still active (nothing spent).
+async fn still_active(store: &MemoryStore, tokens: &RefreshTokens, token: &str) -> bool {
+    store
+        .token(&tokens.hash(token))
+        .await
+        .unwrap()
+        .is_some_and(|record| record.status == TokenStatus::Active)
+}
+
+/// A cookie-mode refresh request with the cookie `rt={token}` and `headers`.
+fn cookie_request(token: &str, headers: &[(&str, &str)]) -> Request<String> {
+    let mut request = Request::post("/refresh")
+        .header(header::COOKIE, format!("rt={token}"))
+        .body(String::new())
+        .unwrap();
+    for (name, value) in headers {
+        request.headers_mut().append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    request
+}
+
+#[tokio::test]
+async fn cookie_refresh_needs_the_csrf_header_and_spends_nothing_without_it() {
+    let store = Arc::new(MemoryStore::new());
+    let tokens = tokens(store.clone());
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let token = login.refresh_token.as_str();
+    let endpoint = RefreshEndpoint::builder(tokens.clone(), same_user)
+        .cookie("rt")
+        .build()
+        .unwrap();
+    let hashes = store.token_hashes().len();
+    for headers in [
+        &[][..],
+        &[("x-requested-with", "")],
+        &[("x-requested-wit", "fetch")],
+        &[("content-type", "application/json")],
+    ] {
+        let response = endpoint
+            .clone()
+            .oneshot(cookie_request(token, headers))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(response.headers().get(header::SET_COOKIE).is_none());
+        assert_eq!(
+            body_json(response).await,
+            serde_json::json!({
+                "error": "invalid_request",
+                "error_description": "the refresh-token cookie needs the X-Requested-With header",
+            })
+        );
+    }
+    assert_eq!(store.token_hashes().len(), hashes, "nothing stored");
+    assert!(still_active(&store, &tokens, token).await, "nothing spent");
+
+    // With the header, the same token refreshes.
+    let response = endpoint
+        .oneshot(cookie_request(
+            token,
+            &[("x-requested-with", "XMLHttpRequest")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cookie_refresh_refuses_form_and_text_bodies() {
+    let store = Arc::new(MemoryStore::new());
+    let tokens = tokens(store.clone());
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let token = login.refresh_token.as_str();
+    let endpoint = RefreshEndpoint::builder(tokens.clone(), same_user)
+        .cookie("rt")
+        .build()
+        .unwrap();
+    // What a cross-site HTML form (or a no-cors fetch) can send without a
+    // CORS preflight, with the CSRF header added to show that the content
+    // type alone is refused.
+    for (content_type, body) in [
+        (
+            "application/x-www-form-urlencoded",
+            "grant_type=refresh_token".to_owned(),
+        ),
+        (
+            "Application/X-WWW-Form-Urlencoded; charset=utf-8",
+            "grant_type=refresh_token".to_owned(),
+        ),
+        ("multipart/form-data; boundary=x", "--x--".to_owned()),
+        ("text/plain", String::new()),
+        ("text/plain;charset=UTF-8", "{}".to_owned()),
+        // A form carrying the token in the body is refused too in cookie mode.
+        (
+            "application/x-www-form-urlencoded",
+            format!("grant_type=refresh_token&refresh_token={token}"),
+        ),
+    ] {
+        let mut request = cookie_request(
+            token,
+            &[
+                ("x-requested-with", "fetch"),
+                ("content-type", content_type),
+            ],
+        );
+        *request.body_mut() = body;
+        let response = endpoint.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{content_type}");
+        assert_eq!(
+            body_json(response).await,
+            serde_json::json!({
+                "error": "invalid_request",
+                "error_description": "a cookie-mode refresh takes a JSON body or none, not a form or text/plain",
+            }),
+            "{content_type}"
+        );
+    }
+    assert!(still_active(&store, &tokens, token).await, "nothing spent");
+
+    // JSON or no body at all is what cookie mode takes.
+    let mut request = cookie_request(
+        token,
+        &[
+            ("x-requested-with", "fetch"),
+            ("content-type", "application/json"),
+        ],
+    );
+    *request.body_mut() = "{}".to_owned();
+    let response = endpoint.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+const ORIGIN_REFUSED: &str = "the request's origin may not use the refresh-token cookie";
+
+/// Sends `request` to `endpoint`: the status and the JSON body.
+async fn status_and_json(
+    endpoint: &RefreshEndpoint<fn(String) -> SameUserFuture>,
+    request: Request<String>,
+) -> (StatusCode, serde_json::Value) {
+    let response = endpoint.clone().oneshot(request).await.unwrap();
+    (response.status(), body_json(response).await)
+}
+
+type SameUserFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<Subject>, StoreError>> + Send>,
+>;
+
+fn same_user_boxed(user: String) -> SameUserFuture {
+    Box::pin(same_user(user))
+}
+
+fn origin_refused() -> (StatusCode, serde_json::Value) {
+    (
+        StatusCode::FORBIDDEN,
+        serde_json::json!({"error": "invalid_request", "error_description": ORIGIN_REFUSED}),
+    )
+}
+
+#[tokio::test]
+async fn cookie_refresh_checks_fetch_metadata_and_allowed_origins() {
+    let store = Arc::new(MemoryStore::new());
+    let tokens = tokens(store.clone());
+    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let token = login.refresh_token.as_str();
+    let lookup = same_user_boxed as fn(String) -> SameUserFuture;
+    let header = ("x-requested-with", "fetch");
+
+    // Without an allow-list: another site, or a sibling origin of this
+    // site, is refused even with the header; the header alone is not enough.
+    let plain = RefreshEndpoint::builder(tokens.clone(), lookup)
+        .cookie("rt")
+        .build()
+        .unwrap();
+    for headers in [
+        vec![header, ("sec-fetch-site", "cross-site")],
+        vec![
+            header,
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://evil.example.com"),
+        ],
+        vec![header, ("sec-fetch-site", "Same-Site")],
+        vec![
+            header,
+            ("origin", "https://a.example"),
+            ("origin", "https://b.example"),
+        ],
+    ] {
+        assert_eq!(
+            status_and_json(&plain, cookie_request(token, &headers)).await,
+            origin_refused(),
+            "{headers:?}"
+        );
+    }
+
+    // With an allow-list: an unlisted Origin is refused, a listed sibling
+    // passes.
+    let listed = RefreshEndpoint::builder(tokens.clone(), lookup)
+        .cookie("rt")
+        .allowed_origins(["https://app.example.com", "http://localhost:3000"])
+        .build()
+        .unwrap();
+    for headers in [
+        vec![header, ("origin", "https://evil.example.com")],
+        vec![header, ("origin", "null")],
+        vec![header, ("origin", "https://app.example.com.evil.test")],
+        vec![header, ("origin", "HTTPS://APP.EXAMPLE.COM")],
+        vec![header, ("sec-fetch-site", "same-site")],
+        vec![
+            header,
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://app.example.com"),
+        ],
+    ] {
+        assert_eq!(
+            status_and_json(&listed, cookie_request(token, &headers)).await,
+            origin_refused(),
+            "{headers:?}"
+        );
+    }
+    // A listed origin still needs the header.
+    let (status, json) = status_and_json(
+        &listed,
+        cookie_request(token, &[("origin", "https://app.example.com")]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        json["error_description"],
+        "the refresh-token cookie needs the X-Requested-With header"
+    );
+
+    // Origin only: the header is not needed, Origin is.
+    let origin_only = RefreshEndpoint::builder(tokens.clone(), lookup)
+        .cookie("rt")
+        .allowed_origins(["https://app.example.com"])
+        .without_csrf_header()
+        .build()
+        .unwrap();
+    assert_eq!(
+        status_and_json(&origin_only, cookie_request(token, &[])).await,
+        origin_refused()
+    );
+    assert_eq!(
+        status_and_json(
+            &origin_only,
+            cookie_request(token, &[("sec-fetch-site", "same-origin")])
+        )
+        .await,
+        origin_refused()
+    );
+
+    // A custom header name replaces X-Requested-With.
+    let custom = RefreshEndpoint::builder(tokens.clone(), lookup)
+        .cookie("rt")
+        .csrf_header("X-CSRF")
+        .build()
+        .unwrap();
+    assert_eq!(
+        status_and_json(&custom, cookie_request(token, &[header])).await,
+        (
+            StatusCode::FORBIDDEN,
+            serde_json::json!({
+                "error": "invalid_request",
+                "error_description": "the refresh-token cookie needs the X-CSRF header",
+            })
+        )
+    );
+    assert!(still_active(&store, &tokens, token).await, "nothing spent");
+
+    // What passes: the token refreshes once through each endpoint, in turn.
+    let mut token = token.to_owned();
+    for (endpoint, headers) in [
+        (&plain, vec![header, ("sec-fetch-site", "same-origin")]),
+        (&plain, vec![header, ("origin", "https://anything.example")]),
+        (
+            &listed,
+            vec![
+                header,
+                ("sec-fetch-site", "same-site"),
+                ("origin", "https://app.example.com"),
+            ],
+        ),
+        (&listed, vec![header]),
+        (&origin_only, vec![("origin", "https://app.example.com")]),
+        (&custom, vec![("x-csrf", "1")]),
+    ] {
+        let response = endpoint
+            .clone()
+            .oneshot(cookie_request(&token, &headers))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{headers:?}");
+        let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+        token = cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .strip_prefix("rt=")
+            .unwrap()
+            .to_owned();
+    }
+
+    // A token in the body is not ambient: no header or origin is needed.
+    let mut request = refresh_request(&format!(r#"{{"refresh_token":"{token}"}}"#));
+    request.headers_mut().insert(
+        "sec-fetch-site",
+        http::HeaderValue::from_static("cross-site"),
+    );
+    let response = plain.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[test]
+fn csrf_settings_are_checked_when_the_endpoint_is_built() {
+    let tokens = tokens(Arc::new(MemoryStore::new()));
+    let builder = || RefreshEndpoint::builder(tokens.clone(), same_user);
+    let error =
+        |built: Result<_, tower_jwt_auth::ConfigError>| built.map(|_| ()).unwrap_err().to_string();
+
+    // Without cookie mode the settings mean nothing: a mistake.
+    assert!(error(builder().csrf_header("x-csrf").build()).contains("cookie mode only"));
+    assert!(
+        error(
+            builder()
+                .allowed_origins(["https://app.example.com"])
+                .build()
+        )
+        .contains("cookie mode only")
+    );
+    assert!(error(builder().without_csrf_header().build()).contains("cookie mode only"));
+
+    // Cookie mode needs a defence.
+    assert!(
+        error(builder().cookie("rt").without_csrf_header().build())
+            .contains("needs a CSRF defence")
+    );
+    assert!(
+        builder()
+            .cookie("rt")
+            .csrf_header("x-csrf")
+            .without_csrf_header()
+            .build()
+            .is_err()
+    );
+
+    for bad in [
+        "",
+        "x csrf",
+        "content-type",
+        "Accept",
+        "origin",
+        "cookie",
+        "Sec-Fetch-Site",
+        "proxy-x",
+        "range",
+    ] {
+        assert!(
+            builder().cookie("rt").csrf_header(bad).build().is_err(),
+            "{bad:?} is no CSRF header"
+        );
+    }
+    assert!(
+        builder()
+            .cookie("rt")
+            .allowed_origins(Vec::<String>::new())
+            .build()
+            .is_err(),
+        "an empty list"
+    );
+    for bad in [
+        "*",
+        "null",
+        "https://app.example.com/",
+        "app.example.com",
+        "https://App.example.com",
+    ] {
+        assert!(
+            builder()
+                .cookie("rt")
+                .allowed_origins([bad])
+                .build()
+                .is_err(),
+            "{bad:?} is no origin"
+        );
+    }
+
+    for good in [
+        builder().cookie("rt").build(),
+        builder().cookie("rt").csrf_header("X-CSRF-Token").build(),
+        builder()
+            .cookie("rt")
+            .allowed_origins(["https://app.example.com", "http://localhost:3000"])
+            .build(),
+        builder()
+            .cookie("rt")
+            .allowed_origins(["https://app.example.com"])
+            .without_csrf_header()
+            .build(),
+    ] {
+        assert!(good.is_ok());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,6 +5,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -17,6 +18,7 @@ use tower_service::Service;
 use super::{
     RefreshTokens, Subject,
     clock::now,
+    csrf::{self, CsrfPolicy, CsrfSettings},
     oauth::{self, invalid_request},
     store::StoreError,
 };
@@ -99,7 +101,11 @@ fn parse_json(bytes: &[u8]) -> Result<Option<String>, BadBody> {
 /// reused token; 400 `unsupported_grant_type` for another grant; 400
 /// `invalid_request` for a malformed request; 503 when the store fails.
 /// With a [`cookie`](RefreshEndpointBuilder::cookie), the token may come in
-/// an HttpOnly cookie instead, and the new one is set there too.
+/// an HttpOnly cookie instead, and the new one is set there too; a refresh
+/// from the cookie must then pass CSRF checks (a custom header, fetch
+/// metadata, optionally an `Origin` allow-list), or get 403, and form and
+/// `text/plain` bodies are refused (see
+/// [`cookie`](RefreshEndpointBuilder::cookie)).
 ///
 /// `subject` looks the user up on each refresh, so role changes reach the
 /// next access token.
@@ -121,7 +127,14 @@ fn parse_json(bytes: &[u8]) -> Result<Option<String>, BadBody> {
 pub struct RefreshEndpoint<F> {
     tokens: RefreshTokens,
     subject: F,
-    cookie: Option<String>,
+    cookie: Option<Arc<CookieMode>>,
+}
+
+/// Cookie mode: the cookie's name and the CSRF checks a refresh from it must pass.
+#[derive(Debug)]
+struct CookieMode {
+    name: String,
+    csrf: CsrfPolicy,
 }
 
 impl<F> fmt::Debug for RefreshEndpoint<F> {
@@ -171,6 +184,7 @@ impl<F> RefreshEndpoint<F> {
             tokens,
             subject,
             cookie: None,
+            csrf: CsrfSettings::default(),
         }
     }
 }
@@ -181,6 +195,7 @@ pub struct RefreshEndpointBuilder<F> {
     tokens: RefreshTokens,
     subject: F,
     cookie: Option<String>,
+    csrf: CsrfSettings,
 }
 
 impl<F> fmt::Debug for RefreshEndpointBuilder<F> {
@@ -188,6 +203,7 @@ impl<F> fmt::Debug for RefreshEndpointBuilder<F> {
         f.debug_struct("RefreshEndpointBuilder")
             .field("tokens", &self.tokens)
             .field("cookie", &self.cookie)
+            .field("csrf", &self.csrf)
             .finish_non_exhaustive()
     }
 }
@@ -207,8 +223,144 @@ impl<F> RefreshEndpointBuilder<F> {
     /// cookie sent twice, or holding a byte outside RFC 6265's
     /// cookie-octets, is refused with 400 `invalid_request`; other cookies
     /// of the header, valid or not, are ignored.
+    ///
+    /// # Cross-site request forgery
+    ///
+    /// The browser sends the cookie with any request to the endpoint, and
+    /// `SameSite=Strict` does not stop a sibling origin of the same site
+    /// (`evil.example.com` beside `app.example.com`). So in cookie mode:
+    ///
+    /// - a form or `text/plain` body (`application/x-www-form-urlencoded`,
+    ///   `multipart/form-data`, `text/plain`: what an HTML form can send) is
+    ///   refused with 400 `invalid_request`, "a cookie-mode refresh takes a
+    ///   JSON body or none, not a form or text/plain", whatever carries the
+    ///   token; send JSON or no body;
+    /// - a refresh whose token comes from the cookie must carry the CSRF
+    ///   header, `X-Requested-With` (any non-empty value) unless
+    ///   [`csrf_header`](Self::csrf_header) names another: without it, 403
+    ///   `invalid_request`, "the refresh-token cookie needs the
+    ///   X-Requested-With header". Another origin cannot add a custom header
+    ///   without a CORS preflight, which this endpoint does not answer;
+    /// - such a refresh with `Sec-Fetch-Site: cross-site`, or `same-site`
+    ///   from an origin not in [`allowed_origins`](Self::allowed_origins), or
+    ///   an `Origin` outside a configured allow-list, is refused with 403
+    ///   `invalid_request`, "the request's origin may not use the
+    ///   refresh-token cookie".
+    ///
+    /// 403, not RFC 6749's usual 400: the request is well formed but comes
+    /// from where the cookie may not be used (OWASP's CSRF advice), and
+    /// resending it will not help; the body keeps the RFC 6749 section 5.2
+    /// shape. Nothing is looked up or spent before these checks pass. A
+    /// token sent in the body is not subject to them: it is not ambient
+    /// (a forger cannot know it).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use tower_jwt_auth::refresh::{MemoryStore, RefreshEndpoint, RefreshTokens, Subject};
+    /// use tower_jwt_auth::refresh::store::StoreError;
+    /// # use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+    /// # fn main() -> Result<(), tower_jwt_auth::ConfigError> {
+    /// # let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, [7u8; 32])?);
+    /// # let tokens = RefreshTokens::new(Arc::new(MemoryStore::new()), issuer);
+    /// // The browser app: fetch("/token/refresh", {method: "POST",
+    /// //   credentials: "include", headers: {"X-Requested-With": "fetch"}})
+    /// let endpoint = RefreshEndpoint::builder(tokens, |user_id: String| async move {
+    ///     Ok::<_, StoreError>(Some(Subject::new(user_id)))
+    /// })
+    /// .cookie("__Host-refresh")
+    /// .build()?;
+    /// # let _ = endpoint;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn cookie(mut self, name: impl Into<String>) -> Self {
         self.cookie = Some(name.into());
+        self
+    }
+
+    /// Cookie mode: the header a refresh from the cookie must carry, with
+    /// any non-empty value, instead of `X-Requested-With` (see
+    /// [`cookie`](Self::cookie)).
+    ///
+    /// [`build`](Self::build) refuses a name that is not a header name, a
+    /// CORS-safelisted header any page may send (`Content-Type`, `Accept`,
+    /// ...), or one the browser sets itself (`Origin`, `Cookie`, `Sec-*`,
+    /// ...), and this setting without [`cookie`](Self::cookie).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use tower_jwt_auth::refresh::{MemoryStore, RefreshEndpoint, RefreshTokens, Subject};
+    /// use tower_jwt_auth::refresh::store::StoreError;
+    /// # use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+    /// # fn main() -> Result<(), tower_jwt_auth::ConfigError> {
+    /// # let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, [7u8; 32])?);
+    /// # let tokens = RefreshTokens::new(Arc::new(MemoryStore::new()), issuer);
+    /// let endpoint = RefreshEndpoint::builder(tokens, |user_id: String| async move {
+    ///     Ok::<_, StoreError>(Some(Subject::new(user_id)))
+    /// })
+    /// .cookie("__Host-refresh")
+    /// .csrf_header("X-CSRF")
+    /// .build()?;
+    /// # let _ = endpoint;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn csrf_header(mut self, name: impl Into<String>) -> Self {
+        self.csrf.header = Some(name.into());
+        self
+    }
+
+    /// Cookie mode: require no CSRF header; the
+    /// [`allowed_origins`](Self::allowed_origins) list is then the defence,
+    /// and a refresh from the cookie must name one of them in `Origin`
+    /// (without `Origin`, 403). [`build`](Self::build) refuses this without
+    /// an allow-list, with [`csrf_header`](Self::csrf_header), or without
+    /// [`cookie`](Self::cookie).
+    pub fn without_csrf_header(mut self) -> Self {
+        self.csrf.without_header = true;
+        self
+    }
+
+    /// Cookie mode: the origins that may refresh from the cookie, as
+    /// browsers send them in `Origin` (`https://app.example.com`,
+    /// `http://localhost:3000`: scheme, lower-case host, a port only when
+    /// not the default; no path or trailing slash). List the endpoint's own
+    /// origin too.
+    ///
+    /// With the list, a refresh from the cookie naming another origin in
+    /// `Origin` is refused (403), and one with `Sec-Fetch-Site: same-site`
+    /// passes only from a listed origin (without the list, never). The CSRF
+    /// header is still required unless
+    /// [`without_csrf_header`](Self::without_csrf_header). [`build`](Self::build)
+    /// refuses an empty list, an entry that is not a serialized origin
+    /// (`*`, `null`, a path...), and this setting without
+    /// [`cookie`](Self::cookie).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use tower_jwt_auth::refresh::{MemoryStore, RefreshEndpoint, RefreshTokens, Subject};
+    /// use tower_jwt_auth::refresh::store::StoreError;
+    /// # use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+    /// # fn main() -> Result<(), tower_jwt_auth::ConfigError> {
+    /// # let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, [7u8; 32])?);
+    /// # let tokens = RefreshTokens::new(Arc::new(MemoryStore::new()), issuer);
+    /// // The app at https://app.example.com calls https://api.example.com.
+    /// let endpoint = RefreshEndpoint::builder(tokens, |user_id: String| async move {
+    ///     Ok::<_, StoreError>(Some(Subject::new(user_id)))
+    /// })
+    /// .cookie("refresh")
+    /// .allowed_origins(["https://app.example.com", "https://api.example.com"])
+    /// .build()?;
+    /// # let _ = endpoint;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn allowed_origins<I>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.csrf.origins = Some(origins.into_iter().map(Into::into).collect());
         self
     }
 
@@ -216,19 +368,34 @@ impl<F> RefreshEndpointBuilder<F> {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] if the cookie name is not an HTTP token.
+    /// A [`ConfigError`] if the cookie name is not an HTTP token, if a CSRF
+    /// setting is given without a cookie, or if the CSRF settings are
+    /// invalid or leave cookie mode without a defence (see
+    /// [`csrf_header`](Self::csrf_header),
+    /// [`without_csrf_header`](Self::without_csrf_header) and
+    /// [`allowed_origins`](Self::allowed_origins)).
     pub fn build(self) -> Result<RefreshEndpoint<F>, ConfigError> {
-        if let Some(name) = &self.cookie
-            && !cookie::is_name(name)
-        {
-            return Err(ConfigError::new(format!(
-                "the refresh-token cookie name {name:?} is not an HTTP token"
-            )));
-        }
+        let cookie = match self.cookie {
+            Some(name) if !cookie::is_name(&name) => {
+                return Err(ConfigError::new(format!(
+                    "the refresh-token cookie name {name:?} is not an HTTP token"
+                )));
+            }
+            Some(name) => Some(Arc::new(CookieMode {
+                name,
+                csrf: self.csrf.build()?,
+            })),
+            None if self.csrf.is_set() => {
+                return Err(ConfigError::new(
+                    "the CSRF settings apply to cookie mode only: set cookie(name) too",
+                ));
+            }
+            None => None,
+        };
         Ok(RefreshEndpoint {
             tokens: self.tokens,
             subject: self.subject,
-            cookie: self.cookie,
+            cookie,
         })
     }
 }
@@ -277,8 +444,11 @@ where
             return response;
         }
         let (parts, body) = request.into_parts();
+        if self.cookie.is_some() && csrf::is_simple_body(&parts.headers) {
+            return invalid_request(csrf::SIMPLE_BODY);
+        }
         let from_cookie = match self.cookie.as_deref() {
-            Some(name) => match cookie::find(&parts.headers, name) {
+            Some(mode) => match cookie::find(&parts.headers, &mode.name) {
                 Ok(value) => value.map(str::to_owned),
                 Err(CookieError::Repeated) => {
                     return invalid_request("the refresh-token cookie is repeated");
@@ -311,15 +481,20 @@ where
         };
         let token = match from_body {
             Ok(Some(token)) => token,
-            Ok(None) => match from_cookie {
-                Some(token) => token,
-                None => return invalid_request("refresh_token is required"),
+            Ok(None) => match (from_cookie, self.cookie.as_deref()) {
+                (Some(token), Some(mode)) => {
+                    if let Err(description) = mode.csrf.check(&parts.headers) {
+                        return csrf::refused(description);
+                    }
+                    token
+                }
+                _ => return invalid_request("refresh_token is required"),
             },
             Err(bad) => return bad.to_response(),
         };
         match self.tokens.refresh(&token, &self.subject).await {
             Ok(pair) => {
-                let Some(name) = &self.cookie else {
+                let Some(CookieMode { name, .. }) = self.cookie.as_deref() else {
                     return pair.to_response();
                 };
                 // The token goes in the HttpOnly cookie only, never in the

@@ -42,6 +42,7 @@
 mod clock;
 #[cfg(feature = "test-util")]
 pub mod conformance;
+mod csrf;
 mod endpoint;
 mod error;
 mod oauth;
