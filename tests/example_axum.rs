@@ -421,18 +421,40 @@ async fn a_user_updates_their_name_and_password() {
         &app,
         put_user(
             &token,
-            json!({"name": "Ada Lovelace", "password": "a-new-password"}),
+            json!({"name": "Ada Lovelace", "password": "a-new-password", "current_password": "user-password"}),
         ),
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header(header::CACHE_CONTROL), Some("no-store"));
     let body = reply.json();
     assert_eq!(
-        body,
+        body["user"],
         json!({"id": "user-1", "email": "user@example.com", "name": "Ada Lovelace", "role": "USER"})
     );
-    assert!(body.get("password").is_none());
-    assert!(!String::from_utf8_lossy(&reply.body).contains("a-new-password"));
+    let fields: Vec<&str> = body["tokens"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        ["access_token", "expires_in", "refresh_token", "token_type"]
+    );
+    assert!(body["user"].get("password").is_none());
+    assert!(!String::from_utf8_lossy(&reply.body).contains("password"));
+    // The token that made the change belonged to a session that has ended;
+    // the fresh one works.
+    assert_eq!(
+        send(&app, get("/users/me", Some(&token))).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let fresh = body["tokens"]["access_token"].as_str().unwrap();
+    assert_eq!(
+        send(&app, get("/users/me", Some(fresh))).await.status,
+        StatusCode::OK
+    );
 
     // The admin list shows the change.
     let admin = login(&app, "admin@example.com", "admin-password").await;
@@ -452,14 +474,19 @@ async fn an_admin_may_update_too_and_bad_bodies_are_refused() {
     let admin = login(&app, "admin@example.com", "admin-password").await;
     let reply = send(
         &app,
-        put_user(&admin, json!({"name": "Root", "password": "pw"})),
+        put_user(
+            &admin,
+            json!({"name": "Root", "password": "pw", "current_password": "admin-password"}),
+        ),
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
+    let body = reply.json();
     assert_eq!(
-        reply.json(),
+        body["user"],
         json!({"id": "admin-1", "email": "admin@example.com", "name": "Root", "role": "ADMIN"})
     );
+    let admin = body["tokens"]["access_token"].as_str().unwrap().to_owned();
 
     let reply = send(
         &app,
@@ -550,4 +577,44 @@ fn config_reads_the_environment() {
     assert!(Config::from_lookup(lookup(&[("JWT_SECRET", "")])).is_err());
     assert!(Config::from_lookup(lookup(&[("BIND", "nope")])).is_err());
     assert!(Config::from_lookup(lookup(&[("JWT_ISSUER", "")])).is_err());
+}
+
+#[test]
+fn example_bodies_hide_passwords_and_tokens_in_debug() {
+    use axum_server::handlers::{LoginForm, LogoutRequest, UpdateUser, UserUpdated};
+    use axum_server::users::UserView;
+    use tower_jwt_auth::refresh::TokenResponse;
+
+    let login = LoginForm {
+        username: "ada@example.com".into(),
+        password: "secret-one".into(),
+        grant_type: Some("password".into()),
+    };
+    let logout = LogoutRequest {
+        refresh_token: "secret-two".into(),
+    };
+    let update = UpdateUser {
+        name: "Ada".into(),
+        password: "secret-three".into(),
+        current_password: Some("secret-four".into()),
+    };
+    let updated = UserUpdated {
+        user: UserView {
+            id: "user-1".into(),
+            email: "ada@example.com".into(),
+            name: "Ada".into(),
+            role: axum_server::users::Role::User,
+        },
+        tokens: TokenResponse {
+            access_token: "secret-five".into(),
+            token_type: "bearer",
+            expires_in: 900,
+            refresh_token: Some("secret-six".into()),
+        },
+    };
+    let printed = format!("{login:?} {logout:?} {update:?} {updated:?}");
+    assert!(!printed.contains("secret"), "{printed}");
+    assert!(printed.contains("ada@example.com") && printed.contains("<redacted>"));
+    let config = config();
+    assert!(!format!("{config:?}").contains(SECRET));
 }

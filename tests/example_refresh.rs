@@ -5,7 +5,16 @@
 #[allow(dead_code)]
 mod axum_server;
 
-use std::{collections::HashMap, env::VarError};
+use std::{
+    collections::HashMap,
+    env::VarError,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use async_trait::async_trait;
 
 use axum::{
     Router,
@@ -15,6 +24,10 @@ use axum::{
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use tower_jwt_auth::refresh::{
+    MemoryStore, Session,
+    store::{RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord},
+};
 
 use axum_server::{AppState, Config, StoreKind, app};
 
@@ -316,17 +329,245 @@ async fn logout_needs_an_access_token_and_cannot_end_another_users_session() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// `PUT /users` as the demo user: a new name and password, with the current one.
+fn change_password(access: &str, current: &str, new: &str) -> Request<Body> {
+    authed(
+        "PUT",
+        "/users",
+        access,
+        Some(json!({"name": "Ada", "password": new, "current_password": current})),
+    )
+}
+
 #[tokio::test]
-async fn a_password_change_ends_every_other_session() {
+async fn a_password_change_ends_every_session_and_returns_a_fresh_pair() {
     let app = new_app();
     let (laptop_access, laptop_refresh) = login(&app, "laptop").await;
+    let (phone_access, phone_refresh) = login(&app, "phone").await;
+    let (status, json) = send(
+        &app,
+        change_password(&laptop_access, "user-password", "a-new-password"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(
+        json["user"],
+        json!({"id": "user-1", "email": "user@example.com", "name": "Ada", "role": "USER"})
+    );
+    assert_eq!(json["tokens"]["token_type"], "bearer");
+    assert_eq!(json["tokens"]["expires_in"], 900);
+    let fresh_access = json["tokens"]["access_token"].as_str().unwrap().to_owned();
+    let fresh_refresh = json["tokens"]["refresh_token"].as_str().unwrap().to_owned();
+
+    // Every earlier session is over, the caller's included (logout-all).
+    for refresh_token in [&laptop_refresh, &phone_refresh] {
+        let (status, json) = send(&app, refresh(refresh_token)).await;
+        assert_eq!((status, json), (StatusCode::BAD_REQUEST, invalid_grant()));
+    }
+    for access in [&laptop_access, &phone_access] {
+        let (status, json) = send(&app, authed("GET", "/users/me", access, None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(json["error_description"], "the session has ended");
+    }
+    // The fresh pair is the one session left.
+    let (status, sessions) =
+        send(&app, authed("GET", "/users/sessions", &fresh_access, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sessions.as_array().unwrap().len(), 1);
+    assert_eq!(sessions[0]["current"], true);
+    let (status, _) = send(&app, refresh(&fresh_refresh)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_password_change_needs_the_current_password_and_changes_nothing_without_it() {
+    let app = new_app();
+    let (access, refresh_token) = login(&app, "laptop").await;
+    let missing = authed(
+        "PUT",
+        "/users",
+        &access,
+        Some(json!({"name": "Ada", "password": "a-new-password"})),
+    );
+    let (status, json) = send(&app, missing).await;
+    assert_eq!(
+        (status, json),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_request", "error_description": "current_password is required to change the password"})
+        )
+    );
+    for wrong in ["admin-password", "", "USER-PASSWORD"] {
+        let (status, json) = send(&app, change_password(&access, wrong, "a-new-password")).await;
+        assert_eq!(
+            (status, json),
+            (
+                StatusCode::FORBIDDEN,
+                json!({"error": "invalid_grant", "error_description": "the current password is wrong"})
+            ),
+            "{wrong:?}"
+        );
+    }
+    // Nothing changed: the name, the password, the session.
+    let (status, me) = send(&app, authed("GET", "/users/me", &access, None)).await;
+    assert_eq!(
+        (status, me["id"].as_str()),
+        (StatusCode::OK, Some("user-1"))
+    );
+    let (status, _) = send(&app, refresh(&refresh_token)).await;
+    assert_eq!(status, StatusCode::OK);
+    login(&app, "phone").await;
+    let request = Request::post("/users/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "username=user%40example.com&password=a-new-password",
+        ))
+        .unwrap();
+    assert_eq!(send(&app, request).await.0, StatusCode::UNAUTHORIZED);
+    let (admin_access, _) = login_as(&app, "admin%40example.com", "admin-password").await;
+    let (_, users) = send(&app, authed("GET", "/admin/users", &admin_access, None)).await;
+    assert_eq!(users[1]["name"], "Demo User");
+}
+
+/// Logs in as `username` (form-encoded): (access token, refresh token).
+async fn login_as(app: &Router, username: &str, password: &str) -> (String, String) {
+    let request = Request::post("/users/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!(
+            "username={username}&password={password}"
+        )))
+        .unwrap();
+    let (status, json) = send(app, request).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    (
+        json["access_token"].as_str().unwrap().to_owned(),
+        json["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A memory store whose revocations fail while `down` is set.
+#[derive(Debug)]
+struct RevocationsFail {
+    inner: MemoryStore,
+    down: AtomicBool,
+}
+
+impl RevocationsFail {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::new("the store is down"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl RefreshStore for RevocationsFail {
+    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError> {
+        self.inner.create(session, token).await
+    }
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        self.inner.rotate(rotation).await
+    }
+    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.token(hash).await
+    }
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        self.inner.session(id).await
+    }
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.revoke_session(id).await
+    }
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.revoke_user(user_id).await
+    }
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        self.inner.sessions(user_id, now).await
+    }
+    async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {
+        self.inner.purge(now, revoked_before).await
+    }
+}
+
+#[tokio::test]
+async fn a_password_change_whose_sessions_cannot_end_is_no_200_and_changes_nothing() {
+    let store = Arc::new(RevocationsFail {
+        inner: MemoryStore::new(),
+        down: AtomicBool::new(false),
+    });
+    let app = app(AppState::with_store(&config(None), store.clone()).unwrap());
+    let (access, refresh_token) = login(&app, "laptop").await;
     let (_, phone_refresh) = login(&app, "phone").await;
-    let body = json!({"name": "Ada", "password": "a-new-password"});
-    let (status, _) = send(&app, authed("PUT", "/users", &laptop_access, Some(body))).await;
-    assert_eq!(status, StatusCode::OK);
-    // The phone's session is over; the laptop's (the one that changed it) lives.
+    store.down.store(true, Ordering::SeqCst);
+    let (status, json) = send(
+        &app,
+        change_password(&access, "user-password", "a-new-password"),
+    )
+    .await;
+    assert_eq!(
+        (status, json),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({
+                "error": "temporarily_unavailable",
+                "error_description": "the sessions could not be ended, so the password was not changed: try again later",
+            })
+        )
+    );
+    store.down.store(false, Ordering::SeqCst);
+    // The password did not change, and the sessions live on.
     let (status, _) = send(&app, refresh(&phone_refresh)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = send(&app, refresh(&laptop_refresh)).await;
     assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(&app, refresh(&refresh_token)).await;
+    assert_eq!(status, StatusCode::OK);
+    login(&app, "tablet").await;
+    let request = Request::post("/users/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "username=user%40example.com&password=a-new-password",
+        ))
+        .unwrap();
+    assert_eq!(send(&app, request).await.0, StatusCode::UNAUTHORIZED);
+    // Once the store is back, the change goes through.
+    let (status, _) = send(
+        &app,
+        change_password(&access, "user-password", "a-new-password"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_login_racing_a_password_change_keeps_no_session() {
+    let state = AppState::new(&config(None)).unwrap();
+    let app = app(state.clone());
+    let (access, _) = login(&app, "laptop").await;
+    // A login with the old password has checked it, but not yet started its
+    // session, when the change runs.
+    let racer = state
+        .users
+        .authenticate("user@example.com", "user-password")
+        .await
+        .unwrap();
+    let (status, _) = send(
+        &app,
+        change_password(&access, "user-password", "a-new-password"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Now the racing login finishes: its session was started under the old
+    // credentials, so neither its refresh token nor its access token works.
+    let late = state.issue_tokens(&racer, Some("racer")).await.unwrap();
+    let late_refresh = late.refresh_token.clone().unwrap();
+    let (status, json) = send(&app, refresh(&late_refresh)).await;
+    assert_eq!((status, json), (StatusCode::BAD_REQUEST, invalid_grant()));
+    let (status, json) = send(&app, authed("GET", "/users/me", &late.access_token, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error_description"], "the session has ended");
+    // And the refusal sticks: the session is revoked, not merely skipped.
+    let (status, _) = send(&app, refresh(&late_refresh)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -8,10 +8,11 @@ use axum::{
 };
 use serde::Deserialize;
 use tower_jwt_auth::{
-    Algorithm, ConfigError, DefaultResponder, JwtAuthLayer, RequireRoleLayer, RoleHierarchy,
-    SigningKey, TokenIssuer, VerificationKey, Verifier,
+    Algorithm, AuthError, Claims, ConfigError, DefaultResponder, JwtAuthLayer, RequireRoleLayer,
+    RoleHierarchy, SigningKey, TokenIssuer, VerificationKey, Verifier,
     refresh::{
-        MemoryStore, RefreshError, RefreshTokens, Subject, TokenResponse, store::RefreshStore,
+        DEFAULT_SESSION_LIFETIME, MemoryStore, RefreshError, RefreshTokens, Subject, TokenPair,
+        TokenResponse, store::RefreshStore,
     },
 };
 
@@ -134,13 +135,32 @@ impl AppState {
             .issuer(&config.issuer)
             .audience(&config.audience);
         let refresh = RefreshTokens::new(store, tokens.clone());
-        // Access tokens of ended sessions are refused at once.
+        let users = UserStore::with_demo_users();
+        // Access tokens of ended sessions are refused at once, and so are
+        // those of sessions started under older credentials (a login that
+        // raced a password change).
+        let session_check = refresh.session_check::<AccessClaims>();
+        let epochs = users.clone();
         let auth = JwtAuthLayer::builder(verifier)
             .responder(responder.clone())
-            .check(refresh.session_check())
+            .check(move |claims: &Claims<AccessClaims>| {
+                let live = session_check(claims);
+                let users = epochs.clone();
+                let user_id = claims.sub.clone();
+                let session_id = claims.registered().sid.clone();
+                async move {
+                    live.await?;
+                    match session_id {
+                        Some(sid) if users.is_stale(&user_id, &sid).await => {
+                            Err(AuthError::rejected("the session has ended"))
+                        }
+                        _ => Ok(()),
+                    }
+                }
+            })
             .build()?;
         Ok(Self {
-            users: UserStore::with_demo_users(),
+            users,
             tokens,
             auth,
             responder,
@@ -166,15 +186,40 @@ impl AppState {
         Ok(state)
     }
 
-    /// The token response of a successful login: a new session on `device`.
+    /// The token response of a successful login: a new session on `device`,
+    /// under the credential epoch `user` was read with.
     pub async fn issue_tokens(
         &self,
         user: &User,
         device: Option<&str>,
     ) -> Result<TokenResponse, RefreshError> {
+        Ok(self
+            .start_session(user, user.epoch, device)
+            .await?
+            .response())
+    }
+
+    /// A new session for `user` on `device`, remembered as started under the
+    /// credential epoch `epoch`.
+    pub async fn start_session(
+        &self,
+        user: &User,
+        epoch: u64,
+        device: Option<&str>,
+    ) -> Result<TokenPair, RefreshError> {
         let subject = Subject::new(&user.id).role(user.role.as_str());
         let pair = self.refresh.login(subject, device).await?;
-        Ok(pair.response())
+        let lifetime = i64::try_from(DEFAULT_SESSION_LIFETIME.as_secs()).unwrap_or(i64::MAX);
+        self.users
+            .record_session(
+                &user.id,
+                &pair.session.id,
+                epoch,
+                pair.session.created_at,
+                lifetime,
+            )
+            .await;
+        Ok(pair)
     }
 }
 

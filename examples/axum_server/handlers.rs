@@ -1,6 +1,6 @@
 //! The route handlers and the bodies they read and answer.
 
-use std::{future::Future, pin::Pin};
+use std::{fmt, future::Future, pin::Pin};
 
 use axum::{
     Form, Json,
@@ -11,13 +11,13 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tower_jwt_auth::{
     Claims,
-    refresh::{RefreshEndpoint, RefreshError, Subject, store::StoreError},
+    refresh::{RefreshEndpoint, RefreshError, Subject, TokenResponse, store::StoreError},
 };
 
 use super::{
     app::{AccessClaims, AppState, ProviderClaims},
     error::{ApiError, no_store},
-    users::{PasswordHash, Role, UserView},
+    users::{ChangeError, PasswordHash, Role, UserView},
 };
 
 /// Login, refresh, logout, sessions and `PUT /users` in provider mode
@@ -32,8 +32,9 @@ pub async fn not_in_provider_mode() -> ApiError {
     )
 }
 
-/// The OAuth 2.0 password grant (RFC 6749 section 4.3.2).
-#[derive(Debug, Deserialize)]
+/// The OAuth 2.0 password grant (RFC 6749 section 4.3.2). `Debug` hides the
+/// password.
+#[derive(Deserialize)]
 pub struct LoginForm {
     /// The user's email.
     pub username: String,
@@ -43,15 +44,43 @@ pub struct LoginForm {
     pub grant_type: Option<String>,
 }
 
+impl fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginForm")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("grant_type", &self.grant_type)
+            .finish()
+    }
+}
+
 /// `POST /users/refresh`: users are looked up again on every refresh, so a
 /// role change reaches the next access token, and a deleted user's session ends.
+///
+/// The lookup also ends the user's sessions that were started under an
+/// older credential epoch (a login that checked the old password while a
+/// password change ran): the session being refreshed, if it is one of them,
+/// is then revoked, and the store refuses to rotate it (400 `invalid_grant`).
+/// If they cannot be ended, the refresh fails with 503 and spends nothing.
 pub fn refresh_endpoint(
     state: &AppState,
 ) -> RefreshEndpoint<impl Fn(String) -> RefreshLookup + Clone + Send + Sync + 'static> {
     let users = state.users.clone();
+    let refresh = state.refresh.clone();
     RefreshEndpoint::new(state.refresh.clone(), move |user_id: String| {
         let users = users.clone();
+        let refresh = refresh.clone();
         Box::pin(async move {
+            for session_id in users.stale_sessions(&user_id).await {
+                refresh
+                    .end_session(&user_id, &session_id)
+                    .await
+                    .map_err(|e| {
+                        StoreError::with_source("ending a session of older credentials", e)
+                    })?;
+                users.forget_session(&session_id).await;
+                tracing::info!(user = %user_id, "session of older credentials ended");
+            }
             Ok(users
                 .get(&user_id)
                 .await
@@ -113,11 +142,19 @@ pub async fn login(
     }
 }
 
-/// The body of `POST /users/logout`.
-#[derive(Debug, Deserialize)]
+/// The body of `POST /users/logout`. `Debug` hides the token.
+#[derive(Deserialize)]
 pub struct LogoutRequest {
     /// The refresh token of the session to end.
     pub refresh_token: String,
+}
+
+impl fmt::Debug for LogoutRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogoutRequest")
+            .field("refresh_token", &"<redacted>")
+            .finish()
+    }
 }
 
 pub async fn logout(
@@ -212,20 +249,56 @@ pub async fn provider_me(claims: Claims<ProviderClaims>) -> Json<ProviderMe> {
     })
 }
 
-/// The body of `PUT /users`.
-#[derive(Debug, Deserialize)]
+/// The body of `PUT /users`. `Debug` hides the passwords.
+#[derive(Deserialize)]
 pub struct UpdateUser {
     /// The new display name.
     pub name: String,
     /// The new password.
     pub password: String,
+    /// The current password: required, since the change ends every session.
+    pub current_password: Option<String>,
 }
 
+impl fmt::Debug for UpdateUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpdateUser")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field(
+                "current_password",
+                &self.current_password.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// The answer of `PUT /users`: the updated user, and the caller's new token
+/// pair (every earlier session has ended). `Debug` hides the tokens.
+#[derive(Debug, Serialize)]
+pub struct UserUpdated {
+    /// The user, without the password.
+    pub user: UserView,
+    /// A fresh token pair, the user's only session.
+    pub tokens: TokenResponse,
+}
+
+/// `PUT /users`: a new name and password, given the current password.
+///
+/// In this order, so that a failure is reported before anything is changed:
+/// the current password is checked (400 without it, 403 when wrong); every
+/// session of the user ends in one step (logout-all; 503 if the store
+/// fails, and the password stays); a fresh session for the caller starts
+/// under the next credential epoch (503 if it cannot); then the name,
+/// password and epoch change together. A login that checked the old
+/// password meanwhile started its session under the old epoch, so that
+/// session is refused (see [`refresh_endpoint`] and the layer's check).
 pub async fn update_me(
     State(state): State<AppState>,
     claims: Claims<AccessClaims>,
+    headers: HeaderMap,
     Json(update): Json<UpdateUser>,
-) -> Result<Json<UserView>, ApiError> {
+) -> Result<Response, ApiError> {
     let name = update.name.trim();
     if name.is_empty() {
         return Err(ApiError::unprocessable("the name must not be empty"));
@@ -233,43 +306,84 @@ pub async fn update_me(
     if update.password.is_empty() {
         return Err(ApiError::unprocessable("the password must not be empty"));
     }
-    let password = PasswordHash::new(&update.password);
-    let user = state
-        .users
-        .update(&claims.sub, |user| {
-            user.name = name.to_owned();
-            user.password = password;
-        })
-        .await
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "the user does not exist",
-            )
-        })?;
-    // A new password ends every other session: whoever else held one (a
-    // stolen refresh token, say) is out. A production app would also ask for
-    // the current password before changing it; this example keeps the API of
-    // the seed design, `{"name", "password"}`.
-    let current = claims.registered().sid.clone();
-    let sessions = state.refresh.sessions(&user.id).await.map_err(|e| {
-        tracing::error!(error = %e, "listing sessions failed");
+    let Some(current) = update.current_password.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "current_password is required to change the password",
+        ));
+    };
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the user does not exist",
+        )
+    };
+    let wrong_password = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_grant",
+            "the current password is wrong",
+        )
+    };
+    let user = state.users.get(&claims.sub).await.ok_or_else(not_found)?;
+    if !user.password.verify(current) {
+        tracing::info!(user = %user.id, "password change refused: wrong current password");
+        return Err(wrong_password());
+    }
+
+    // Every session ends, the caller's too, in one step; if that fails,
+    // nothing else happens.
+    let ended = state.refresh.logout_all(&user.id).await.map_err(|e| {
+        tracing::error!(error = %e, "ending the sessions failed; the password was not changed");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
-            "try again later",
+            "the sessions could not be ended, so the password was not changed: try again later",
         )
     })?;
-    for session in sessions {
-        if Some(&session.id) != current.as_ref()
-            && let Err(e) = state.refresh.end_session(&user.id, &session.id).await
-        {
-            tracing::error!(error = %e, "ending a session failed");
+    let epoch = user.epoch + 1;
+    let fresh = state
+        .start_session(&user, epoch, device_label(&headers).as_deref())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "starting a session failed; the password was not changed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "no new session could be started, so the password was not changed: \
+                 log in and try again",
+            )
+        })?;
+    let password = PasswordHash::new(&update.password);
+    match state
+        .users
+        .change_credentials(&user.id, current, name, password, epoch)
+        .await
+    {
+        Ok(user) => {
+            tracing::info!(user = %user.id, ended, "password changed; every earlier session ended");
+            // It carries tokens: not to be cached.
+            Ok(no_store(
+                Json(UserUpdated {
+                    user: UserView::from(&user),
+                    tokens: fresh.response(),
+                })
+                .into_response(),
+            ))
+        }
+        Err(error) => {
+            // Another change came first: the fresh session must not outlive it.
+            if let Err(e) = state.refresh.end_session(&user.id, &fresh.session.id).await {
+                tracing::error!(error = %e, "ending the unused fresh session failed");
+            }
+            Err(match error {
+                ChangeError::NotFound => not_found(),
+                ChangeError::WrongPassword => wrong_password(),
+            })
         }
     }
-    tracing::info!(user = %user.id, "user updated; other sessions ended");
-    Ok(Json(UserView::from(&user)))
 }
 
 pub async fn list_users(State(state): State<AppState>) -> Json<Vec<UserView>> {

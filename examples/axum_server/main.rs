@@ -13,8 +13,11 @@
 //!      -d '{"refresh_token":"..."}'
 //!
 //! curl -s localhost:3000/users/me -H "Authorization: Bearer $TOKEN"
+//! # a new name and password: every session ends, the answer carries a fresh pair
 //! curl -s -X PUT localhost:3000/users -H "Authorization: Bearer $TOKEN" \
-//!      -H 'content-type: application/json' -d '{"name":"Ada","password":"new-password"}'
+//!      -H 'content-type: application/json' \
+//!      -d '{"name":"Ada","password":"new-password","current_password":"user-password"}'
+//! # {"user":{"id":"user-1",...},"tokens":{"access_token":"eyJ...",...,"refresh_token":"..."}}
 //! curl -s localhost:3000/admin/users -H "Authorization: Bearer $ADMIN_TOKEN"
 //! ```
 //!
@@ -73,7 +76,7 @@
 //! | `POST /users/logout-all` | any valid token    | `{"revoked": n}`; ends every session of the user |
 //! | `GET /users/sessions` | any valid token       | the user's sessions (device, created, last used) |
 //! | `GET /users/me`     | any valid token         | `{"id", "role"}` from the token              |
-//! | `PUT /users`        | role `USER` (or `ADMIN`)| the updated user `{"id", "email", "name", "role"}` |
+//! | `PUT /users` `{"name", "password", "current_password"}` | role `USER` (or `ADMIN`) | `{"user": {"id", "email", "name", "role"}, "tokens": {...}}`; ends every session of the user, the answer's pair is the only one left |
 //! | `GET /admin/users`  | role `ADMIN`            | every user, without passwords                |
 //!
 //! In provider mode (see above) only two routes need a token:
@@ -91,6 +94,20 @@
 //! Refresh tokens rotate on every use; presenting a spent one revokes its
 //! whole session (no grace window). Access tokens carry the session as `sid`,
 //! and the layer checks it, so logout takes effect at once.
+//!
+//! A password change (`PUT /users`) needs the current password: without
+//! `current_password` 400 `{"error": "invalid_request", "error_description":
+//! "current_password is required to change the password"}`, with a wrong one
+//! 403 `{"error": "invalid_grant", "error_description": "the current password
+//! is wrong"}`, and nothing changes. It then ends every session of the user
+//! in one step (logout-all), the caller's included, and answers with a fresh
+//! token pair. A failure comes before any change: if the sessions cannot be
+//! ended, 503 `temporarily_unavailable` and the password stays. Each user has
+//! a credential epoch, one more at each change, and each session remembers
+//! the epoch it started under: a login that checked the old password while
+//! the change ran gets a session of the old epoch, whose access token the
+//! layer refuses (401 "the session has ended") and whose refresh token the
+//! refresh endpoint's user lookup refuses (400 `invalid_grant`).
 //!
 //! Rejections come from the layers (RFC 6750): no token 401 with
 //! `WWW-Authenticate: Bearer realm="tower-jwt-auth-example"`, a bad token 401

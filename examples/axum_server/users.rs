@@ -1,4 +1,5 @@
-//! The demo users: roles, password hashes, and an in-memory user store.
+//! The demo users: roles, password hashes, credential epochs, and an
+//! in-memory user store.
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
@@ -58,6 +59,12 @@ impl fmt::Debug for PasswordHash {
 /// A stored user.
 #[derive(Debug, Clone)]
 pub struct User {
+    /// The credential epoch: one more at each password change. A session
+    /// remembers the epoch it was started under (see
+    /// [`UserStore::record_session`]); one started under an older epoch is
+    /// refused, so a login that checked the old password while the change
+    /// ran keeps no session.
+    pub epoch: u64,
     /// The id, the `sub` of the user's tokens.
     pub id: String,
     /// The login name.
@@ -94,10 +101,43 @@ impl From<&User> for UserView {
     }
 }
 
-/// The users, by id. In memory: a real application has a database here.
-#[derive(Debug, Clone, Default)]
+/// The users, by id, and the credential epoch of each session. In memory: a
+/// real application has a database here (a `users` table with an `epoch`
+/// column, and a `session_epochs` table).
+#[derive(Clone, Default)]
 pub struct UserStore {
-    users: Arc<RwLock<HashMap<String, User>>>,
+    inner: Arc<RwLock<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    users: HashMap<String, User>,
+    /// Session id -> the session's user and the epoch it was started under.
+    sessions: HashMap<String, SessionEpoch>,
+}
+
+/// Who a session belongs to and under which credential epoch it started.
+struct SessionEpoch {
+    user_id: String,
+    epoch: u64,
+    /// When the session started (Unix seconds), to forget it once it has
+    /// expired for sure.
+    created_at: i64,
+}
+
+impl fmt::Debug for UserStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserStore").finish_non_exhaustive()
+    }
+}
+
+/// Why [`UserStore::change_credentials`] changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeError {
+    /// There is no such user.
+    NotFound,
+    /// The current password given is not (or no longer) the user's.
+    WrongPassword,
 }
 
 impl UserStore {
@@ -122,6 +162,7 @@ impl UserStore {
         .into_iter()
         .map(|(id, email, name, role, password)| {
             let user = User {
+                epoch: 0,
                 id: id.to_owned(),
                 email: email.to_owned(),
                 name: name.to_owned(),
@@ -132,15 +173,22 @@ impl UserStore {
         })
         .collect();
         Self {
-            users: Arc::new(RwLock::new(users)),
+            inner: Arc::new(RwLock::new(Inner {
+                users,
+                sessions: HashMap::new(),
+            })),
         }
     }
 
-    /// The user with this email and password, if both match.
+    /// The user with this email and password, if both match, as read at
+    /// that moment (with its epoch).
     pub async fn authenticate(&self, email: &str, password: &str) -> Option<User> {
-        let users = self.users.read().await;
+        let inner = self.inner.read().await;
         // A linear scan is fine for two users; a database has an index on email.
-        let user = users.values().find(|u| u.email.eq_ignore_ascii_case(email));
+        let user = inner
+            .users
+            .values()
+            .find(|u| u.email.eq_ignore_ascii_case(email));
         // Hash and compare even for an unknown email, so that the answer takes
         // as long either way and does not reveal which emails exist.
         let dummy = PasswordHash([0; 32]);
@@ -151,15 +199,16 @@ impl UserStore {
 
     /// The user with this id.
     pub async fn get(&self, id: &str) -> Option<User> {
-        self.users.read().await.get(id).cloned()
+        self.inner.read().await.users.get(id).cloned()
     }
 
     /// Every user, ordered by id.
     pub async fn list(&self) -> Vec<UserView> {
         let mut users: Vec<UserView> = self
-            .users
+            .inner
             .read()
             .await
+            .users
             .values()
             .map(UserView::from)
             .collect();
@@ -167,11 +216,86 @@ impl UserStore {
         users
     }
 
-    /// Applies `change` to the user with this id; `None` if there is none.
-    pub async fn update(&self, id: &str, change: impl FnOnce(&mut User)) -> Option<User> {
-        let mut users = self.users.write().await;
-        let user = users.get_mut(id)?;
-        change(user);
-        Some(user.clone())
+    /// Changes the name and password of user `id`, and moves it to the
+    /// credential epoch `epoch` (at least), in one step, if `current` is
+    /// still its password.
+    pub async fn change_credentials(
+        &self,
+        id: &str,
+        current: &str,
+        name: &str,
+        password: PasswordHash,
+        epoch: u64,
+    ) -> Result<User, ChangeError> {
+        let mut inner = self.inner.write().await;
+        let user = inner.users.get_mut(id).ok_or(ChangeError::NotFound)?;
+        if !user.password.verify(current) {
+            return Err(ChangeError::WrongPassword);
+        }
+        user.name = name.to_owned();
+        user.password = password;
+        user.epoch = user.epoch.max(epoch);
+        Ok(user.clone())
+    }
+
+    /// Remembers that session `session_id` of `user_id` started at
+    /// `created_at` under the credential epoch `epoch`, and forgets the
+    /// user's sessions that are older than `lifetime` seconds (expired
+    /// whatever happened).
+    pub async fn record_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        epoch: u64,
+        created_at: i64,
+        lifetime: i64,
+    ) {
+        let mut inner = self.inner.write().await;
+        let oldest = created_at.saturating_sub(lifetime);
+        inner
+            .sessions
+            .retain(|_, s| s.user_id != user_id || s.created_at >= oldest);
+        inner.sessions.insert(
+            session_id.to_owned(),
+            SessionEpoch {
+                user_id: user_id.to_owned(),
+                epoch,
+                created_at,
+            },
+        );
+    }
+
+    /// Whether session `session_id` of `user_id` started under an older
+    /// credential epoch than the user's (or the user is gone).
+    pub async fn is_stale(&self, user_id: &str, session_id: &str) -> bool {
+        let inner = self.inner.read().await;
+        let Some(session) = inner.sessions.get(session_id) else {
+            // Not started by a login of ours: nothing to compare.
+            return false;
+        };
+        match inner.users.get(user_id) {
+            Some(user) => session.user_id != user_id || session.epoch < user.epoch,
+            None => true,
+        }
+    }
+
+    /// The sessions of `user_id` started under an older credential epoch
+    /// than the user's.
+    pub async fn stale_sessions(&self, user_id: &str) -> Vec<String> {
+        let inner = self.inner.read().await;
+        let Some(user) = inner.users.get(user_id) else {
+            return Vec::new();
+        };
+        inner
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.user_id == user_id && s.epoch < user.epoch)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Forgets session `session_id` (it has been ended).
+    pub async fn forget_session(&self, session_id: &str) {
+        self.inner.write().await.sessions.remove(session_id);
     }
 }
