@@ -8,12 +8,14 @@ mod axum_server;
 use std::{
     collections::HashMap,
     env::VarError,
+    net::SocketAddr,
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
     Router,
     body::Body,
+    extract::ConnectInfo,
     http::{HeaderMap, Method, Request, StatusCode, header},
 };
 use http_body_util::BodyExt;
@@ -617,4 +619,104 @@ fn example_bodies_hide_passwords_and_tokens_in_debug() {
     assert!(printed.contains("ada@example.com") && printed.contains("<redacted>"));
     let config = config();
     assert!(!format!("{config:?}").contains(SECRET));
+}
+
+/// A login request from `ip` (as `axum::serve` with connect info records it).
+fn login_from(ip: [u8; 4], username: &str, password: &str) -> Request<Body> {
+    let mut request = login_request(username, password);
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+    request
+}
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_client_ip() {
+    let vars = HashMap::from([("JWT_SECRET", SECRET), ("LOGIN_RATE_PER_MIN", "2")]);
+    let config = Config::from_lookup(|name| {
+        vars.get(name)
+            .map(|v| (*v).to_owned())
+            .ok_or(VarError::NotPresent)
+    })
+    .unwrap();
+    let app = app(AppState::new(&config).unwrap());
+    let me = [127, 0, 0, 1];
+    // Two attempts a minute, failed or not.
+    let reply = send(&app, login_from(me, "user@example.com", "wrong")).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = send(&app, login_from(me, "user@example.com", "user-password")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // The third is refused before the password is looked at, right or wrong.
+    for password in ["user-password", "wrong"] {
+        let reply = send(&app, login_from(me, "user@example.com", password)).await;
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+        let retry_after: u64 = reply
+            .header(header::RETRY_AFTER)
+            .expect("Retry-After")
+            .parse()
+            .expect("Retry-After in seconds");
+        // One attempt comes back every 30 seconds at 2 a minute.
+        assert!((1..=30).contains(&retry_after), "{retry_after}");
+        assert_eq!(reply.header(header::CACHE_CONTROL), Some("no-store"));
+        assert_eq!(reply.header(header::CONTENT_TYPE), Some("application/json"));
+        assert_eq!(
+            reply.json(),
+            json!({"error": "too_many_requests", "error_description": "too many login attempts: try again later"})
+        );
+    }
+    // Another client is not held back.
+    let reply = send(
+        &app,
+        login_from([127, 0, 0, 2], "user@example.com", "user-password"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // Other routes are not limited.
+    let token = reply.json()["access_token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let mut request = get("/users/me", Some(&token));
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((me, 40_000))));
+        assert_eq!(send(&app, request).await.status, StatusCode::OK);
+    }
+}
+
+#[test]
+fn login_rate_per_min_is_read_from_the_environment() {
+    let read = |value: Option<&'static str>| {
+        Config::from_lookup(move |name| match (name, value) {
+            ("LOGIN_RATE_PER_MIN", Some(value)) => Ok(value.to_owned()),
+            _ => Err(VarError::NotPresent),
+        })
+    };
+    assert_eq!(read(None).unwrap().login_rate_per_min.get(), 10);
+    assert_eq!(read(Some("25")).unwrap().login_rate_per_min.get(), 25);
+    for bad in ["0", "-1", "", "ten", "1.5"] {
+        let error = read(Some(bad)).unwrap_err();
+        assert!(error.contains("LOGIN_RATE_PER_MIN"), "{bad:?}: {error}");
+    }
+}
+
+#[test]
+fn the_login_limit_keys_ipv6_clients_by_their_64_and_mapped_ipv4_as_ipv4() {
+    use std::{net::IpAddr, num::NonZeroU32};
+
+    use axum_server::limit::LoginLimiter;
+
+    let limiter = LoginLimiter::per_minute(NonZeroU32::new(1).unwrap());
+    let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+    assert!(limiter.check(ip("2001:db8:1:2::1")).is_ok());
+    // The same /64: the same budget.
+    let wait = limiter.check(ip("2001:db8:1:2:ffff::9")).unwrap_err();
+    assert!(wait.as_secs() <= 60);
+    assert!(limiter.check(ip("2001:db8:1:3::1")).is_ok(), "another /64");
+    assert!(limiter.check(ip("192.0.2.7")).is_ok());
+    assert!(
+        limiter.check(ip("::ffff:192.0.2.7")).is_err(),
+        "mapped IPv4"
+    );
+    // Requests without a peer address share one budget.
+    assert!(limiter.check(None).is_ok());
+    assert!(limiter.check(None).is_err());
 }

@@ -3,7 +3,7 @@
 use std::{fmt, sync::Arc};
 
 use axum::{
-    Router,
+    Router, middleware,
     routing::{get, post, put},
 };
 use serde::Deserialize;
@@ -22,6 +22,7 @@ use super::{
         list_users, login, logout, logout_all, me, not_in_provider_mode, provider_me,
         refresh_endpoint, sessions, update_me,
     },
+    limit::{LoginLimiter, limit_logins},
     users::{Role, User, UserStore},
 };
 
@@ -105,6 +106,8 @@ pub struct AppState {
     /// Provider mode (`OIDC_ISSUER` or `JWKS_URL`): its layers verify the
     /// providers' tokens instead of `auth`, and this server issues none.
     pub provider: Option<ProviderAuth>,
+    /// The login attempts left to each client (`LOGIN_RATE_PER_MIN`).
+    pub login_limiter: LoginLimiter,
 }
 
 impl fmt::Debug for AppState {
@@ -166,6 +169,7 @@ impl AppState {
             responder,
             refresh,
             provider: None,
+            login_limiter: LoginLimiter::per_minute(config.login_rate_per_min),
         })
     }
 
@@ -303,8 +307,10 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/users", get(list_users).route_layer(admins))
         .layer(state.auth.clone());
 
+    // Login attempts are counted per client before the body is read.
+    let login_limit = middleware::from_fn_with_state(state.login_limiter.clone(), limit_logins);
     let public = Router::new()
-        .route("/users/login", post(login))
+        .route("/users/login", post(login).route_layer(login_limit))
         .route_service("/users/refresh", refresh_endpoint(&state));
 
     public.merge(authenticated).with_state(state)

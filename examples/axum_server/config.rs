@@ -2,9 +2,11 @@
 //! parsed here, in [`Config::from_lookup`], and nowhere else (except
 //! `RUST_LOG`, the log filter, which `main` hands to `tracing-subscriber`).
 
-use std::{env::VarError, fmt, net::SocketAddr};
+use std::{env::VarError, fmt, net::SocketAddr, num::NonZeroU32};
 
 use rand::RngCore;
+
+use super::limit::DEFAULT_LOGIN_RATE_PER_MIN;
 
 /// The shortest `JWT_SECRET` accepted: the HS256 hash size (RFC 7518 section 3.2).
 pub const MIN_SECRET_LEN: usize = 32;
@@ -29,6 +31,9 @@ pub struct Config {
     pub audience: String,
     /// Where refresh-token families live.
     pub store: StoreKind,
+    /// Login attempts allowed a minute per client IP (`LOGIN_RATE_PER_MIN`,
+    /// default 10).
+    pub login_rate_per_min: NonZeroU32,
     /// Provider mode: identity providers whose tokens are verified instead
     /// of our own (`OIDC_ISSUER` or `JWKS_URL`).
     pub provider: Option<ProviderConfig>,
@@ -144,6 +149,7 @@ impl fmt::Debug for Config {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("store", &self.store)
+            .field("login_rate_per_min", &self.login_rate_per_min)
             .field("provider", &self.provider)
             .finish()
     }
@@ -151,7 +157,8 @@ impl fmt::Debug for Config {
 
 impl Config {
     /// Reads `BIND`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`,
-    /// `REFRESH_STORE` (with `REDIS_URL` or `DATABASE_URL`), and for provider
+    /// `REFRESH_STORE` (with `REDIS_URL` or `DATABASE_URL`),
+    /// `LOGIN_RATE_PER_MIN`, and for provider
     /// mode `OIDC_ISSUER` and/or `JWKS_URL`, with `ROLE_CLAIM`, `ADMIN_ROLE`
     /// and `JWKS_LAZY`.
     pub fn from_env() -> Result<Self, String> {
@@ -203,6 +210,15 @@ impl Config {
                 ));
             }
         };
+        let login_rate_per_min = match var("LOGIN_RATE_PER_MIN")? {
+            None => DEFAULT_LOGIN_RATE_PER_MIN,
+            Some(value) => value.parse::<NonZeroU32>().map_err(|_| {
+                format!(
+                    "LOGIN_RATE_PER_MIN={value:?}: expected a whole number of login \
+                         attempts a minute per client, at least 1"
+                )
+            })?,
+        };
         let provider = ProviderConfig::from_vars(&var)?;
         if provider.is_some() && cfg!(not(feature = "jwks")) {
             return Err("JWKS_URL and OIDC_ISSUER need the `jwks` feature: \
@@ -217,6 +233,7 @@ impl Config {
             issuer: non_empty("JWT_ISSUER", DEFAULT_ISSUER)?,
             audience: non_empty("JWT_AUDIENCE", "example-api")?,
             store,
+            login_rate_per_min,
         })
     }
 }

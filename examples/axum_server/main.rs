@@ -64,13 +64,21 @@
 //!     /users` answer 404 `not_found`; the layer checks no local session
 //!     (`sid`). `JWT_SECRET` is not used. `ROLE_CLAIM`, `ADMIN_ROLE` and
 //!     `JWKS_LAZY` outside provider mode are an error.
+//! - `LOGIN_RATE_PER_MIN`: login attempts allowed a minute per client IP
+//!   address (default 10, at least 1), failed or not; one more comes back
+//!   every `60 / LOGIN_RATE_PER_MIN` seconds. Over it, `POST /users/login`
+//!   answers 429 `{"error": "too_many_requests", "error_description": "too
+//!   many login attempts: try again later"}` with `Retry-After` (seconds),
+//!   before reading the body. The client is the TCP peer (axum's
+//!   `ConnectInfo`); no `X-Forwarded-For` is trusted, so behind a reverse
+//!   proxy all clients share the proxy's budget (see `limit.rs`).
 //! - `RUST_LOG`: the log filter (default `info`).
 //!
 //! Routes (issuing mode, the default):
 //!
 //! | route               | who                     | answer                                       |
 //! |---------------------|-------------------------|----------------------------------------------|
-//! | `POST /users/login` | anyone                  | `{"access_token", "token_type", "expires_in", "refresh_token"}` |
+//! | `POST /users/login` | anyone, `LOGIN_RATE_PER_MIN` a minute per IP | `{"access_token", "token_type", "expires_in", "refresh_token"}`; 429 with `Retry-After` over the limit |
 //! | `POST /users/refresh` | anyone with a refresh token `{"refresh_token"}` | a new pair; 400 `invalid_grant` if spent, expired or revoked |
 //! | `POST /users/logout` | any valid token, `{"refresh_token"}` | 204; ends that session only |
 //! | `POST /users/logout-all` | any valid token    | `{"revoked": n}`; ends every session of the user |
@@ -128,6 +136,7 @@
 //!   need a token, which a role.
 //! - `handlers.rs`: the routes and the bodies they read and answer.
 //! - `error.rs`: the handlers' error answers.
+//! - `limit.rs`: the login rate limit (`governor`), per client IP.
 //! - `main.rs` (this file): starts the server and stops it gracefully.
 //!
 //! The smallest setup, without refresh tokens, is `examples/axum_minimal.rs`.
@@ -136,6 +145,7 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod limit;
 pub mod stores;
 pub mod users;
 
@@ -203,7 +213,18 @@ async fn run() -> Result<(), String> {
             "listening in provider mode; tokens come from the identity providers"
         ),
     }
-    axum::serve(listener, app(state))
+    // The login limit forgets clients whose budget is full again, once a minute.
+    let limiter = state.login_limiter.clone();
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            limiter.forget_idle();
+        }
+    });
+    // With connect info, so the login limit knows each client's address.
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;
