@@ -140,8 +140,18 @@ impl PostgresStore {
         }
     }
 
-    /// Creates the tables, indexes and the rotation function if missing
-    /// (idempotent; concurrent calls wait for each other).
+    /// Creates the tables, indexes and functions if missing, or upgrades an
+    /// older schema (idempotent; concurrent calls wait for each other).
+    ///
+    /// Migration only goes upward. The database records the version of the
+    /// schema it holds; at this build's version `migrate` changes nothing.
+    /// A database at a *newer* version, migrated by a newer build of this
+    /// crate (an older build restarting during a rolling deploy, or after a
+    /// rollback), is left exactly as it is and `migrate` fails with a
+    /// [`StoreError`] naming both versions: this build does not know whether
+    /// its queries fit the newer schema, and re-applying its own schema would
+    /// put its older functions under every server of the fleet. Run the newer
+    /// build, or, to roll back on purpose, restore the older schema yourself.
     ///
     /// The schema is `src/refresh/store/postgres/postgres.sql` in the crate, should you
     /// rather apply it with your own migration tool.
@@ -165,8 +175,18 @@ impl PostgresStore {
         } else {
             None
         };
-        if current == Some(SCHEMA_VERSION) {
-            return tx.commit().await.map_err(error("migration failed"));
+        match current {
+            Some(version) if version == SCHEMA_VERSION => {
+                return tx.commit().await.map_err(error("migration failed"));
+            }
+            // Never downgrade: the transaction rolls back, nothing changes.
+            Some(version) if version > SCHEMA_VERSION => {
+                return Err(StoreError::new(format!(
+                    "postgres: the database schema is version {version}, newer than this \
+                     build's version {SCHEMA_VERSION}; not downgrading it"
+                )));
+            }
+            _ => {}
         }
         sqlx::raw_sql(SCHEMA)
             .execute(&mut *tx)
