@@ -15,8 +15,8 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_jwt_auth::{
     Algorithm, AuthErrorKind, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
     refresh::{
-        MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshTokens, Session, Subject,
-        conformance,
+        DEFAULT_MAX_SESSIONS, MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshTokens,
+        Session, Subject, conformance,
         store::{
             RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
         },
@@ -278,6 +278,68 @@ async fn logout_one_device_leaves_the_other_and_logout_all_ends_both() {
     assert!(tokens.sessions("u").await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn a_login_beyond_the_session_cap_revokes_the_oldest_session() {
+    // The default cap: 100 sessions per user.
+    let tokens = tokens(Arc::new(MemoryStore::new()));
+    // Logins within one second are ordered by id: which one is the oldest
+    // is not known here, only how many stay.
+    for _ in 0..=DEFAULT_MAX_SESSIONS {
+        tokens.login(Subject::new("u"), None).await.unwrap();
+    }
+    let other = tokens.login(Subject::new("other"), None).await.unwrap();
+    let live = tokens.sessions("u").await.unwrap();
+    assert_eq!(live.len(), DEFAULT_MAX_SESSIONS as usize);
+    assert_eq!(
+        tokens.logout_all("u").await.unwrap(),
+        u64::from(DEFAULT_MAX_SESSIONS)
+    );
+    assert!(
+        tokens
+            .refresh(other.refresh_token.as_str(), same_user)
+            .await
+            .is_ok()
+    );
+
+    // A cap of 1: every login ends the one before, whose tokens die with it.
+    let store = Arc::new(MemoryStore::new());
+    let single = RefreshTokens::builder(store.clone(), issuer())
+        .max_sessions(1)
+        .build()
+        .unwrap();
+    let laptop = single
+        .login(Subject::new("u"), Some("laptop"))
+        .await
+        .unwrap();
+    let phone = single
+        .login(Subject::new("u"), Some("phone"))
+        .await
+        .unwrap();
+    assert!(is_revoked(&*store, &laptop.session.id).await);
+    let error = single
+        .refresh(laptop.refresh_token.as_str(), same_user)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), RefreshErrorKind::InvalidGrant);
+    let sessions = single.sessions("u").await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].id, phone.session.id);
+    assert!(
+        single
+            .refresh(phone.refresh_token.as_str(), same_user)
+            .await
+            .is_ok()
+    );
+
+    assert!(
+        RefreshTokens::builder(store, issuer())
+            .max_sessions(0)
+            .build()
+            .is_err(),
+        "a cap of 0 is a configuration error"
+    );
+}
+
 #[test]
 fn short_hash_keys_are_refused() {
     let store: Arc<dyn RefreshStore> = Arc::new(MemoryStore::new());
@@ -328,9 +390,14 @@ impl Down {
 
 #[async_trait]
 impl RefreshStore for Down {
-    async fn create(&self, f: &Session, t: &TokenRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        f: &Session,
+        t: &TokenRecord,
+        max: u32,
+    ) -> Result<Vec<String>, StoreError> {
         self.check()?;
-        self.inner.create(f, t).await
+        self.inner.create(f, t, max).await
     }
     async fn rotate(&self, r: &Rotation) -> Result<RotateOutcome, StoreError> {
         self.check()?;

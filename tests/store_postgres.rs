@@ -123,9 +123,11 @@ async fn migrate_goes_up_never_down() {
 
     // A newer build migrated the database: a newer version, a newer
     // rotation function.
-    let newer = rotate_function(&pool)
-        .await
-        .replacen("BEGIN", "BEGIN\n    -- installed by a newer build", 1);
+    let newer = rotate_function(&pool).await.replacen(
+        "BEGIN",
+        "BEGIN\n    -- installed by a newer build",
+        1,
+    );
     sqlx::raw_sql(sqlx::AssertSqlSafe(newer))
         .execute(&pool)
         .await
@@ -167,6 +169,87 @@ async fn migrate_goes_up_never_down() {
         !rotate_function(&pool)
             .await
             .contains("installed by a newer build")
+    );
+    db.remove().await;
+}
+
+#[tokio::test]
+async fn migrate_upgrades_a_version_2_database_in_place() {
+    let Some(db) = Isolated::new().await else {
+        return;
+    };
+    let pool = db.pool(1).await;
+    sqlx::raw_sql(include_str!("fixtures/postgres_schema_v2.sql"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO tjwt_schema (id, version) VALUES (true, 2)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // A session that the version-2 build started.
+    let now = 1_900_000_000_i64;
+    let user = unique("user-");
+    let old = random_hash();
+    sqlx::query(
+        "INSERT INTO tjwt_families
+             (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked)
+         VALUES ('old-session', $1, NULL, $2, $2, $3, 0, false)",
+    )
+    .bind(&user)
+    .bind(now)
+    .bind(now + 3600)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO tjwt_tokens (hash, family_id, parent, generation, created_at, status)
+         VALUES ($1, 'old-session', NULL, 0, $2, 0)",
+    )
+    .bind(&old.as_bytes()[..])
+    .bind(now)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let store = db.store().await;
+    store.migrate().await.expect("an upgrade from version 2");
+    assert!(schema_version(&pool).await > 2);
+
+    // The old session rotates under the new functions ...
+    let rotation = Rotation {
+        presented: old,
+        child: random_hash(),
+        now: now + 1,
+        idle_cutoff: now - 60,
+        grace_cutoff: None,
+    };
+    assert!(matches!(
+        store.rotate(&rotation).await.unwrap(),
+        tower_jwt_auth::refresh::store::RotateOutcome::Rotated(_)
+    ));
+    // ... and counts toward the session cap.
+    let session = Session {
+        id: unique("new-"),
+        user_id: user.clone(),
+        device: None,
+        created_at: now + 2,
+        last_used_at: now + 2,
+        expires_at: now + 3600,
+        generation: 0,
+        revoked: false,
+    };
+    let token = TokenRecord {
+        hash: random_hash(),
+        session_id: session.id.clone(),
+        parent: None,
+        generation: 0,
+        created_at: now + 2,
+        status: TokenStatus::Active,
+    };
+    assert_eq!(
+        store.create(&session, &token, 1).await.unwrap(),
+        ["old-session"]
     );
     db.remove().await;
 }
@@ -238,7 +321,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         created_at: now,
         status: TokenStatus::Active,
     };
-    store.create(&family, &token).await.unwrap();
+    store.create(&family, &token, 100).await.unwrap();
 
     // A pool on a port where nothing listens.
     let dead = PostgresStore::new_lazy("postgres://postgres:hunter2@127.0.0.1:1/test").unwrap();

@@ -6,9 +6,12 @@ mod common_store;
 use std::{collections::HashMap, sync::Arc};
 
 use common_store::{login_and_refresh, unique, unreachable, url};
-use tower_jwt_auth::refresh::{
-    RedisStore, Session, conformance,
-    store::{RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus},
+use tower_jwt_auth::{
+    Algorithm, SigningKey, TokenIssuer,
+    refresh::{
+        RedisStore, RefreshTokens, Session, Subject, conformance,
+        store::{RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus},
+    },
 };
 
 fn redis_url() -> String {
@@ -182,7 +185,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         created_at: now,
         status: TokenStatus::Active,
     };
-    store.create(&family, &token).await.unwrap();
+    store.create(&family, &token, 100).await.unwrap();
 
     // The same keys, through a Redis that is not there.
     let dead = RedisStore::new_lazy("redis://127.0.0.1:1/")
@@ -217,4 +220,103 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     assert!(!format!("{with_password:?}").contains("hunter2"));
     store.revoke_session(&family.id).await.unwrap();
     store.purge(now + 7200, now + 7200).await.unwrap();
+}
+
+fn tokens(store: &RedisStore, max_sessions: u32) -> RefreshTokens {
+    let issuer = TokenIssuer::new(
+        SigningKey::hmac(Algorithm::HS256, b"store tests secret of >= 32 bytes!!").unwrap(),
+    );
+    RefreshTokens::builder(Arc::new(store.clone()), issuer)
+        .max_sessions(max_sessions)
+        .build()
+        .unwrap()
+}
+
+async fn indexed(store: &RedisStore, user: &str) -> u64 {
+    let mut conn = raw_connection().await;
+    redis::cmd("ZCARD")
+        .arg(format!("{}u:{user}", store.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Every script over one user's sessions reads their index, which holds
+/// only sessions that are not revoked: it stays at the cap, whatever
+/// revoked the others (the cap, logout, reuse, logout everywhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_users_index_stays_at_the_session_cap() {
+    let Some(store) = store().await else { return };
+    let tokens = tokens(&store, 3);
+    let user = unique("user-");
+    let subject = |u: String| async move { Ok(Some(Subject::new(u))) };
+    let mut logins = Vec::new();
+    for _ in 0..5 {
+        logins.push(
+            tokens
+                .login(Subject::new(user.clone()), None)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(indexed(&store, &user).await, 3, "the cap evicts");
+    assert_eq!(tokens.sessions(&user).await.unwrap().len(), 3);
+
+    let newest = logins.last().unwrap();
+    assert!(
+        tokens
+            .logout(&user, newest.refresh_token.as_str())
+            .await
+            .unwrap()
+    );
+    assert_eq!(indexed(&store, &user).await, 2, "logout");
+
+    let sessions = tokens.sessions(&user).await.unwrap();
+    let survivor = logins
+        .iter()
+        .find(|l| l.session.id == sessions[0].id)
+        .unwrap();
+    tokens
+        .refresh(survivor.refresh_token.as_str(), subject)
+        .await
+        .unwrap();
+    assert!(
+        tokens
+            .refresh(survivor.refresh_token.as_str(), subject)
+            .await
+            .is_err()
+    );
+    assert_eq!(indexed(&store, &user).await, 1, "reuse");
+
+    assert_eq!(tokens.logout_all(&user).await.unwrap(), 1);
+    assert_eq!(indexed(&store, &user).await, 0, "logout everywhere");
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
+}
+
+/// `sessions` and `revoke_user` take a long index in batches, and see all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_session_lists_come_in_batches() {
+    let Some(store) = store().await else { return };
+    let tokens = tokens(&store, 300);
+    let user = unique("user-");
+    for _ in 0..300 {
+        tokens
+            .login(Subject::new(user.clone()), None)
+            .await
+            .unwrap();
+    }
+    let sessions = tokens.sessions(&user).await.unwrap();
+    assert_eq!(sessions.len(), 300);
+    let mut ids: Vec<_> = sessions.iter().map(|s| s.id.clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 300, "no session twice");
+    assert!(
+        sessions
+            .windows(2)
+            .all(|w| (w[0].created_at, &w[0].id) <= (w[1].created_at, &w[1].id)),
+        "oldest first"
+    );
+    assert_eq!(tokens.logout_all(&user).await.unwrap(), 300);
+    assert!(tokens.sessions(&user).await.unwrap().is_empty());
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
 }

@@ -37,6 +37,10 @@ use crate::{Algorithm, SigningKey, TokenIssuer};
 /// How many concurrent rotations of one token [`race`] starts.
 pub const RACE_WIDTH: usize = 32;
 
+/// The session cap the checks create sessions with, except [`session_cap`]:
+/// high enough never to evict.
+const NO_CAP: u32 = 1_000;
+
 /// Runs every check against `store`.
 pub async fn run(store: Arc<dyn RefreshStore>) {
     rotation(&*store).await;
@@ -45,6 +49,7 @@ pub async fn run(store: Arc<dyn RefreshStore>) {
     lifetimes(&*store).await;
     unknown_token(&*store).await;
     revocation_and_sessions(&*store).await;
+    session_cap(&*store).await;
     purge(&*store).await;
     hash_only(Arc::clone(&store)).await;
     race(store).await;
@@ -77,10 +82,11 @@ async fn new_session(store: &dyn RefreshStore, now: i64, lifetime: i64) -> (Sess
         created_at: now,
         status: TokenStatus::Active,
     };
-    store
-        .create(&session, &record)
+    let evicted = store
+        .create(&session, &record, NO_CAP)
         .await
         .expect("create a session");
+    assert!(evicted.is_empty(), "a new user's session evicts nothing");
     (session, token)
 }
 
@@ -335,6 +341,7 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
                 created_at: t0 + 1,
                 status: TokenStatus::Active,
             },
+            NO_CAP,
         )
         .await
         .unwrap();
@@ -352,6 +359,7 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
                 created_at: t0,
                 status: TokenStatus::Active,
             },
+            NO_CAP,
         )
         .await
         .unwrap();
@@ -394,6 +402,85 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
         "the live and the expired session"
     );
     assert!(store.sessions(&a.user_id, t0).await.unwrap().is_empty());
+    assert!(
+        !store.session(&other.id).await.unwrap().unwrap().revoked,
+        "other users are untouched"
+    );
+}
+
+/// A session of `user` created at `at`, with its first token.
+async fn user_session(
+    store: &dyn RefreshStore,
+    user: &str,
+    at: i64,
+    max: u32,
+) -> (Session, Vec<String>) {
+    let session = Session {
+        id: random_id(),
+        user_id: user.to_owned(),
+        device: None,
+        created_at: at,
+        last_used_at: at,
+        expires_at: at + 3600,
+        generation: 0,
+        revoked: false,
+    };
+    let record = TokenRecord {
+        hash: hash(),
+        session_id: session.id.clone(),
+        parent: None,
+        generation: 0,
+        created_at: at,
+        status: TokenStatus::Active,
+    };
+    let evicted = store
+        .create(&session, &record, max)
+        .await
+        .expect("create a session");
+    (session, evicted)
+}
+
+async fn live_ids(store: &dyn RefreshStore, user: &str, now: i64) -> Vec<String> {
+    let sessions = store.sessions(user, now).await.expect("sessions");
+    sessions.into_iter().map(|s| s.id).collect()
+}
+
+/// The session cap: a login beyond it revokes the user's oldest others.
+pub async fn session_cap(store: &dyn RefreshStore) {
+    let t0 = now();
+    let user = format!("user-{}", random_id());
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (session, evicted) = user_session(store, &user, t0 + i, 3).await;
+        assert!(evicted.is_empty(), "under the cap nothing is evicted");
+        ids.push(session.id);
+    }
+    let (other, _) = new_session(store, t0, 3600).await;
+
+    // A fourth login: the oldest goes.
+    let (fourth, evicted) = user_session(store, &user, t0 + 3, 3).await;
+    assert_eq!(evicted, [ids[0].clone()], "the oldest session is evicted");
+    assert!(store.session(&ids[0]).await.unwrap().unwrap().revoked);
+    assert_eq!(
+        live_ids(store, &user, t0).await,
+        [ids[1].clone(), ids[2].clone(), fourth.id.clone()]
+    );
+
+    // A revoked session frees its place.
+    assert!(store.revoke_session(&ids[1]).await.unwrap());
+    let (fifth, evicted) = user_session(store, &user, t0 + 4, 3).await;
+    assert!(evicted.is_empty(), "a revoked session does not count");
+
+    // A lower cap evicts several at once, oldest first; the new session
+    // stays even when it is the oldest (a clock behind the others).
+    let (behind, evicted) = user_session(store, &user, t0 - 100, 1).await;
+    assert_eq!(
+        evicted,
+        [ids[2].clone(), fourth.id.clone(), fifth.id.clone()],
+        "every other session beyond the cap, oldest first"
+    );
+    assert_eq!(live_ids(store, &user, t0).await, [behind.id.clone()]);
+    assert_eq!(store.revoke_user(&user).await.unwrap(), 1);
     assert!(
         !store.session(&other.id).await.unwrap().unwrap().revoked,
         "other users are untouched"
@@ -445,10 +532,15 @@ impl Spy {
 
 #[async_trait]
 impl RefreshStore for Spy {
-    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        session: &Session,
+        token: &TokenRecord,
+        max_sessions: u32,
+    ) -> Result<Vec<String>, StoreError> {
         self.see_session(session);
         self.see([token.hash.to_hex(), token.session_id.clone()]);
-        self.inner.create(session, token).await
+        self.inner.create(session, token, max_sessions).await
     }
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
         self.see([rotation.presented.to_hex(), rotation.child.to_hex()]);

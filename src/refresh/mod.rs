@@ -58,7 +58,10 @@ pub use self::{
     store::MemoryStore,
     subject::Subject,
     token::{RefreshToken, TokenPair, TokenResponse},
-    tokens::{DEFAULT_IDLE_TIMEOUT, DEFAULT_SESSION_LIFETIME, RefreshTokens, RefreshTokensBuilder},
+    tokens::{
+        DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_LIFETIME, RefreshTokens,
+        RefreshTokensBuilder,
+    },
 };
 
 #[cfg(feature = "postgres")]

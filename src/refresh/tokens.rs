@@ -57,6 +57,7 @@ struct Inner {
     session_lifetime: Duration,
     idle_timeout: Duration,
     grace: Option<Duration>,
+    max_sessions: u32,
     hasher: Hasher,
 }
 
@@ -68,6 +69,7 @@ impl fmt::Debug for RefreshTokens {
             .field("session_lifetime", &self.inner.session_lifetime)
             .field("idle_timeout", &self.inner.idle_timeout)
             .field("grace", &self.inner.grace)
+            .field("max_sessions", &self.inner.max_sessions)
             .field("keyed_hash", &matches!(self.inner.hasher, Hasher::Hmac(_)))
             .finish()
     }
@@ -81,6 +83,7 @@ pub struct RefreshTokensBuilder {
     session_lifetime: Duration,
     idle_timeout: Duration,
     grace: Option<Duration>,
+    max_sessions: u32,
     hash_key: Option<Vec<u8>>,
 }
 
@@ -92,6 +95,7 @@ impl fmt::Debug for RefreshTokensBuilder {
             .field("session_lifetime", &self.session_lifetime)
             .field("idle_timeout", &self.idle_timeout)
             .field("grace", &self.grace)
+            .field("max_sessions", &self.max_sessions)
             .field("keyed_hash", &self.hash_key.is_some())
             .finish()
     }
@@ -119,6 +123,17 @@ impl RefreshTokensBuilder {
         self
     }
 
+    /// How many sessions one user may have (default
+    /// [`DEFAULT_MAX_SESSIONS`], 100): a login beyond it revokes the user's
+    /// oldest sessions (by login time), so sessions per user stay bounded
+    /// and so does every store operation over one user's sessions.
+    ///
+    /// At least 1; [`build`](Self::build) refuses 0.
+    pub fn max_sessions(mut self, max: u32) -> Self {
+        self.max_sessions = max;
+        self
+    }
+
     /// Hashes refresh tokens with HMAC-SHA-256 under `key` instead of plain
     /// SHA-256, so a stolen database cannot even confirm a guessed token.
     ///
@@ -133,8 +148,14 @@ impl RefreshTokensBuilder {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] if the hash key is shorter than 32 bytes.
+    /// A [`ConfigError`] if the hash key is shorter than 32 bytes, or the
+    /// session cap is 0.
     pub fn build(self) -> Result<RefreshTokens, ConfigError> {
+        if self.max_sessions == 0 {
+            return Err(ConfigError::new(
+                "the session cap (max_sessions) must be at least 1",
+            ));
+        }
         let hasher = match self.hash_key {
             None => Hasher::Sha256,
             Some(key) if key.len() < 32 => {
@@ -154,6 +175,7 @@ impl RefreshTokensBuilder {
                 session_lifetime: self.session_lifetime,
                 idle_timeout: self.idle_timeout,
                 grace: self.grace,
+                max_sessions: self.max_sessions,
                 hasher,
             }),
         })
@@ -164,11 +186,15 @@ impl RefreshTokensBuilder {
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The default idle lifetime of a session: 7 days without a refresh.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The default cap on one user's sessions: 100 (see
+/// [`RefreshTokensBuilder::max_sessions`]).
+pub const DEFAULT_MAX_SESSIONS: u32 = 100;
 
 impl RefreshTokens {
     /// Rotation over `store`, issuing access tokens with `issuer`: 30-day
-    /// sessions, 7-day idle timeout, no grace window, SHA-256 hashes. See
-    /// [`builder`](Self::builder) to change any of these.
+    /// sessions, 7-day idle timeout, at most 100 sessions per user, no grace
+    /// window, SHA-256 hashes. See [`builder`](Self::builder) to change any
+    /// of these.
     pub fn new(store: Arc<dyn RefreshStore>, issuer: TokenIssuer) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -177,13 +203,14 @@ impl RefreshTokens {
                 session_lifetime: DEFAULT_SESSION_LIFETIME,
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
                 grace: None,
+                max_sessions: DEFAULT_MAX_SESSIONS,
                 hasher: Hasher::Sha256,
             }),
         }
     }
 
     /// Configures rotation over `store` with `issuer`: lifetimes, a grace
-    /// window, a hash key. Mistakes surface in
+    /// window, the session cap, a hash key. Mistakes surface in
     /// [`build`](RefreshTokensBuilder::build).
     ///
     /// ```
@@ -197,6 +224,7 @@ impl RefreshTokens {
     ///     .session_lifetime(Duration::from_secs(14 * 24 * 3600))
     ///     .idle_timeout(Duration::from_secs(2 * 24 * 3600))
     ///     .grace_period(Duration::from_secs(10))
+    ///     .max_sessions(20)
     ///     .hash_key(b"a server-side hash key of 32+ bytes")
     ///     .build()?;
     /// # let _ = tokens;
@@ -210,6 +238,7 @@ impl RefreshTokens {
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             grace: None,
+            max_sessions: DEFAULT_MAX_SESSIONS,
             hash_key: None,
         }
     }
@@ -260,6 +289,10 @@ impl RefreshTokens {
 
     /// Starts a session for `subject` on `device`: stores it with its first
     /// refresh token, and issues an access token carrying the session id as `sid`.
+    ///
+    /// If the user already has as many sessions as the cap
+    /// ([`RefreshTokensBuilder::max_sessions`]), their oldest session is
+    /// revoked (logged at `info`).
     pub async fn login(
         &self,
         subject: Subject,
@@ -286,12 +319,16 @@ impl RefreshTokens {
             status: TokenStatus::Active,
         };
         let access_token = self.access_token(subject, &session.id)?;
-        self.inner
+        let evicted = self
+            .inner
             .store
-            .create(&session, &record)
+            .create(&session, &record, self.inner.max_sessions)
             .await
             .map_err(RefreshError::store)?;
         tracing::debug!(session = %session.id, user = %session.user_id, "session started");
+        for id in &evicted {
+            tracing::info!(session = %id, user = %session.user_id, "session cap reached: oldest session revoked");
+        }
         Ok(TokenPair {
             access_token,
             refresh_token,

@@ -224,8 +224,22 @@ impl StdError for StoreError {
 /// Usable as `Arc<dyn RefreshStore>`.
 #[async_trait]
 pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
-    /// Stores a new session and its first token (generation 0, active).
-    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError>;
+    /// Stores a new session and its first token (generation 0, active), then
+    /// enforces the session cap, as one atomic step: if the user now has more
+    /// than `max_sessions` sessions that are not revoked (the new one
+    /// included, expired ones too), revokes the oldest of the *others*, by
+    /// `(created_at, id)`, until `max_sessions` are left (or only the new
+    /// one). Returns the ids of the sessions it revoked, oldest first.
+    ///
+    /// The work is bounded by the excess (one session per login once a user
+    /// is at the cap), never by every session the user ever had: keep the
+    /// user's sessions that are not revoked in an index of their own.
+    async fn create(
+        &self,
+        session: &Session,
+        token: &TokenRecord,
+        max_sessions: u32,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Rotates a token, as one atomic step. With `t` the token of hash
     /// `rotation.presented` and `s` its session:
@@ -274,11 +288,17 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// Revokes one session (and so all its tokens); `false` if it was unknown.
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// Revokes every session of `user_id`; returns how many were active.
+    /// Revokes every session of `user_id`; returns how many were not
+    /// revoked before (expired ones included).
+    ///
+    /// Bounded by the user's sessions that are not revoked (at most the
+    /// session cap), never by every user's.
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError>;
 
     /// The sessions of `user_id` that are not revoked and not expired at
     /// `now` (by `expires_at` only), oldest first.
+    ///
+    /// Bounded like [`revoke_user`](Self::revoke_user).
     async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError>;
 
     /// Deletes sessions (and their tokens) that expired before `now` or are

@@ -7,7 +7,7 @@ local t = redis.call('HMGET', KEYS[1], 'fam', 'gen', 'st', 'rat')
 if not t[1] then return {'unknown'} end
 local fid = t[1]
 local fkey = ARGV[1] .. 'f:' .. fid
-local f = redis.call('HMGET', fkey, 'rev', 'exp', 'lat', 'gen')
+local f = redis.call('HMGET', fkey, 'rev', 'exp', 'lat', 'gen', 'uid')
 if not f[1] then return {'unknown'} end
 if f[1] == '1' or t[3] == 'x' then return {'revoked'} end
 local now = tonumber(ARGV[4])
@@ -22,6 +22,7 @@ if not (t[3] == 'a' and tgen == tonumber(f[4])) then
   else
     redis.call('HSET', fkey, 'rev', '1')
     redis.call('ZADD', ARGV[1] .. 'rev', f[3], fid)
+    redis.call('ZREM', ARGV[1] .. 'u:' .. f[5], fid)
     local out = {'reused', fid}
     for _, v in ipairs(redis.call('HGETALL', fkey)) do out[#out + 1] = v end
     return out
