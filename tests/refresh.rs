@@ -403,6 +403,10 @@ impl RefreshStore for Down {
         self.check()?;
         self.inner.rotate(r).await
     }
+    async fn allow_retry(&self, h: &TokenHash, until: i64) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.allow_retry(h, until).await
+    }
     async fn token(&self, h: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         self.check()?;
         self.inner.token(h).await

@@ -13,7 +13,7 @@ use sqlx::{
 };
 use tower_jwt_auth::refresh::{
     PostgresStore, Session, conformance,
-    store::{RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus},
+    store::{RefreshStore, RotateOutcome, Rotation, TokenHash, TokenRecord, TokenStatus},
 };
 
 fn database_url() -> String {
@@ -226,15 +226,26 @@ async fn migrate_upgrades_a_version_2_database_in_place() {
     };
     assert!(matches!(
         store.rotate(&rotation).await.unwrap(),
-        tower_jwt_auth::refresh::store::RotateOutcome::Rotated(_)
+        RotateOutcome::Rotated(_)
+    ));
+    // ... takes a retry permit (a new column) ...
+    store.allow_retry(&old, now + 60).await.unwrap();
+    let retry = Rotation {
+        child: random_hash(),
+        now: now + 2,
+        ..rotation
+    };
+    assert!(matches!(
+        store.rotate(&retry).await.unwrap(),
+        RotateOutcome::Retried(_)
     ));
     // ... and counts toward the session cap.
     let session = Session {
         id: unique("new-"),
         user_id: user.clone(),
         device: None,
-        created_at: now + 2,
-        last_used_at: now + 2,
+        created_at: now + 3,
+        last_used_at: now + 3,
         expires_at: now + 3600,
         generation: 0,
         revoked: false,
@@ -244,7 +255,7 @@ async fn migrate_upgrades_a_version_2_database_in_place() {
         session_id: session.id.clone(),
         parent: None,
         generation: 0,
-        created_at: now + 2,
+        created_at: now + 3,
         status: TokenStatus::Active,
     };
     assert_eq!(
@@ -371,7 +382,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     // And the real store rotates it.
     assert!(matches!(
         starved.rotate(&rotation).await.unwrap(),
-        tower_jwt_auth::refresh::store::RotateOutcome::Rotated(_)
+        RotateOutcome::Rotated(_)
     ));
     drop(pool);
     db.remove().await;

@@ -18,13 +18,16 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use async_trait::async_trait;
 
 use super::{
-    RefreshTokens, Session, Subject,
+    RefreshErrorKind, RefreshTokens, Session, Subject,
     clock::now,
     session::new_session_id as random_id,
     store::{
@@ -46,12 +49,14 @@ pub async fn run(store: Arc<dyn RefreshStore>) {
     rotation(&*store).await;
     reuse_revokes_session(&*store).await;
     grace_window(&*store).await;
+    retry_after_a_lost_answer(&*store).await;
     lifetimes(&*store).await;
     unknown_token(&*store).await;
     revocation_and_sessions(&*store).await;
     session_cap(&*store).await;
     purge(&*store).await;
     hash_only(Arc::clone(&store)).await;
+    lost_answer_through_refresh_tokens(Arc::clone(&store)).await;
     race(store).await;
 }
 
@@ -267,6 +272,110 @@ pub async fn grace_window(store: &dyn RefreshStore) {
         matches!(rotate(store, &ancestor).await, RotateOutcome::Reused(f) if f.id == created.id),
         "an older ancestor is reuse"
     );
+}
+
+/// A rotation that ran but whose answer was lost (the store call failed):
+/// the retry permit of `allow_retry` lets one retry of the immediate
+/// predecessor through, within its time, whichever ran first.
+pub async fn retry_after_a_lost_answer(store: &dyn RefreshStore) {
+    let t0 = now();
+
+    // The rotation ran, its answer was lost, the permit was recorded.
+    let (created, r0) = new_session(store, t0, 3600).await;
+    let r1 = hash();
+    assert!(matches!(
+        rotate(store, &plain(r0, r1, t0)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    store.allow_retry(&r0, t0 + 30).await.expect("allow_retry");
+    let sibling = hash();
+    let outcome = rotate(store, &plain(r0, sibling, t0 + 5)).await;
+    assert!(
+        matches!(&outcome, RotateOutcome::Retried(f)
+            if f.id == created.id && !f.revoked && f.generation == 1 && f.last_used_at == t0 + 5),
+        "a retry with a permit gets a sibling, got {outcome:?}"
+    );
+    let record = store
+        .token(&sibling)
+        .await
+        .unwrap()
+        .expect("the sibling is stored");
+    assert_eq!(
+        (record.status, record.generation, record.parent),
+        (TokenStatus::Active, 1, Some(r0))
+    );
+    assert_eq!(
+        store.token(&r0).await.unwrap().unwrap().status,
+        TokenStatus::Rotated(t0),
+        "the retried token keeps its rotation time"
+    );
+    // One permit, one retry: the next is reuse.
+    let outcome = rotate(store, &plain(r0, hash(), t0 + 6)).await;
+    assert!(
+        matches!(&outcome, RotateOutcome::Reused(f) if f.id == created.id && f.revoked),
+        "a permit is used up by its retry, got {outcome:?}"
+    );
+
+    // The permit recorded before the lost rotation ran (it waited longer).
+    let (created, r0) = new_session(store, t0, 3600).await;
+    store.allow_retry(&r0, t0 + 30).await.unwrap();
+    let r1 = hash();
+    assert!(
+        matches!(
+            rotate(store, &plain(r0, r1, t0)).await,
+            RotateOutcome::Rotated(_)
+        ),
+        "a permit does not stop an active token from rotating"
+    );
+    let sibling = hash();
+    assert!(matches!(
+        rotate(store, &plain(r0, sibling, t0 + 1)).await,
+        RotateOutcome::Retried(_)
+    ));
+    // The sibling goes on; the lost child is stale from then on.
+    assert!(matches!(
+        rotate(store, &plain(sibling, hash(), t0 + 2)).await,
+        RotateOutcome::Rotated(f) if f.generation == 2
+    ));
+    assert!(
+        matches!(rotate(store, &plain(r1, hash(), t0 + 3)).await, RotateOutcome::Reused(f) if f.id == created.id),
+        "the lost child is stale once the retried sibling rotated"
+    );
+
+    // A permit that ran out: reuse.
+    let (created, r0) = new_session(store, t0, 3600).await;
+    assert!(matches!(
+        rotate(store, &plain(r0, hash(), t0)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    store.allow_retry(&r0, t0 + 10).await.unwrap();
+    assert!(
+        matches!(rotate(store, &plain(r0, hash(), t0 + 11)).await, RotateOutcome::Reused(f) if f.id == created.id),
+        "a retry after the permit ran out is reuse"
+    );
+
+    // A permit never reaches past the immediate predecessor.
+    let (created, r0) = new_session(store, t0, 3600).await;
+    let r1 = hash();
+    assert!(matches!(
+        rotate(store, &plain(r0, r1, t0)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        rotate(store, &plain(r1, hash(), t0 + 1)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    store.allow_retry(&r0, t0 + 30).await.unwrap();
+    assert!(
+        matches!(rotate(store, &plain(r0, hash(), t0 + 2)).await, RotateOutcome::Reused(f) if f.id == created.id),
+        "an older ancestor with a permit is reuse"
+    );
+
+    // An unknown hash: nothing is stored.
+    let ghost = hash();
+    store.allow_retry(&ghost, t0 + 30).await.unwrap();
+    assert_eq!(store.token(&ghost).await.unwrap(), None);
+    assert_eq!(store.lookup(&ghost).await.unwrap(), None);
 }
 
 /// Expired sessions refuse rotation and are left untouched.
@@ -546,6 +655,10 @@ impl RefreshStore for Spy {
         self.see([rotation.presented.to_hex(), rotation.child.to_hex()]);
         self.inner.rotate(rotation).await
     }
+    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
+        self.see([hash.to_hex()]);
+        self.inner.allow_retry(hash, until).await
+    }
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         self.see([hash.to_hex()]);
         self.inner.token(hash).await
@@ -630,6 +743,120 @@ pub async fn hash_only(store: Arc<dyn RefreshStore>) {
             );
         }
     }
+}
+
+/// A store whose next rotation runs but answers with an error, as a client
+/// timeout does while the server still carries the rotation out.
+struct LostAnswer {
+    inner: Arc<dyn RefreshStore>,
+    lose_next: AtomicBool,
+}
+
+impl fmt::Debug for LostAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LostAnswer").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RefreshStore for LostAnswer {
+    async fn create(
+        &self,
+        session: &Session,
+        token: &TokenRecord,
+        max_sessions: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.create(session, token, max_sessions).await
+    }
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        let outcome = self.inner.rotate(rotation).await;
+        if self.lose_next.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::new("timed out (the answer was lost)"));
+        }
+        outcome
+    }
+    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
+        self.inner.allow_retry(hash, until).await
+    }
+    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.token(hash).await
+    }
+    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Session)>, StoreError> {
+        self.inner.lookup(hash).await
+    }
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        self.inner.session(id).await
+    }
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.revoke_session(id).await
+    }
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.inner.revoke_user(user_id).await
+    }
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        self.inner.sessions(user_id, now).await
+    }
+    async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {
+        self.inner.purge(now, revoked_before).await
+    }
+}
+
+/// Through [`RefreshTokens`] with its defaults: a refresh whose rotation ran
+/// but whose answer was lost fails with `Unavailable`, and the client's retry
+/// of the same token gets a new pair instead of revoking the session. A
+/// replay of the spent token after that is reuse again.
+pub async fn lost_answer_through_refresh_tokens(store: Arc<dyn RefreshStore>) {
+    let lossy = Arc::new(LostAnswer {
+        inner: Arc::clone(&store),
+        lose_next: AtomicBool::new(false),
+    });
+    let tokens = RefreshTokens::new(lossy.clone(), issuer());
+    let subject = |u: String| async move { Ok(Some(Subject::new(u))) };
+    let user = format!("user-{}", random_id());
+    let login = tokens.login(Subject::new(user), None).await.unwrap();
+
+    lossy.lose_next.store(true, Ordering::SeqCst);
+    let error = tokens
+        .refresh(login.refresh_token.as_str(), subject)
+        .await
+        .expect_err("the answer was lost");
+    assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+    let spent = store
+        .token(&tokens.hash(login.refresh_token.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(spent.status, TokenStatus::Rotated(_)),
+        "the lost rotation ran"
+    );
+
+    let retried = tokens
+        .refresh(login.refresh_token.as_str(), subject)
+        .await
+        .expect("the retry after a lost answer gets a new pair");
+    assert_eq!(retried.session.id, login.session.id);
+    assert!(!retried.session.revoked);
+    let next = tokens
+        .refresh(retried.refresh_token.as_str(), subject)
+        .await
+        .expect("the retried pair works");
+
+    // The permit is used up: the spent login token is reuse again.
+    assert!(
+        tokens
+            .refresh(login.refresh_token.as_str(), subject)
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .session(&next.session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
 }
 
 /// [`RACE_WIDTH`] concurrent rotations of one token: exactly one wins.

@@ -59,8 +59,8 @@ pub use self::{
     subject::Subject,
     token::{RefreshToken, TokenPair, TokenResponse},
     tokens::{
-        DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_LIFETIME, RefreshTokens,
-        RefreshTokensBuilder,
+        DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, DEFAULT_RETRY_WINDOW, DEFAULT_SESSION_LIFETIME,
+        RefreshTokens, RefreshTokensBuilder,
     },
 };
 

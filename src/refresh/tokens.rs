@@ -57,6 +57,7 @@ struct Inner {
     session_lifetime: Duration,
     idle_timeout: Duration,
     grace: Option<Duration>,
+    retry_window: Duration,
     max_sessions: u32,
     hasher: Hasher,
 }
@@ -69,6 +70,7 @@ impl fmt::Debug for RefreshTokens {
             .field("session_lifetime", &self.inner.session_lifetime)
             .field("idle_timeout", &self.inner.idle_timeout)
             .field("grace", &self.inner.grace)
+            .field("retry_window", &self.inner.retry_window)
             .field("max_sessions", &self.inner.max_sessions)
             .field("keyed_hash", &matches!(self.inner.hasher, Hasher::Hmac(_)))
             .finish()
@@ -83,6 +85,7 @@ pub struct RefreshTokensBuilder {
     session_lifetime: Duration,
     idle_timeout: Duration,
     grace: Option<Duration>,
+    retry_window: Duration,
     max_sessions: u32,
     hash_key: Option<Vec<u8>>,
 }
@@ -95,6 +98,7 @@ impl fmt::Debug for RefreshTokensBuilder {
             .field("session_lifetime", &self.session_lifetime)
             .field("idle_timeout", &self.idle_timeout)
             .field("grace", &self.grace)
+            .field("retry_window", &self.retry_window)
             .field("max_sessions", &self.max_sessions)
             .field("keyed_hash", &self.hash_key.is_some())
             .finish()
@@ -120,6 +124,35 @@ impl RefreshTokensBuilder {
     /// lost a response. Older tokens never get grace.
     pub fn grace_period(mut self, window: Duration) -> Self {
         self.grace = Some(window);
+        self
+    }
+
+    /// How long a refresh token whose rotation *failed* may be retried
+    /// (default [`DEFAULT_RETRY_WINDOW`], 60 s; [`Duration::ZERO`] turns it
+    /// off).
+    ///
+    /// A store call can fail after the store did the work: a Redis busy past
+    /// the client's response timeout still runs the queued rotation, a
+    /// connection can drop after PostgreSQL committed. The client got a 503
+    /// and retries the same token, which the store has spent: without more,
+    /// that retry is reuse and revokes the session, though nothing leaked.
+    /// So when a rotation fails, [`RefreshTokens::refresh`] gives the token a
+    /// *retry permit* ([`RefreshStore::allow_retry`]) until `window` from
+    /// then: one retry of it gets a sibling pair, like the grace window, and
+    /// the permit is used up.
+    ///
+    /// Unlike a grace window, nothing changes for a token whose rotation
+    /// answered: presenting it again is reuse at once. A thief replaying a
+    /// spent token gains something only if its own rotation failed within
+    /// the window, and then gets at most one sibling (which the client's
+    /// retry or next refresh turns into reuse, revoking the session), never
+    /// more than the grace window would give. A permit that cannot be
+    /// recorded (the store is down for that call too) is logged; that
+    /// retry is then reuse, as before. A refresh whose future is dropped
+    /// mid-rotation (a timeout *around* the endpoint) records nothing: time
+    /// limits belong on the store's client, which all three stores have.
+    pub fn retry_window(mut self, window: Duration) -> Self {
+        self.retry_window = window;
         self
     }
 
@@ -175,6 +208,7 @@ impl RefreshTokensBuilder {
                 session_lifetime: self.session_lifetime,
                 idle_timeout: self.idle_timeout,
                 grace: self.grace,
+                retry_window: self.retry_window,
                 max_sessions: self.max_sessions,
                 hasher,
             }),
@@ -186,6 +220,9 @@ impl RefreshTokensBuilder {
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The default idle lifetime of a session: 7 days without a refresh.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The default retry window after a failed rotation: 60 seconds (see
+/// [`RefreshTokensBuilder::retry_window`]).
+pub const DEFAULT_RETRY_WINDOW: Duration = Duration::from_secs(60);
 /// The default cap on one user's sessions: 100 (see
 /// [`RefreshTokensBuilder::max_sessions`]).
 pub const DEFAULT_MAX_SESSIONS: u32 = 100;
@@ -193,7 +230,7 @@ pub const DEFAULT_MAX_SESSIONS: u32 = 100;
 impl RefreshTokens {
     /// Rotation over `store`, issuing access tokens with `issuer`: 30-day
     /// sessions, 7-day idle timeout, at most 100 sessions per user, no grace
-    /// window, SHA-256 hashes. See [`builder`](Self::builder) to change any
+    /// window, a 60-second retry window after a failed rotation, SHA-256 hashes. See [`builder`](Self::builder) to change any
     /// of these.
     pub fn new(store: Arc<dyn RefreshStore>, issuer: TokenIssuer) -> Self {
         Self {
@@ -203,6 +240,7 @@ impl RefreshTokens {
                 session_lifetime: DEFAULT_SESSION_LIFETIME,
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
                 grace: None,
+                retry_window: DEFAULT_RETRY_WINDOW,
                 max_sessions: DEFAULT_MAX_SESSIONS,
                 hasher: Hasher::Sha256,
             }),
@@ -210,7 +248,7 @@ impl RefreshTokens {
     }
 
     /// Configures rotation over `store` with `issuer`: lifetimes, a grace
-    /// window, the session cap, a hash key. Mistakes surface in
+    /// window, the retry window, the session cap, a hash key. Mistakes surface in
     /// [`build`](RefreshTokensBuilder::build).
     ///
     /// ```
@@ -238,6 +276,7 @@ impl RefreshTokens {
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             grace: None,
+            retry_window: DEFAULT_RETRY_WINDOW,
             max_sessions: DEFAULT_MAX_SESSIONS,
             hash_key: None,
         }
@@ -343,7 +382,9 @@ impl RefreshTokens {
     /// A token that was already rotated revokes its whole session (reuse
     /// detection); unknown, expired and revoked tokens change nothing. Every
     /// one of these is `InvalidGrant`. A store failure is `Unavailable` and
-    /// revokes nothing.
+    /// revokes nothing; if it struck the rotation itself, the token gets a
+    /// retry permit (see [`RefreshTokensBuilder::retry_window`]), so the
+    /// client's retry is not taken for reuse.
     pub async fn refresh<F, Fut>(
         &self,
         refresh_token: &str,
@@ -399,9 +440,19 @@ impl RefreshTokens {
             idle_cutoff,
             grace_cutoff: self.inner.grace.map(|g| now.saturating_sub(secs(g))),
         };
-        let outcome = store.rotate(&rotation).await.map_err(RefreshError::store)?;
+        let outcome = match store.rotate(&rotation).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.allow_retry(&presented, now).await;
+                return Err(RefreshError::store(error));
+            }
+        };
         let session = match outcome {
             RotateOutcome::Rotated(session) => session,
+            RotateOutcome::Retried(session) => {
+                tracing::info!(session = %session.id, user = %session.user_id, "refresh token retried after a failed rotation");
+                session
+            }
             RotateOutcome::Grace(session) => {
                 tracing::info!(session = %session.id, user = %session.user_id, "refresh token retried within the grace window");
                 session
@@ -420,6 +471,19 @@ impl RefreshTokens {
             refresh_token: child_token,
             session,
         })
+    }
+
+    /// After a failed rotation of `presented` at `now`: the rotation may have
+    /// run with its answer lost, so let one retry of the token through.
+    async fn allow_retry(&self, presented: &TokenHash, now: i64) {
+        let window = self.inner.retry_window;
+        if window.is_zero() {
+            return;
+        }
+        let until = now.saturating_add(secs(window));
+        if let Err(error) = self.inner.store.allow_retry(presented, until).await {
+            tracing::warn!(error = %error, "no retry permit after a failed rotation: a retry of this token will count as reuse");
+        }
     }
 
     /// Ends the session that `refresh_token` belongs to, if it belongs to

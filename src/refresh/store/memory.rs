@@ -36,6 +36,8 @@ struct State {
     /// user id -> `(created_at, session id)` of their sessions that are not
     /// revoked, oldest first: `sessions`, `revoke_user` and the session cap.
     users: HashMap<String, BTreeSet<(i64, String)>>,
+    /// token hash -> until: the retry permits of `allow_retry`.
+    retry_permits: HashMap<TokenHash, i64>,
 }
 
 impl MemoryStore {
@@ -90,6 +92,13 @@ impl State {
     }
 }
 
+/// What a rotation that goes ahead does (rules 4 to 6 of `rotate`).
+enum Step {
+    Rotate,
+    Retry,
+    Grace,
+}
+
 #[async_trait]
 impl RefreshStore for MemoryStore {
     async fn create(
@@ -139,15 +148,20 @@ impl RefreshStore for MemoryStore {
         if !session.is_live(rotation.now, rotation.idle_cutoff) {
             return Ok(RotateOutcome::Invalid(InvalidReason::Expired));
         }
-        let grace = match token.status {
+        let predecessor = token.generation + 1 == session.generation;
+        let permit = state
+            .retry_permits
+            .get(&rotation.presented)
+            .is_some_and(|until| *until >= rotation.now);
+        let step = match token.status {
             // Only the newest generation rotates: an active sibling left
-            // behind by a grace retry is stale once the session moved on.
-            TokenStatus::Active if token.generation == session.generation => false,
+            // behind by a retry is stale once the session moved on.
+            TokenStatus::Active if token.generation == session.generation => Step::Rotate,
+            TokenStatus::Rotated(_) if permit && predecessor => Step::Retry,
             TokenStatus::Rotated(at)
-                if rotation.grace_cutoff.is_some_and(|cutoff| at >= cutoff)
-                    && token.generation + 1 == session.generation =>
+                if rotation.grace_cutoff.is_some_and(|cutoff| at >= cutoff) && predecessor =>
             {
-                true
+                Step::Grace
             }
             _ => {
                 state.revoke(&token.session_id);
@@ -158,12 +172,18 @@ impl RefreshStore for MemoryStore {
         if state.tokens.contains_key(&rotation.child) {
             return Err(StoreError::new("the child token already exists"));
         }
-        if !grace {
-            state
-                .tokens
-                .get_mut(&rotation.presented)
-                .expect("checked")
-                .status = TokenStatus::Rotated(rotation.now);
+        match step {
+            Step::Rotate => {
+                state
+                    .tokens
+                    .get_mut(&rotation.presented)
+                    .expect("checked")
+                    .status = TokenStatus::Rotated(rotation.now);
+            }
+            Step::Retry => {
+                state.retry_permits.remove(&rotation.presented);
+            }
+            Step::Grace => {}
         }
         let child = TokenRecord {
             hash: rotation.child,
@@ -178,11 +198,19 @@ impl RefreshStore for MemoryStore {
         session.generation = token.generation + 1;
         session.last_used_at = rotation.now;
         let session = session.clone();
-        Ok(if grace {
-            RotateOutcome::Grace(session)
-        } else {
-            RotateOutcome::Rotated(session)
+        Ok(match step {
+            Step::Rotate => RotateOutcome::Rotated(session),
+            Step::Retry => RotateOutcome::Retried(session),
+            Step::Grace => RotateOutcome::Grace(session),
         })
+    }
+
+    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.tokens.contains_key(hash) {
+            state.retry_permits.insert(*hash, until);
+        }
+        Ok(())
     }
 
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
@@ -238,6 +266,7 @@ impl RefreshStore for MemoryStore {
             }
             for hash in state.session_tokens.remove(id).unwrap_or_default() {
                 state.tokens.remove(&hash);
+                state.retry_permits.remove(&hash);
             }
         }
         Ok(dead.len() as u64)

@@ -18,7 +18,7 @@ const SCHEMA: &str = include_str!("postgres.sql");
 /// The advisory lock key that serializes concurrent migrations ("tjwt").
 const MIGRATION_LOCK: i64 = 0x746a_7774;
 /// The version of [`SCHEMA`]; bump it with every change to the file.
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 /// How long a call waits for a pooled connection (or a new one) before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The server-side `statement_timeout` of the pools built from a URL.
@@ -321,9 +321,21 @@ impl RefreshStore for PostgresStore {
             "expired" => RotateOutcome::Invalid(InvalidReason::Expired),
             "rotated" => RotateOutcome::Rotated(read_session(&row, "o_")?),
             "grace" => RotateOutcome::Grace(read_session(&row, "o_")?),
+            "retried" => RotateOutcome::Retried(read_session(&row, "o_")?),
             "reused" => RotateOutcome::Reused(read_session(&row, "o_")?),
             _ => return Err(corrupt("rotate reply")),
         })
+    }
+
+    async fn allow_retry(&self, hash_: &TokenHash, until: i64) -> Result<(), StoreError> {
+        // One row lock, on the token only: no lock-order cycle with tjwt_rotate.
+        sqlx::query("UPDATE tjwt_tokens SET retry_until = $2 WHERE hash = $1")
+            .bind(&hash_.as_bytes()[..])
+            .bind(until)
+            .execute(&self.pool)
+            .await
+            .map_err(error("recording a retry permit failed"))?;
+        Ok(())
     }
 
     async fn token(&self, hash_: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {

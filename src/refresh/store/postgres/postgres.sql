@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS tjwt_tokens (
     rotated_at bigint
 );
 
+-- Version 4: the end of a token's retry permit (allow_retry), NULL without one.
+ALTER TABLE tjwt_tokens ADD COLUMN IF NOT EXISTS retry_until bigint;
+
 -- The ON DELETE CASCADE of purge() finds a family's tokens by this index.
 CREATE INDEX IF NOT EXISTS tjwt_tokens_family_idx ON tjwt_tokens (family_id);
 
@@ -77,9 +80,12 @@ BEGIN
     ELSIF f.expires_at <= p_now OR f.last_used_at < p_idle_cutoff THEN
         v_outcome := 'expired';
     -- Only the newest generation rotates: an active sibling left behind by a
-    -- grace retry is stale once the family moved on, and presenting it is reuse.
+    -- retry is stale once the family moved on, and presenting it is reuse.
     ELSIF t.status = 0 AND t.generation = f.generation THEN
         v_outcome := 'rotated';
+    ELSIF t.status = 1 AND t.retry_until IS NOT NULL AND t.retry_until >= p_now
+            AND t.generation + 1 = f.generation THEN
+        v_outcome := 'retried';
     ELSIF t.status = 1 AND p_grace_cutoff IS NOT NULL AND t.rotated_at >= p_grace_cutoff
             AND t.generation + 1 = f.generation THEN
         v_outcome := 'grace';
@@ -87,9 +93,12 @@ BEGIN
         UPDATE tjwt_families fa SET revoked = true WHERE fa.id = f.id RETURNING fa.* INTO f;
         v_outcome := 'reused';
     END IF;
-    IF v_outcome IN ('rotated', 'grace') THEN
+    IF v_outcome IN ('rotated', 'retried', 'grace') THEN
         IF v_outcome = 'rotated' THEN
             UPDATE tjwt_tokens tk SET status = 1, rotated_at = p_now WHERE tk.hash = p_presented;
+        ELSIF v_outcome = 'retried' THEN
+            -- A retry permit lets one retry through.
+            UPDATE tjwt_tokens tk SET retry_until = NULL WHERE tk.hash = p_presented;
         END IF;
         -- A duplicate child hash raises unique_violation: the whole call fails.
         INSERT INTO tjwt_tokens (hash, family_id, parent, generation, created_at, status)

@@ -29,7 +29,8 @@ const USER_BATCH: u32 = 128;
 
 // Key layout, with `P` the prefix:
 //
-// - `Pt:{hex hash}`    hash: fam (session id), par (hex, absent for the login's token), gen, cat, st (a|r|x), rat
+// - `Pt:{hex hash}`    hash: fam (session id), par (hex, absent for the login's token), gen, cat, st (a|r|x), rat,
+//                      rty (the retry permit's end, absent without one)
 // - `Pf:{session id}`  hash: uid, dev (absent for None), cat, lat, exp, gen, rev (0|1)
 // - `Pft:{session id}` set of the hex hashes of the session's tokens (for purge)
 // - `Pu:{user id}`     sorted set of the ids of the user's sessions that are not
@@ -52,6 +53,14 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cre
 /// The whole of [`RefreshStore::rotate`], atomically. KEYS, ARGV and reply: see `rotate.lua`.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("rotate.lua")));
 
+/// Gives a token a retry permit. KEYS, ARGV and reply: see `allow_retry.lua`.
+///
+/// Sent whole with `EVAL`, never as `EVALSHA`: it runs right after a failed
+/// rotation, typically while Redis is too busy to answer in time, and an
+/// `EVALSHA` answered `NOSCRIPT` (a script cache emptied by a restart or a
+/// failover) after the client gave up would never be loaded and retried.
+const ALLOW_RETRY: &str = include_str!("allow_retry.lua");
+
 /// A token and its session in one round trip. KEYS, ARGV and reply: see `lookup.lua`.
 static LOOKUP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lookup.lua")));
 
@@ -71,8 +80,8 @@ static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purg
 
 /// A [`RefreshStore`] on Redis 7 or later (feature `redis`).
 ///
-/// Rotation, with its reuse detection, session revocation, grace and expiry
-/// checks, is one Lua script run server-side: atomic under any concurrency,
+/// Rotation, with its reuse detection, session revocation, retry permit,
+/// grace and expiry checks, is one Lua script run server-side: atomic under any concurrency,
 /// one round trip (`EVALSHA`, loading the script on first use). So are
 /// `create` (with the session cap), `revoke_session`, and each batch of
 /// `revoke_user`, `sessions` and `purge`. Every script does bounded work: a
@@ -372,9 +381,23 @@ impl RefreshStore for RedisStore {
             Some("expired") => RotateOutcome::Invalid(InvalidReason::Expired),
             Some("rotated") => RotateOutcome::Rotated(session()?),
             Some("grace") => RotateOutcome::Grace(session()?),
+            Some("retried") => RotateOutcome::Retried(session()?),
             Some("reused") => RotateOutcome::Reused(session()?),
             _ => return Err(corrupt("rotate reply")),
         })
+    }
+
+    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("EVAL")
+            .arg(ALLOW_RETRY)
+            .arg(1)
+            .arg(self.token_key(hash))
+            .arg(until)
+            .query_async(&mut conn)
+            .await
+            .map_err(error("recording a retry permit failed"))?;
+        Ok(())
     }
 
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
