@@ -16,7 +16,7 @@ use tower_jwt_auth::{
     Algorithm, AuthErrorKind, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
     refresh::{
         DEFAULT_MAX_SESSIONS, MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshTokens,
-        Session, Subject, conformance,
+        ReuseEvent, Session, Subject, conformance,
         store::{
             RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
         },
@@ -86,22 +86,58 @@ async fn login_then_refresh_rotates() {
 
 #[tokio::test]
 async fn reuse_revokes_the_family_including_the_newest_token() {
-    let tokens = tokens(Arc::new(MemoryStore::new()));
-    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let tokens = RefreshTokens::builder(Arc::new(MemoryStore::new()), issuer())
+        .on_reuse(move |event: &ReuseEvent| seen.lock().unwrap().push(event.clone()))
+        .build()
+        .unwrap();
+    let login = tokens
+        .login(Subject::new("u"), Some("laptop"))
+        .await
+        .unwrap();
     let second = tokens
         .refresh(login.refresh_token.as_str(), same_user)
         .await
         .unwrap();
+    let third = tokens
+        .refresh(second.refresh_token.as_str(), same_user)
+        .await
+        .unwrap();
+    assert!(events.lock().unwrap().is_empty(), "no reuse yet");
+
+    // The login token, spent two rotations ago, comes back.
     let reuse = tokens
         .refresh(login.refresh_token.as_str(), same_user)
         .await
         .unwrap_err();
-    assert_eq!(reuse.kind(), RefreshErrorKind::InvalidGrant);
+    assert_eq!(
+        reuse.kind(),
+        RefreshErrorKind::Reused,
+        "a typed security event"
+    );
+    assert_eq!(
+        reuse.to_response().status(),
+        400,
+        "still invalid_grant to the client"
+    );
+    {
+        let events = events.lock().unwrap();
+        assert_eq!(events.len(), 1, "the hook ran once");
+        let event = &events[0];
+        assert_eq!(event.session_id, login.session.id);
+        assert_eq!(event.user_id, "u");
+        assert_eq!(event.device.as_deref(), Some("laptop"));
+        assert_eq!((event.generation, event.newest_generation), (0, 2));
+    }
+
+    // The newest token died with its session: refused, but no second event.
     let newest = tokens
-        .refresh(second.refresh_token.as_str(), same_user)
+        .refresh(third.refresh_token.as_str(), same_user)
         .await
         .unwrap_err();
     assert_eq!(newest.kind(), RefreshErrorKind::InvalidGrant);
+    assert_eq!(events.lock().unwrap().len(), 1);
     assert!(tokens.sessions("u").await.unwrap().is_empty());
 }
 

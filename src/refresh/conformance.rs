@@ -588,7 +588,7 @@ pub async fn session_cap(store: &dyn RefreshStore) {
         [ids[2].clone(), fourth.id.clone(), fifth.id.clone()],
         "every other session beyond the cap, oldest first"
     );
-    assert_eq!(live_ids(store, &user, t0).await, [behind.id.clone()]);
+    assert_eq!(live_ids(store, &user, t0).await, [behind.id.as_str()]);
     assert_eq!(store.revoke_user(&user).await.unwrap(), 1);
     assert!(
         !store.session(&other.id).await.unwrap().unwrap().revoked,

@@ -10,6 +10,7 @@ use super::{
     Session,
     clock::{now, secs},
     error::{RefreshError, RefreshErrorKind},
+    reuse::{ReuseEvent, ReuseHook},
     session::new_session_id,
     store::{
         InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
@@ -18,7 +19,10 @@ use super::{
     subject::Subject,
     token::{Hasher, RefreshToken, TokenPair, well_formed},
 };
-use crate::{ConfigError, IssuedToken, TokenIssuer};
+use crate::{
+    ConfigError, IssuedToken, TokenIssuer,
+    metrics::{self, Refresh},
+};
 
 /// Issues token pairs and rotates refresh tokens over a [`RefreshStore`],
 /// following RFC 9700 section 4.14: every refresh token is used once; a
@@ -60,6 +64,7 @@ struct Inner {
     retry_window: Duration,
     max_sessions: u32,
     hasher: Hasher,
+    on_reuse: Option<Arc<ReuseHook>>,
 }
 
 impl fmt::Debug for RefreshTokens {
@@ -73,6 +78,7 @@ impl fmt::Debug for RefreshTokens {
             .field("retry_window", &self.inner.retry_window)
             .field("max_sessions", &self.inner.max_sessions)
             .field("keyed_hash", &matches!(self.inner.hasher, Hasher::Hmac(_)))
+            .field("on_reuse", &self.inner.on_reuse.is_some())
             .finish()
     }
 }
@@ -88,6 +94,7 @@ pub struct RefreshTokensBuilder {
     retry_window: Duration,
     max_sessions: u32,
     hash_key: Option<Vec<u8>>,
+    on_reuse: Option<Arc<ReuseHook>>,
 }
 
 impl fmt::Debug for RefreshTokensBuilder {
@@ -101,6 +108,7 @@ impl fmt::Debug for RefreshTokensBuilder {
             .field("retry_window", &self.retry_window)
             .field("max_sessions", &self.max_sessions)
             .field("keyed_hash", &self.hash_key.is_some())
+            .field("on_reuse", &self.on_reuse.is_some())
             .finish()
     }
 }
@@ -167,6 +175,42 @@ impl RefreshTokensBuilder {
         self
     }
 
+    /// Calls `hook` on every detected reuse, after the session was revoked:
+    /// for alerting, or to act on the leak (force a password reset, end the
+    /// user's other sessions). The [`ReuseEvent`] names the session, user,
+    /// device and generations.
+    ///
+    /// The hook runs inline, before [`refresh`](RefreshTokens::refresh)
+    /// answers: keep it short, and hand slow work (I/O) to a task or a
+    /// channel.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+    /// use tower_jwt_auth::refresh::{MemoryStore, RefreshTokens};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes!")?);
+    /// let tokens = RefreshTokens::builder(Arc::new(MemoryStore::new()), issuer)
+    ///     .on_reuse(|event| {
+    ///         eprintln!(
+    ///             "refresh token reuse: user {} session {} ({:?}), token generation {} of {}",
+    ///             event.user_id, event.session_id, event.device, event.generation, event.newest_generation,
+    ///         );
+    ///     })
+    ///     .build()?;
+    /// # let _ = tokens;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_reuse<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&ReuseEvent) + Send + Sync + 'static,
+    {
+        self.on_reuse = Some(Arc::new(hook));
+        self
+    }
+
     /// Hashes refresh tokens with HMAC-SHA-256 under `key` instead of plain
     /// SHA-256, so a stolen database cannot even confirm a guessed token.
     ///
@@ -211,6 +255,7 @@ impl RefreshTokensBuilder {
                 retry_window: self.retry_window,
                 max_sessions: self.max_sessions,
                 hasher,
+                on_reuse: self.on_reuse,
             }),
         })
     }
@@ -243,6 +288,7 @@ impl RefreshTokens {
                 retry_window: DEFAULT_RETRY_WINDOW,
                 max_sessions: DEFAULT_MAX_SESSIONS,
                 hasher: Hasher::Sha256,
+                on_reuse: None,
             }),
         }
     }
@@ -279,6 +325,7 @@ impl RefreshTokens {
             retry_window: DEFAULT_RETRY_WINDOW,
             max_sessions: DEFAULT_MAX_SESSIONS,
             hash_key: None,
+            on_reuse: None,
         }
     }
 
@@ -368,6 +415,7 @@ impl RefreshTokens {
         for id in &evicted {
             tracing::info!(session = %id, user = %session.user_id, "session cap reached: oldest session revoked");
         }
+        metrics::sessions_evicted(evicted.len() as u64);
         Ok(TokenPair {
             access_token,
             refresh_token,
@@ -380,8 +428,9 @@ impl RefreshTokens {
     /// have changed); `Ok(None)` means the user is gone, which ends the session.
     ///
     /// A token that was already rotated revokes its whole session (reuse
-    /// detection); unknown, expired and revoked tokens change nothing. Every
-    /// one of these is `InvalidGrant`. A store failure is `Unavailable` and
+    /// detection: `Reused`, and the [`on_reuse`](RefreshTokensBuilder::on_reuse)
+    /// hook); unknown, expired and revoked tokens change nothing
+    /// (`InvalidGrant`). Both answer OAuth `invalid_grant`. A store failure is `Unavailable` and
     /// revokes nothing; if it struck the rotation itself, the token gets a
     /// retry permit (see [`RefreshTokensBuilder::retry_window`]), so the
     /// client's retry is not taken for reuse.
@@ -390,6 +439,29 @@ impl RefreshTokens {
         refresh_token: &str,
         subject: F,
     ) -> Result<TokenPair, RefreshError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<Option<Subject>, StoreError>>,
+    {
+        let result = self.rotate(refresh_token, subject).await;
+        metrics::refresh(match &result {
+            Ok((_, outcome)) => *outcome,
+            Err(error) => match error.kind() {
+                RefreshErrorKind::InvalidGrant => Refresh::Invalid,
+                RefreshErrorKind::Reused => Refresh::Reuse,
+                RefreshErrorKind::Unavailable => Refresh::Unavailable,
+                RefreshErrorKind::Issue => Refresh::Error,
+            },
+        });
+        result.map(|(pair, _)| pair)
+    }
+
+    /// [`refresh`](Self::refresh), with the outcome it counts.
+    async fn rotate<F, Fut>(
+        &self,
+        refresh_token: &str,
+        subject: F,
+    ) -> Result<(TokenPair, Refresh), RefreshError>
     where
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<Option<Subject>, StoreError>>,
@@ -403,7 +475,7 @@ impl RefreshTokens {
         // Everything that can fail for reasons other than the token (the user
         // lookup, signing) happens before the token is spent: a client told
         // "try again" must be able to, without its retry looking like reuse.
-        let Some((_, session)) = store
+        let Some((token, session)) = store
             .lookup(&presented)
             .await
             .map_err(RefreshError::store)?
@@ -447,30 +519,42 @@ impl RefreshTokens {
                 return Err(RefreshError::store(error));
             }
         };
-        let session = match outcome {
-            RotateOutcome::Rotated(session) => session,
+        let (session, counted) = match outcome {
+            RotateOutcome::Rotated(session) => (session, Refresh::Ok),
             RotateOutcome::Retried(session) => {
                 tracing::info!(session = %session.id, user = %session.user_id, "refresh token retried after a failed rotation");
-                session
+                (session, Refresh::Retry)
             }
             RotateOutcome::Grace(session) => {
                 tracing::info!(session = %session.id, user = %session.user_id, "refresh token retried within the grace window");
-                session
+                (session, Refresh::Grace)
             }
             RotateOutcome::Reused(session) => {
                 tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reuse detected: session revoked");
-                return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
+                if let Some(hook) = &self.inner.on_reuse {
+                    hook(&ReuseEvent {
+                        generation: token.generation,
+                        newest_generation: session.generation,
+                        session_id: session.id,
+                        user_id: session.user_id,
+                        device: session.device,
+                    });
+                }
+                return Err(RefreshError::new(RefreshErrorKind::Reused));
             }
             RotateOutcome::Invalid(reason) => {
                 tracing::debug!(reason = ?reason, "refresh token refused");
                 return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
             }
         };
-        Ok(TokenPair {
-            access_token,
-            refresh_token: child_token,
-            session,
-        })
+        Ok((
+            TokenPair {
+                access_token,
+                refresh_token: child_token,
+                session,
+            },
+            counted,
+        ))
     }
 
     /// After a failed rotation of `presented` at `now`: the rotation may have
