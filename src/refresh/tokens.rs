@@ -151,14 +151,15 @@ impl RefreshTokensBuilder {
     ///
     /// Unlike a grace window, nothing changes for a token whose rotation
     /// answered: presenting it again is reuse at once. A thief replaying a
-    /// spent token gains something only if its own rotation failed within
-    /// the window, and then gets at most one sibling (which the client's
-    /// retry or next refresh turns into reuse, revoking the session), never
-    /// more than the grace window would give. A permit that cannot be
-    /// recorded (the store is down for that call too) is logged; that
-    /// retry is then reuse, as before. A refresh whose future is dropped
-    /// mid-rotation (a timeout *around* the endpoint) records nothing: time
-    /// limits belong on the store's client, which all three stores have.
+    /// spent token gains something only if a rotation of that very token
+    /// failed within the window, and then gets at most one sibling pair:
+    /// the first of the thief and the client to present the token uses the
+    /// permit, and the other's attempt is reuse, which revokes the session.
+    /// Never more than a grace window would give. A permit that cannot be recorded (the
+    /// store fails that call too) is logged at `warn`; that retry is then
+    /// reuse, as before. A refresh whose future is dropped mid-rotation (a
+    /// timeout *around* the endpoint) records nothing: time limits belong on
+    /// the store's client, which all three stores have.
     pub fn retry_window(mut self, window: Duration) -> Self {
         self.retry_window = window;
         self
