@@ -102,6 +102,7 @@ fn bench(c: &mut Criterion) {
                 created_at: t0,
                 status: TokenStatus::Active,
             },
+            100,
         ))
         .unwrap();
     group.bench_function("store", |b| {

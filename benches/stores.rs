@@ -91,7 +91,7 @@ impl Chain {
             created_at: now,
             status: TokenStatus::Active,
         };
-        store.create(&family, &token).await.expect("create");
+        store.create(&family, &token, 100).await.expect("create");
         Self {
             store,
             newest,

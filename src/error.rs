@@ -92,6 +92,40 @@ impl AuthErrorKind {
         }
     }
 
+    /// A short, stable `snake_case` name of this kind (`"expired"`,
+    /// `"invalid_signature"`, ...): the `kind` label of the
+    /// [`TOKENS_REJECTED`](crate::metrics::TOKENS_REJECTED) counter, and a
+    /// good field for your own logs. Static, so it costs no allocation.
+    ///
+    /// ```
+    /// use tower_jwt_auth::AuthErrorKind;
+    /// assert_eq!(AuthErrorKind::Expired.as_str(), "expired");
+    /// assert_eq!(AuthErrorKind::MissingCredentials.as_str(), "missing_credentials");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "missing_credentials",
+            Self::InvalidRequest => "invalid_request",
+            Self::TokenTooLong => "token_too_long",
+            Self::Malformed => "malformed",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::InvalidSignature => "invalid_signature",
+            Self::UnsupportedCritical => "unsupported_critical",
+            Self::InvalidType => "invalid_type",
+            Self::DuplicateClaim => "duplicate_claim",
+            Self::MissingClaim => "missing_claim",
+            Self::InvalidClaims => "invalid_claims",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::InvalidIssuer => "invalid_issuer",
+            Self::InvalidAudience => "invalid_audience",
+            Self::Rejected => "rejected",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
     /// The HTTP status of a rejection of this kind.
     pub fn status(self) -> StatusCode {
         match self {

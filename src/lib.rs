@@ -15,6 +15,7 @@ mod error;
 mod extract;
 mod issuer;
 pub mod keys;
+pub mod metrics;
 pub mod refresh;
 mod response;
 pub mod role;

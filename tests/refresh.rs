@@ -15,8 +15,8 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_jwt_auth::{
     Algorithm, AuthErrorKind, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
     refresh::{
-        MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshTokens, Session, Subject,
-        conformance,
+        DEFAULT_MAX_SESSIONS, MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshTokens,
+        ReuseEvent, Session, Subject, conformance,
         store::{
             RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
         },
@@ -86,22 +86,58 @@ async fn login_then_refresh_rotates() {
 
 #[tokio::test]
 async fn reuse_revokes_the_family_including_the_newest_token() {
-    let tokens = tokens(Arc::new(MemoryStore::new()));
-    let login = tokens.login(Subject::new("u"), None).await.unwrap();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let tokens = RefreshTokens::builder(Arc::new(MemoryStore::new()), issuer())
+        .on_reuse(move |event: &ReuseEvent| seen.lock().unwrap().push(event.clone()))
+        .build()
+        .unwrap();
+    let login = tokens
+        .login(Subject::new("u"), Some("laptop"))
+        .await
+        .unwrap();
     let second = tokens
         .refresh(login.refresh_token.as_str(), same_user)
         .await
         .unwrap();
+    let third = tokens
+        .refresh(second.refresh_token.as_str(), same_user)
+        .await
+        .unwrap();
+    assert!(events.lock().unwrap().is_empty(), "no reuse yet");
+
+    // The login token, spent two rotations ago, comes back.
     let reuse = tokens
         .refresh(login.refresh_token.as_str(), same_user)
         .await
         .unwrap_err();
-    assert_eq!(reuse.kind(), RefreshErrorKind::InvalidGrant);
+    assert_eq!(
+        reuse.kind(),
+        RefreshErrorKind::Reused,
+        "a typed security event"
+    );
+    assert_eq!(
+        reuse.to_response().status(),
+        400,
+        "still invalid_grant to the client"
+    );
+    {
+        let events = events.lock().unwrap();
+        assert_eq!(events.len(), 1, "the hook ran once");
+        let event = &events[0];
+        assert_eq!(event.session_id, login.session.id);
+        assert_eq!(event.user_id, "u");
+        assert_eq!(event.device.as_deref(), Some("laptop"));
+        assert_eq!((event.generation, event.newest_generation), (0, 2));
+    }
+
+    // The newest token died with its session: refused, but no second event.
     let newest = tokens
-        .refresh(second.refresh_token.as_str(), same_user)
+        .refresh(third.refresh_token.as_str(), same_user)
         .await
         .unwrap_err();
     assert_eq!(newest.kind(), RefreshErrorKind::InvalidGrant);
+    assert_eq!(events.lock().unwrap().len(), 1);
     assert!(tokens.sessions("u").await.unwrap().is_empty());
 }
 
@@ -278,6 +314,68 @@ async fn logout_one_device_leaves_the_other_and_logout_all_ends_both() {
     assert!(tokens.sessions("u").await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn a_login_beyond_the_session_cap_revokes_the_oldest_session() {
+    // The default cap: 100 sessions per user.
+    let tokens = tokens(Arc::new(MemoryStore::new()));
+    // Logins within one second are ordered by id: which one is the oldest
+    // is not known here, only how many stay.
+    for _ in 0..=DEFAULT_MAX_SESSIONS {
+        tokens.login(Subject::new("u"), None).await.unwrap();
+    }
+    let other = tokens.login(Subject::new("other"), None).await.unwrap();
+    let live = tokens.sessions("u").await.unwrap();
+    assert_eq!(live.len(), DEFAULT_MAX_SESSIONS as usize);
+    assert_eq!(
+        tokens.logout_all("u").await.unwrap(),
+        u64::from(DEFAULT_MAX_SESSIONS)
+    );
+    assert!(
+        tokens
+            .refresh(other.refresh_token.as_str(), same_user)
+            .await
+            .is_ok()
+    );
+
+    // A cap of 1: every login ends the one before, whose tokens die with it.
+    let store = Arc::new(MemoryStore::new());
+    let single = RefreshTokens::builder(store.clone(), issuer())
+        .max_sessions(1)
+        .build()
+        .unwrap();
+    let laptop = single
+        .login(Subject::new("u"), Some("laptop"))
+        .await
+        .unwrap();
+    let phone = single
+        .login(Subject::new("u"), Some("phone"))
+        .await
+        .unwrap();
+    assert!(is_revoked(&*store, &laptop.session.id).await);
+    let error = single
+        .refresh(laptop.refresh_token.as_str(), same_user)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), RefreshErrorKind::InvalidGrant);
+    let sessions = single.sessions("u").await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].id, phone.session.id);
+    assert!(
+        single
+            .refresh(phone.refresh_token.as_str(), same_user)
+            .await
+            .is_ok()
+    );
+
+    assert!(
+        RefreshTokens::builder(store, issuer())
+            .max_sessions(0)
+            .build()
+            .is_err(),
+        "a cap of 0 is a configuration error"
+    );
+}
+
 #[test]
 fn short_hash_keys_are_refused() {
     let store: Arc<dyn RefreshStore> = Arc::new(MemoryStore::new());
@@ -328,13 +426,22 @@ impl Down {
 
 #[async_trait]
 impl RefreshStore for Down {
-    async fn create(&self, f: &Session, t: &TokenRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        f: &Session,
+        t: &TokenRecord,
+        max: u32,
+    ) -> Result<Vec<String>, StoreError> {
         self.check()?;
-        self.inner.create(f, t).await
+        self.inner.create(f, t, max).await
     }
     async fn rotate(&self, r: &Rotation) -> Result<RotateOutcome, StoreError> {
         self.check()?;
         self.inner.rotate(r).await
+    }
+    async fn allow_retry(&self, h: &TokenHash, until: i64) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.allow_retry(h, until).await
     }
     async fn token(&self, h: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         self.check()?;

@@ -1,30 +1,84 @@
 //! `PostgresStore` against a real PostgreSQL (`DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/test`). Skipped when unreachable,
-//! unless `CI=true`.
+//! unless `CI=true`. Each test works in a schema of its own.
 
 mod common_store;
 
-use std::{sync::Arc, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use common_store::{login_and_refresh, unique, unreachable, url};
-use sqlx::{Row, postgres::PgPoolOptions};
+use sqlx::{
+    PgPool, Row,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 use tower_jwt_auth::refresh::{
     PostgresStore, Session, conformance,
-    store::{RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus},
+    store::{RefreshStore, RotateOutcome, Rotation, TokenHash, TokenRecord, TokenStatus},
 };
 
 fn database_url() -> String {
     url("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 }
 
-/// A migrated store, or `None` (skip) when the database is down.
-async fn store() -> Option<PostgresStore> {
-    match PostgresStore::new(&database_url()).await {
-        Ok(store) => {
-            store.migrate().await.expect("migrate");
-            Some(store)
-        }
-        Err(e) => unreachable("PostgreSQL", "DATABASE_URL", &e),
+/// A PostgreSQL schema of one test's own: its tables, functions and schema
+/// version are nobody else's, whatever else shares the database (other
+/// tests, other builds migrating it).
+struct Isolated {
+    name: String,
+    options: PgConnectOptions,
+}
+
+impl Isolated {
+    /// A fresh schema, or `None` (skip) when the database is down.
+    async fn new() -> Option<Self> {
+        let name = unique("tjwt_test_").replace('-', "_");
+        let base = PgConnectOptions::from_str(&database_url()).expect("DATABASE_URL");
+        let admin = match PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone())
+            .await
+        {
+            Ok(pool) => pool,
+            Err(e) => return unreachable("PostgreSQL", "DATABASE_URL", &e),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&admin)
+            .await
+            .expect("create a schema");
+        let options = base.options([("search_path", name.as_str())]);
+        Some(Self { name, options })
+    }
+
+    /// A pool whose connections work in the schema.
+    async fn pool(&self, max_connections: u32) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(self.options.clone())
+            .await
+            .expect("connect")
+    }
+
+    /// A store on the schema, not migrated.
+    async fn store(&self) -> PostgresStore {
+        PostgresStore::from_pool(self.pool(10).await)
+    }
+
+    /// A migrated store on the schema.
+    async fn migrated(&self) -> PostgresStore {
+        let store = self.store().await;
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    async fn remove(self) {
+        let pool = self.pool(1).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.name
+        )))
+        .execute(&pool)
+        .await
+        .expect("drop the schema");
     }
 }
 
@@ -34,22 +88,191 @@ fn random_hash() -> TokenHash {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conforms() {
-    let Some(store) = store().await else { return };
+    let Some(db) = Isolated::new().await else {
+        return;
+    };
+    let store = db.migrated().await;
     // Twice: migrate is idempotent.
     store.migrate().await.unwrap();
     conformance::run(Arc::new(store)).await;
+    db.remove().await;
+}
+
+async fn schema_version(pool: &PgPool) -> i32 {
+    sqlx::query_scalar("SELECT max(version) FROM tjwt_schema")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn rotate_function(pool: &PgPool) -> String {
+    sqlx::query_scalar("SELECT pg_get_functiondef('tjwt_rotate'::regproc)")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn migrate_goes_up_never_down() {
+    let Some(db) = Isolated::new().await else {
+        return;
+    };
+    let store = db.migrated().await;
+    let pool = db.pool(1).await;
+    let current = schema_version(&pool).await;
+
+    // A newer build migrated the database: a newer version, a newer
+    // rotation function.
+    let newer = rotate_function(&pool).await.replacen(
+        "BEGIN",
+        "BEGIN\n    -- installed by a newer build",
+        1,
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(newer))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tjwt_schema SET version = $1")
+        .bind(current + 1)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // This (older) build restarts: a clear error, and nothing downgraded.
+    let error = store
+        .migrate()
+        .await
+        .expect_err("an older build must not migrate a newer schema");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("version {}", current + 1))
+            && message.contains(&format!("version {current}")),
+        "{message}"
+    );
+    assert_eq!(schema_version(&pool).await, current + 1);
+    assert!(
+        rotate_function(&pool)
+            .await
+            .contains("installed by a newer build"),
+        "the newer rotation function must stay"
+    );
+
+    // An older stored version is upgraded.
+    sqlx::query("UPDATE tjwt_schema SET version = $1")
+        .bind(current - 1)
+        .execute(&pool)
+        .await
+        .unwrap();
+    store.migrate().await.expect("an upgrade");
+    assert_eq!(schema_version(&pool).await, current);
+    assert!(
+        !rotate_function(&pool)
+            .await
+            .contains("installed by a newer build")
+    );
+    db.remove().await;
+}
+
+#[tokio::test]
+async fn migrate_upgrades_a_version_2_database_in_place() {
+    let Some(db) = Isolated::new().await else {
+        return;
+    };
+    let pool = db.pool(1).await;
+    sqlx::raw_sql(include_str!("fixtures/postgres_schema_v2.sql"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO tjwt_schema (id, version) VALUES (true, 2)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // A session that the version-2 build started.
+    let now = 1_900_000_000_i64;
+    let user = unique("user-");
+    let old = random_hash();
+    sqlx::query(
+        "INSERT INTO tjwt_families
+             (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked)
+         VALUES ('old-session', $1, NULL, $2, $2, $3, 0, false)",
+    )
+    .bind(&user)
+    .bind(now)
+    .bind(now + 3600)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO tjwt_tokens (hash, family_id, parent, generation, created_at, status)
+         VALUES ($1, 'old-session', NULL, 0, $2, 0)",
+    )
+    .bind(&old.as_bytes()[..])
+    .bind(now)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let store = db.store().await;
+    store.migrate().await.expect("an upgrade from version 2");
+    assert!(schema_version(&pool).await > 2);
+
+    // The old session rotates under the new functions ...
+    let rotation = Rotation {
+        presented: old,
+        child: random_hash(),
+        now: now + 1,
+        idle_cutoff: now - 60,
+        grace_cutoff: None,
+    };
+    assert!(matches!(
+        store.rotate(&rotation).await.unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    // ... takes a retry permit (a new column) ...
+    store.allow_retry(&old, now + 60).await.unwrap();
+    let retry = Rotation {
+        child: random_hash(),
+        now: now + 2,
+        ..rotation
+    };
+    assert!(matches!(
+        store.rotate(&retry).await.unwrap(),
+        RotateOutcome::Retried(_)
+    ));
+    // ... and counts toward the session cap.
+    let session = Session {
+        id: unique("new-"),
+        user_id: user.clone(),
+        device: None,
+        created_at: now + 3,
+        last_used_at: now + 3,
+        expires_at: now + 3600,
+        generation: 0,
+        revoked: false,
+    };
+    let token = TokenRecord {
+        hash: random_hash(),
+        session_id: session.id.clone(),
+        parent: None,
+        generation: 0,
+        created_at: now + 3,
+        status: TokenStatus::Active,
+    };
+    assert_eq!(
+        store.create(&session, &token, 1).await.unwrap(),
+        ["old-session"]
+    );
+    db.remove().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn holds_no_raw_token() {
-    let Some(store) = store().await else { return };
-    let (raw, user) = login_and_refresh(Arc::new(store)).await;
+    let Some(db) = Isolated::new().await else {
+        return;
+    };
+    let (raw, user) = login_and_refresh(Arc::new(db.migrated().await)).await;
 
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&database_url())
-        .await
-        .unwrap();
+    let pool = db.pool(1).await;
     // Every row of both tables, as text.
     let mut everything = String::new();
     for table in ["tjwt_families", "tjwt_tokens"] {
@@ -80,16 +303,15 @@ async fn holds_no_raw_token() {
     .unwrap()
     .get(0);
     assert_eq!(hashes, raw.len() as i64, "one 32-byte hash per token");
-    sqlx::query("DELETE FROM tjwt_families WHERE user_id = $1")
-        .bind(&user)
-        .execute(&pool)
-        .await
-        .unwrap();
+    db.remove().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn server_down_is_an_error_and_keeps_the_family() {
-    let Some(store) = store().await else { return };
+    let Some(db) = Isolated::new().await else {
+        return;
+    };
+    let store = db.migrated().await;
     let now = 1_900_000_000;
     let family = Session {
         id: unique("fam-"),
@@ -110,7 +332,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         created_at: now,
         status: TokenStatus::Active,
     };
-    store.create(&family, &token).await.unwrap();
+    store.create(&family, &token, 100).await.unwrap();
 
     // A pool on a port where nothing listens.
     let dead = PostgresStore::new_lazy("postgres://postgres:hunter2@127.0.0.1:1/test").unwrap();
@@ -138,7 +360,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_millis(300))
-        .connect(&database_url())
+        .connect_with(db.options.clone())
         .await
         .unwrap();
     let busy = pool.acquire().await.unwrap();
@@ -160,11 +382,8 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     // And the real store rotates it.
     assert!(matches!(
         starved.rotate(&rotation).await.unwrap(),
-        tower_jwt_auth::refresh::store::RotateOutcome::Rotated(_)
+        RotateOutcome::Rotated(_)
     ));
-    sqlx::query("DELETE FROM tjwt_families WHERE id = $1")
-        .bind(&family.id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    drop(pool);
+    db.remove().await;
 }

@@ -3,13 +3,31 @@
 
 mod common_store;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
 
 use common_store::{login_and_refresh, unique, unreachable, url};
-use tower_jwt_auth::refresh::{
-    RedisStore, Session, conformance,
-    store::{RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus},
+use tower_jwt_auth::{
+    Algorithm, SigningKey, TokenIssuer,
+    refresh::{
+        RedisStore, RefreshErrorKind, RefreshTokens, Session, Subject, conformance,
+        store::{
+            RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
+        },
+    },
 };
+
+/// The stall test stops every Redis client for a while: it runs alone
+/// (write), the others together (read).
+static REDIS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 fn redis_url() -> String {
     url("REDIS_URL", "redis://127.0.0.1:6379/")
@@ -33,6 +51,7 @@ async fn raw_connection() -> redis::aio::MultiplexedConnection {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conforms() {
+    let _shared = REDIS.read().await;
     let Some(store) = store().await else { return };
     conformance::run(Arc::new(store.clone())).await;
 
@@ -51,6 +70,7 @@ async fn conforms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn holds_no_raw_token_and_expires_every_key() {
+    let _shared = REDIS.read().await;
     let Some(store) = store().await else { return };
     let prefix = store.prefix().to_owned();
     let (raw, user) = login_and_refresh(Arc::new(store)).await;
@@ -160,6 +180,7 @@ async fn holds_no_raw_token_and_expires_every_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn server_down_is_an_error_and_keeps_the_family() {
+    let _shared = REDIS.read().await;
     let Some(store) = store().await else { return };
     let now = 1_900_000_000;
     let family = Session {
@@ -182,7 +203,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         created_at: now,
         status: TokenStatus::Active,
     };
-    store.create(&family, &token).await.unwrap();
+    store.create(&family, &token, 100).await.unwrap();
 
     // The same keys, through a Redis that is not there.
     let dead = RedisStore::new_lazy("redis://127.0.0.1:1/")
@@ -217,4 +238,289 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     assert!(!format!("{with_password:?}").contains("hunter2"));
     store.revoke_session(&family.id).await.unwrap();
     store.purge(now + 7200, now + 7200).await.unwrap();
+}
+
+fn tokens(store: &RedisStore, max_sessions: u32) -> RefreshTokens {
+    let issuer = TokenIssuer::new(
+        SigningKey::hmac(Algorithm::HS256, b"store tests secret of >= 32 bytes!!").unwrap(),
+    );
+    RefreshTokens::builder(Arc::new(store.clone()), issuer)
+        .max_sessions(max_sessions)
+        .build()
+        .unwrap()
+}
+
+async fn indexed(store: &RedisStore, user: &str) -> u64 {
+    let mut conn = raw_connection().await;
+    redis::cmd("ZCARD")
+        .arg(format!("{}u:{user}", store.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Every script over one user's sessions reads their index, which holds
+/// only sessions that are not revoked: it stays at the cap, whatever
+/// revoked the others (the cap, logout, reuse, logout everywhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_users_index_stays_at_the_session_cap() {
+    let _shared = REDIS.read().await;
+    let Some(store) = store().await else { return };
+    let tokens = tokens(&store, 3);
+    let user = unique("user-");
+    let subject = |u: String| async move { Ok(Some(Subject::new(u))) };
+    let mut logins = Vec::new();
+    for _ in 0..5 {
+        logins.push(
+            tokens
+                .login(Subject::new(user.clone()), None)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(indexed(&store, &user).await, 3, "the cap evicts");
+    assert_eq!(tokens.sessions(&user).await.unwrap().len(), 3);
+
+    let newest = logins.last().unwrap();
+    assert!(
+        tokens
+            .logout(&user, newest.refresh_token.as_str())
+            .await
+            .unwrap()
+    );
+    assert_eq!(indexed(&store, &user).await, 2, "logout");
+
+    let sessions = tokens.sessions(&user).await.unwrap();
+    let survivor = logins
+        .iter()
+        .find(|l| l.session.id == sessions[0].id)
+        .unwrap();
+    tokens
+        .refresh(survivor.refresh_token.as_str(), subject)
+        .await
+        .unwrap();
+    assert!(
+        tokens
+            .refresh(survivor.refresh_token.as_str(), subject)
+            .await
+            .is_err()
+    );
+    assert_eq!(indexed(&store, &user).await, 1, "reuse");
+
+    assert_eq!(tokens.logout_all(&user).await.unwrap(), 1);
+    assert_eq!(indexed(&store, &user).await, 0, "logout everywhere");
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
+}
+
+/// `sessions` and `revoke_user` take a long index in batches, and see all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_session_lists_come_in_batches() {
+    let _shared = REDIS.read().await;
+    let Some(store) = store().await else { return };
+    let tokens = tokens(&store, 300);
+    let user = unique("user-");
+    for _ in 0..300 {
+        tokens
+            .login(Subject::new(user.clone()), None)
+            .await
+            .unwrap();
+    }
+    let sessions = tokens.sessions(&user).await.unwrap();
+    assert_eq!(sessions.len(), 300);
+    let mut ids: Vec<_> = sessions.iter().map(|s| s.id.clone()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 300, "no session twice");
+    assert!(
+        sessions
+            .windows(2)
+            .all(|w| (w[0].created_at, &w[0].id) <= (w[1].created_at, &w[1].id)),
+        "oldest first"
+    );
+    assert_eq!(tokens.logout_all(&user).await.unwrap(), 300);
+    assert!(tokens.sessions(&user).await.unwrap().is_empty());
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
+}
+
+/// How long the busy script stalls Redis: well past the store's response
+/// timeout, well under Redis's `busy-reply-threshold` (5 s).
+const STALL: Duration = Duration::from_millis(1000);
+/// The response timeout of the store under test.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Busy-waits for ARGV[1] milliseconds: every client waits meanwhile.
+const BUSY_SCRIPT: &str = "
+local function ms() local t = redis.call('TIME') return t[1] * 1000 + math.floor(t[2] / 1000) end
+local start = ms()
+while ms() - start < tonumber(ARGV[1]) do end
+return 1";
+
+/// Stalls Redis (a busy script on another connection) right before its next
+/// rotation, so the rotation queues behind the script: the store's client
+/// times out, and the rotation runs once the script ends.
+#[derive(Debug)]
+struct Stalling {
+    inner: RedisStore,
+    stall_next: AtomicBool,
+}
+
+impl Stalling {
+    async fn stall(&self) {
+        // Both connected before the stall: a handshake would wait too.
+        let mut busy = raw_connection().await;
+        let mut probe = raw_connection().await;
+        tokio::spawn(async move {
+            let _: Result<i64, _> = redis::cmd("EVAL")
+                .arg(BUSY_SCRIPT)
+                .arg(0)
+                .arg(STALL.as_millis() as u64)
+                .query_async(&mut busy)
+                .await;
+        });
+        // Stalled once a PING goes unanswered.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let cmd = redis::cmd("PING");
+            let ping = cmd.query_async::<String>(&mut probe);
+            if tokio::time::timeout(Duration::from_millis(100), ping)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "Redis never stalled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl RefreshStore for Stalling {
+    async fn create(
+        &self,
+        session: &Session,
+        token: &TokenRecord,
+        max_sessions: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.create(session, token, max_sessions).await
+    }
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        if self.stall_next.swap(false, Ordering::SeqCst) {
+            self.stall().await;
+        }
+        self.inner.rotate(rotation).await
+    }
+    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
+        self.inner.allow_retry(hash, until).await
+    }
+    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.token(hash).await
+    }
+    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Session)>, StoreError> {
+        self.inner.lookup(hash).await
+    }
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        self.inner.session(id).await
+    }
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.revoke_session(id).await
+    }
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.inner.revoke_user(user_id).await
+    }
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        self.inner.sessions(user_id, now).await
+    }
+    async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {
+        self.inner.purge(now, revoked_before).await
+    }
+}
+
+/// The finding of a stalled Redis: a refresh times out (503) while its
+/// rotation still runs afterwards, so the token the client retries with is
+/// in fact spent. The retry must get a new pair, not revoke the session:
+/// a store failure never revokes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_after_a_redis_timeout_is_not_reuse() {
+    let _alone = REDIS.write().await;
+    if store().await.is_none() {
+        return;
+    }
+    let client = redis::Client::open(redis_url()).unwrap();
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(1);
+    let conn = redis::aio::ConnectionManager::new_with_config(client, config)
+        .await
+        .unwrap();
+    let store =
+        RedisStore::from_connection_manager(conn).with_prefix(format!("{}:", unique("tjwt-test-")));
+    let stalling = Arc::new(Stalling {
+        inner: store.clone(),
+        stall_next: AtomicBool::new(false),
+    });
+    let issuer = TokenIssuer::new(
+        SigningKey::hmac(Algorithm::HS256, b"store tests secret of >= 32 bytes!!").unwrap(),
+    );
+    let tokens = RefreshTokens::new(stalling.clone(), issuer);
+    let subject = |u: String| async move { Ok(Some(Subject::new(u))) };
+    let first = tokens
+        .login(Subject::new(unique("user-")), None)
+        .await
+        .unwrap();
+    // One refresh first, so Redis holds the rotation script: an `EVALSHA`
+    // answered `NOSCRIPT` after the client gave up would never be retried.
+    let login = tokens
+        .refresh(first.refresh_token.as_str(), subject)
+        .await
+        .unwrap();
+
+    // Redis stalls between the refresh's lookup and its rotation.
+    stalling.stall_next.store(true, Ordering::SeqCst);
+    let error = tokens
+        .refresh(login.refresh_token.as_str(), subject)
+        .await
+        .expect_err("the rotation timed out");
+    assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+
+    // Once the stall is over, the queued rotation has run: the token is spent.
+    let presented = tokens.hash(login.refresh_token.as_str());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(token)) = store.token(&presented).await
+            && matches!(token.status, TokenStatus::Rotated(_))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queued rotation never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The client retries the token it still holds.
+    let retried = match tokens.refresh(login.refresh_token.as_str(), subject).await {
+        Ok(pair) => pair,
+        Err(error) => {
+            let mut conn = raw_connection().await;
+            let record: HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(format!("{}t:{}", store.prefix(), presented.to_hex()))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            panic!("a retry after a timeout is not reuse: {error:?}; the spent token: {record:?}");
+        }
+    };
+    assert_eq!(retried.session.id, login.session.id);
+    assert!(
+        !store
+            .session(&login.session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    tokens
+        .refresh(retried.refresh_token.as_str(), subject)
+        .await
+        .expect("the retried pair works");
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
 }

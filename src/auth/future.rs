@@ -12,6 +12,7 @@ use tower_service::Service;
 use crate::{
     claims::Claims,
     error::AuthError,
+    metrics,
     response::{Responder, is_grpc, reject},
 };
 
@@ -126,9 +127,13 @@ where
                     };
                     let mut request = request.take().expect("polled after completion");
                     match outcome {
-                        Ok(Some(claims)) => claims.insert_into(request.extensions_mut()),
+                        Ok(Some(claims)) => {
+                            metrics::token_verified();
+                            claims.insert_into(request.extensions_mut());
+                        }
                         Ok(None) => {}
                         Err(error) => {
+                            metrics::token_rejected(error.kind());
                             tracing::debug!(kind = ?error.kind(), "bearer authentication failed");
                             let grpc = is_grpc(&request);
                             return Poll::Ready(Ok(reject(error, grpc, responder)));

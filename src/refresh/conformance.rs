@@ -18,13 +18,16 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use async_trait::async_trait;
 
 use super::{
-    RefreshTokens, Session, Subject,
+    RefreshErrorKind, RefreshTokens, Session, Subject,
     clock::now,
     session::new_session_id as random_id,
     store::{
@@ -37,16 +40,23 @@ use crate::{Algorithm, SigningKey, TokenIssuer};
 /// How many concurrent rotations of one token [`race`] starts.
 pub const RACE_WIDTH: usize = 32;
 
+/// The session cap the checks create sessions with, except [`session_cap`]:
+/// high enough never to evict.
+const NO_CAP: u32 = 1_000;
+
 /// Runs every check against `store`.
 pub async fn run(store: Arc<dyn RefreshStore>) {
     rotation(&*store).await;
     reuse_revokes_session(&*store).await;
     grace_window(&*store).await;
+    retry_after_a_lost_answer(&*store).await;
     lifetimes(&*store).await;
     unknown_token(&*store).await;
     revocation_and_sessions(&*store).await;
+    session_cap(&*store).await;
     purge(&*store).await;
     hash_only(Arc::clone(&store)).await;
+    lost_answer_through_refresh_tokens(Arc::clone(&store)).await;
     race(store).await;
 }
 
@@ -77,10 +87,11 @@ async fn new_session(store: &dyn RefreshStore, now: i64, lifetime: i64) -> (Sess
         created_at: now,
         status: TokenStatus::Active,
     };
-    store
-        .create(&session, &record)
+    let evicted = store
+        .create(&session, &record, NO_CAP)
         .await
         .expect("create a session");
+    assert!(evicted.is_empty(), "a new user's session evicts nothing");
     (session, token)
 }
 
@@ -263,6 +274,110 @@ pub async fn grace_window(store: &dyn RefreshStore) {
     );
 }
 
+/// A rotation that ran but whose answer was lost (the store call failed):
+/// the retry permit of `allow_retry` lets one retry of the immediate
+/// predecessor through, within its time, whichever ran first.
+pub async fn retry_after_a_lost_answer(store: &dyn RefreshStore) {
+    let t0 = now();
+
+    // The rotation ran, its answer was lost, the permit was recorded.
+    let (created, r0) = new_session(store, t0, 3600).await;
+    let r1 = hash();
+    assert!(matches!(
+        rotate(store, &plain(r0, r1, t0)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    store.allow_retry(&r0, t0 + 30).await.expect("allow_retry");
+    let sibling = hash();
+    let outcome = rotate(store, &plain(r0, sibling, t0 + 5)).await;
+    assert!(
+        matches!(&outcome, RotateOutcome::Retried(f)
+            if f.id == created.id && !f.revoked && f.generation == 1 && f.last_used_at == t0 + 5),
+        "a retry with a permit gets a sibling, got {outcome:?}"
+    );
+    let record = store
+        .token(&sibling)
+        .await
+        .unwrap()
+        .expect("the sibling is stored");
+    assert_eq!(
+        (record.status, record.generation, record.parent),
+        (TokenStatus::Active, 1, Some(r0))
+    );
+    assert_eq!(
+        store.token(&r0).await.unwrap().unwrap().status,
+        TokenStatus::Rotated(t0),
+        "the retried token keeps its rotation time"
+    );
+    // One permit, one retry: the next is reuse.
+    let outcome = rotate(store, &plain(r0, hash(), t0 + 6)).await;
+    assert!(
+        matches!(&outcome, RotateOutcome::Reused(f) if f.id == created.id && f.revoked),
+        "a permit is used up by its retry, got {outcome:?}"
+    );
+
+    // The permit recorded before the lost rotation ran (it waited longer).
+    let (created, r0) = new_session(store, t0, 3600).await;
+    store.allow_retry(&r0, t0 + 30).await.unwrap();
+    let r1 = hash();
+    assert!(
+        matches!(
+            rotate(store, &plain(r0, r1, t0)).await,
+            RotateOutcome::Rotated(_)
+        ),
+        "a permit does not stop an active token from rotating"
+    );
+    let sibling = hash();
+    assert!(matches!(
+        rotate(store, &plain(r0, sibling, t0 + 1)).await,
+        RotateOutcome::Retried(_)
+    ));
+    // The sibling goes on; the lost child is stale from then on.
+    assert!(matches!(
+        rotate(store, &plain(sibling, hash(), t0 + 2)).await,
+        RotateOutcome::Rotated(f) if f.generation == 2
+    ));
+    assert!(
+        matches!(rotate(store, &plain(r1, hash(), t0 + 3)).await, RotateOutcome::Reused(f) if f.id == created.id),
+        "the lost child is stale once the retried sibling rotated"
+    );
+
+    // A permit that ran out: reuse.
+    let (created, r0) = new_session(store, t0, 3600).await;
+    assert!(matches!(
+        rotate(store, &plain(r0, hash(), t0)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    store.allow_retry(&r0, t0 + 10).await.unwrap();
+    assert!(
+        matches!(rotate(store, &plain(r0, hash(), t0 + 11)).await, RotateOutcome::Reused(f) if f.id == created.id),
+        "a retry after the permit ran out is reuse"
+    );
+
+    // A permit never reaches past the immediate predecessor.
+    let (created, r0) = new_session(store, t0, 3600).await;
+    let r1 = hash();
+    assert!(matches!(
+        rotate(store, &plain(r0, r1, t0)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        rotate(store, &plain(r1, hash(), t0 + 1)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    store.allow_retry(&r0, t0 + 30).await.unwrap();
+    assert!(
+        matches!(rotate(store, &plain(r0, hash(), t0 + 2)).await, RotateOutcome::Reused(f) if f.id == created.id),
+        "an older ancestor with a permit is reuse"
+    );
+
+    // An unknown hash: nothing is stored.
+    let ghost = hash();
+    store.allow_retry(&ghost, t0 + 30).await.unwrap();
+    assert_eq!(store.token(&ghost).await.unwrap(), None);
+    assert_eq!(store.lookup(&ghost).await.unwrap(), None);
+}
+
 /// Expired sessions refuse rotation and are left untouched.
 pub async fn lifetimes(store: &dyn RefreshStore) {
     let t0 = now();
@@ -335,6 +450,7 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
                 created_at: t0 + 1,
                 status: TokenStatus::Active,
             },
+            NO_CAP,
         )
         .await
         .unwrap();
@@ -352,6 +468,7 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
                 created_at: t0,
                 status: TokenStatus::Active,
             },
+            NO_CAP,
         )
         .await
         .unwrap();
@@ -394,6 +511,85 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
         "the live and the expired session"
     );
     assert!(store.sessions(&a.user_id, t0).await.unwrap().is_empty());
+    assert!(
+        !store.session(&other.id).await.unwrap().unwrap().revoked,
+        "other users are untouched"
+    );
+}
+
+/// A session of `user` created at `at`, with its first token.
+async fn user_session(
+    store: &dyn RefreshStore,
+    user: &str,
+    at: i64,
+    max: u32,
+) -> (Session, Vec<String>) {
+    let session = Session {
+        id: random_id(),
+        user_id: user.to_owned(),
+        device: None,
+        created_at: at,
+        last_used_at: at,
+        expires_at: at + 3600,
+        generation: 0,
+        revoked: false,
+    };
+    let record = TokenRecord {
+        hash: hash(),
+        session_id: session.id.clone(),
+        parent: None,
+        generation: 0,
+        created_at: at,
+        status: TokenStatus::Active,
+    };
+    let evicted = store
+        .create(&session, &record, max)
+        .await
+        .expect("create a session");
+    (session, evicted)
+}
+
+async fn live_ids(store: &dyn RefreshStore, user: &str, now: i64) -> Vec<String> {
+    let sessions = store.sessions(user, now).await.expect("sessions");
+    sessions.into_iter().map(|s| s.id).collect()
+}
+
+/// The session cap: a login beyond it revokes the user's oldest others.
+pub async fn session_cap(store: &dyn RefreshStore) {
+    let t0 = now();
+    let user = format!("user-{}", random_id());
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (session, evicted) = user_session(store, &user, t0 + i, 3).await;
+        assert!(evicted.is_empty(), "under the cap nothing is evicted");
+        ids.push(session.id);
+    }
+    let (other, _) = new_session(store, t0, 3600).await;
+
+    // A fourth login: the oldest goes.
+    let (fourth, evicted) = user_session(store, &user, t0 + 3, 3).await;
+    assert_eq!(evicted, [ids[0].clone()], "the oldest session is evicted");
+    assert!(store.session(&ids[0]).await.unwrap().unwrap().revoked);
+    assert_eq!(
+        live_ids(store, &user, t0).await,
+        [ids[1].clone(), ids[2].clone(), fourth.id.clone()]
+    );
+
+    // A revoked session frees its place.
+    assert!(store.revoke_session(&ids[1]).await.unwrap());
+    let (fifth, evicted) = user_session(store, &user, t0 + 4, 3).await;
+    assert!(evicted.is_empty(), "a revoked session does not count");
+
+    // A lower cap evicts several at once, oldest first; the new session
+    // stays even when it is the oldest (a clock behind the others).
+    let (behind, evicted) = user_session(store, &user, t0 - 100, 1).await;
+    assert_eq!(
+        evicted,
+        [ids[2].clone(), fourth.id.clone(), fifth.id.clone()],
+        "every other session beyond the cap, oldest first"
+    );
+    assert_eq!(live_ids(store, &user, t0).await, [behind.id.as_str()]);
+    assert_eq!(store.revoke_user(&user).await.unwrap(), 1);
     assert!(
         !store.session(&other.id).await.unwrap().unwrap().revoked,
         "other users are untouched"
@@ -445,14 +641,23 @@ impl Spy {
 
 #[async_trait]
 impl RefreshStore for Spy {
-    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        session: &Session,
+        token: &TokenRecord,
+        max_sessions: u32,
+    ) -> Result<Vec<String>, StoreError> {
         self.see_session(session);
         self.see([token.hash.to_hex(), token.session_id.clone()]);
-        self.inner.create(session, token).await
+        self.inner.create(session, token, max_sessions).await
     }
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
         self.see([rotation.presented.to_hex(), rotation.child.to_hex()]);
         self.inner.rotate(rotation).await
+    }
+    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
+        self.see([hash.to_hex()]);
+        self.inner.allow_retry(hash, until).await
     }
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         self.see([hash.to_hex()]);
@@ -538,6 +743,120 @@ pub async fn hash_only(store: Arc<dyn RefreshStore>) {
             );
         }
     }
+}
+
+/// A store whose next rotation runs but answers with an error, as a client
+/// timeout does while the server still carries the rotation out.
+struct LostAnswer {
+    inner: Arc<dyn RefreshStore>,
+    lose_next: AtomicBool,
+}
+
+impl fmt::Debug for LostAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LostAnswer").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RefreshStore for LostAnswer {
+    async fn create(
+        &self,
+        session: &Session,
+        token: &TokenRecord,
+        max_sessions: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.create(session, token, max_sessions).await
+    }
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        let outcome = self.inner.rotate(rotation).await;
+        if self.lose_next.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::new("timed out (the answer was lost)"));
+        }
+        outcome
+    }
+    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
+        self.inner.allow_retry(hash, until).await
+    }
+    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.token(hash).await
+    }
+    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Session)>, StoreError> {
+        self.inner.lookup(hash).await
+    }
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        self.inner.session(id).await
+    }
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.revoke_session(id).await
+    }
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.inner.revoke_user(user_id).await
+    }
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        self.inner.sessions(user_id, now).await
+    }
+    async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {
+        self.inner.purge(now, revoked_before).await
+    }
+}
+
+/// Through [`RefreshTokens`] with its defaults: a refresh whose rotation ran
+/// but whose answer was lost fails with `Unavailable`, and the client's retry
+/// of the same token gets a new pair instead of revoking the session. A
+/// replay of the spent token after that is reuse again.
+pub async fn lost_answer_through_refresh_tokens(store: Arc<dyn RefreshStore>) {
+    let lossy = Arc::new(LostAnswer {
+        inner: Arc::clone(&store),
+        lose_next: AtomicBool::new(false),
+    });
+    let tokens = RefreshTokens::new(lossy.clone(), issuer());
+    let subject = |u: String| async move { Ok(Some(Subject::new(u))) };
+    let user = format!("user-{}", random_id());
+    let login = tokens.login(Subject::new(user), None).await.unwrap();
+
+    lossy.lose_next.store(true, Ordering::SeqCst);
+    let error = tokens
+        .refresh(login.refresh_token.as_str(), subject)
+        .await
+        .expect_err("the answer was lost");
+    assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+    let spent = store
+        .token(&tokens.hash(login.refresh_token.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(spent.status, TokenStatus::Rotated(_)),
+        "the lost rotation ran"
+    );
+
+    let retried = tokens
+        .refresh(login.refresh_token.as_str(), subject)
+        .await
+        .expect("the retry after a lost answer gets a new pair");
+    assert_eq!(retried.session.id, login.session.id);
+    assert!(!retried.session.revoked);
+    let next = tokens
+        .refresh(retried.refresh_token.as_str(), subject)
+        .await
+        .expect("the retried pair works");
+
+    // The permit is used up: the spent login token is reuse again.
+    assert!(
+        tokens
+            .refresh(login.refresh_token.as_str(), subject)
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .session(&next.session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
 }
 
 /// [`RACE_WIDTH`] concurrent rotations of one token: exactly one wins.

@@ -20,9 +20,15 @@ pub struct RefreshError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RefreshErrorKind {
-    /// The refresh token is unknown, expired, revoked, or was reused (which
-    /// revoked its session): OAuth `invalid_grant`.
+    /// The refresh token is unknown, malformed, expired or revoked, or its
+    /// user is gone: OAuth `invalid_grant`.
     InvalidGrant,
+    /// The refresh token was already spent: presenting it again is reuse, a
+    /// sign that it leaked, and its whole session is now revoked. A security
+    /// event (see [`RefreshTokensBuilder::on_reuse`](super::RefreshTokensBuilder::on_reuse));
+    /// the client gets the same OAuth `invalid_grant` as for
+    /// [`InvalidGrant`](Self::InvalidGrant), so it learns nothing more.
+    Reused,
     /// The store failed: nothing was revoked, try again later.
     Unavailable,
     /// The access token could not be signed.
@@ -53,11 +59,11 @@ impl RefreshError {
         self.kind
     }
 
-    /// The RFC 6749 section 5.2 response for this error: 400 `invalid_grant`,
-    /// 503 `temporarily_unavailable`, or 500 `server_error`.
+    /// The RFC 6749 section 5.2 response for this error: 400 `invalid_grant`
+    /// (reuse included), 503 `temporarily_unavailable`, or 500 `server_error`.
     pub fn to_response(&self) -> Response<String> {
         match self.kind {
-            RefreshErrorKind::InvalidGrant => oauth::error(
+            RefreshErrorKind::InvalidGrant | RefreshErrorKind::Reused => oauth::error(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
                 "the refresh token is invalid, expired or revoked",
@@ -80,6 +86,7 @@ impl fmt::Display for RefreshError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.kind {
             RefreshErrorKind::InvalidGrant => "the refresh token is invalid",
+            RefreshErrorKind::Reused => "the refresh token was reused: its session is revoked",
             RefreshErrorKind::Unavailable => "the token store is unavailable",
             RefreshErrorKind::Issue => "the access token could not be issued",
         })
@@ -113,6 +120,18 @@ mod tests {
             RefreshError::new(RefreshErrorKind::InvalidGrant)
                 .source()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn reuse_answers_like_any_invalid_grant() {
+        let reused = RefreshError::new(RefreshErrorKind::Reused).to_response();
+        let invalid = RefreshError::new(RefreshErrorKind::InvalidGrant).to_response();
+        assert_eq!(reused.status(), 400);
+        assert_eq!(
+            reused.body(),
+            invalid.body(),
+            "the client learns nothing more"
         );
     }
 }

@@ -27,6 +27,15 @@
 //! not revoked and neither its absolute nor its idle lifetime has run out
 //! ([`Session::is_live`]).
 //!
+//! # Reuse is a security event
+//!
+//! A detected reuse fails with [`RefreshErrorKind::Reused`] (the client
+//! sees a plain `invalid_grant`), logs a `tracing` warning naming the user
+//! and session, calls the hook of [`RefreshTokensBuilder::on_reuse`] with a
+//! [`ReuseEvent`], and counts in the `reuse` outcome of
+//! [`metrics::REFRESHES`](crate::metrics::REFRESHES). Every counter this
+//! module emits is listed in [`crate::metrics`].
+//!
 //! # Two readers
 //!
 //! Applications use what this module exports: [`RefreshTokens`] (login,
@@ -46,6 +55,7 @@ mod csrf;
 mod endpoint;
 mod error;
 mod oauth;
+mod reuse;
 mod session;
 pub mod store;
 mod subject;
@@ -55,11 +65,15 @@ mod tokens;
 pub use self::{
     endpoint::{RefreshEndpoint, RefreshEndpointBuilder},
     error::{RefreshError, RefreshErrorKind},
+    reuse::ReuseEvent,
     session::Session,
     store::MemoryStore,
     subject::Subject,
     token::{RefreshToken, TokenPair, TokenResponse},
-    tokens::{DEFAULT_IDLE_TIMEOUT, DEFAULT_SESSION_LIFETIME, RefreshTokens, RefreshTokensBuilder},
+    tokens::{
+        DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, DEFAULT_RETRY_WINDOW, DEFAULT_SESSION_LIFETIME,
+        RefreshTokens, RefreshTokensBuilder,
+    },
 };
 
 #[cfg(feature = "postgres")]

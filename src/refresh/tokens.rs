@@ -10,6 +10,7 @@ use super::{
     Session,
     clock::{now, secs},
     error::{RefreshError, RefreshErrorKind},
+    reuse::{ReuseEvent, ReuseHook},
     session::new_session_id,
     store::{
         InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
@@ -18,7 +19,10 @@ use super::{
     subject::Subject,
     token::{Hasher, RefreshToken, TokenPair, well_formed},
 };
-use crate::{ConfigError, IssuedToken, TokenIssuer};
+use crate::{
+    ConfigError, IssuedToken, TokenIssuer,
+    metrics::{self, Refresh},
+};
 
 /// Issues token pairs and rotates refresh tokens over a [`RefreshStore`],
 /// following RFC 9700 section 4.14: every refresh token is used once; a
@@ -57,7 +61,10 @@ struct Inner {
     session_lifetime: Duration,
     idle_timeout: Duration,
     grace: Option<Duration>,
+    retry_window: Duration,
+    max_sessions: u32,
     hasher: Hasher,
+    on_reuse: Option<Arc<ReuseHook>>,
 }
 
 impl fmt::Debug for RefreshTokens {
@@ -68,7 +75,10 @@ impl fmt::Debug for RefreshTokens {
             .field("session_lifetime", &self.inner.session_lifetime)
             .field("idle_timeout", &self.inner.idle_timeout)
             .field("grace", &self.inner.grace)
+            .field("retry_window", &self.inner.retry_window)
+            .field("max_sessions", &self.inner.max_sessions)
             .field("keyed_hash", &matches!(self.inner.hasher, Hasher::Hmac(_)))
+            .field("on_reuse", &self.inner.on_reuse.is_some())
             .finish()
     }
 }
@@ -81,7 +91,10 @@ pub struct RefreshTokensBuilder {
     session_lifetime: Duration,
     idle_timeout: Duration,
     grace: Option<Duration>,
+    retry_window: Duration,
+    max_sessions: u32,
     hash_key: Option<Vec<u8>>,
+    on_reuse: Option<Arc<ReuseHook>>,
 }
 
 impl fmt::Debug for RefreshTokensBuilder {
@@ -92,7 +105,10 @@ impl fmt::Debug for RefreshTokensBuilder {
             .field("session_lifetime", &self.session_lifetime)
             .field("idle_timeout", &self.idle_timeout)
             .field("grace", &self.grace)
+            .field("retry_window", &self.retry_window)
+            .field("max_sessions", &self.max_sessions)
             .field("keyed_hash", &self.hash_key.is_some())
+            .field("on_reuse", &self.on_reuse.is_some())
             .finish()
     }
 }
@@ -119,6 +135,83 @@ impl RefreshTokensBuilder {
         self
     }
 
+    /// How long a refresh token whose rotation *failed* may be retried
+    /// (default [`DEFAULT_RETRY_WINDOW`], 60 s; [`Duration::ZERO`] turns it
+    /// off).
+    ///
+    /// A store call can fail after the store did the work: a Redis busy past
+    /// the client's response timeout still runs the queued rotation, a
+    /// connection can drop after PostgreSQL committed. The client got a 503
+    /// and retries the same token, which the store has spent: without more,
+    /// that retry is reuse and revokes the session, though nothing leaked.
+    /// So when a rotation fails, [`RefreshTokens::refresh`] gives the token a
+    /// *retry permit* ([`RefreshStore::allow_retry`]) until `window` from
+    /// then: one retry of it gets a sibling pair, like the grace window, and
+    /// the permit is used up.
+    ///
+    /// Unlike a grace window, nothing changes for a token whose rotation
+    /// answered: presenting it again is reuse at once. A thief replaying a
+    /// spent token gains something only if a rotation of that very token
+    /// failed within the window, and then gets at most one sibling pair:
+    /// the first of the thief and the client to present the token uses the
+    /// permit, and the other's attempt is reuse, which revokes the session.
+    /// Never more than a grace window would give. A permit that cannot be recorded (the
+    /// store fails that call too) is logged at `warn`; that retry is then
+    /// reuse, as before. A refresh whose future is dropped mid-rotation (a
+    /// timeout *around* the endpoint) records nothing: time limits belong on
+    /// the store's client, which all three stores have.
+    pub fn retry_window(mut self, window: Duration) -> Self {
+        self.retry_window = window;
+        self
+    }
+
+    /// How many sessions one user may have (default
+    /// [`DEFAULT_MAX_SESSIONS`], 100): a login beyond it revokes the user's
+    /// oldest sessions (by login time), so sessions per user stay bounded
+    /// and so does every store operation over one user's sessions.
+    ///
+    /// At least 1; [`build`](Self::build) refuses 0.
+    pub fn max_sessions(mut self, max: u32) -> Self {
+        self.max_sessions = max;
+        self
+    }
+
+    /// Calls `hook` on every detected reuse, after the session was revoked:
+    /// for alerting, or to act on the leak (force a password reset, end the
+    /// user's other sessions). The [`ReuseEvent`] names the session, user,
+    /// device and generations.
+    ///
+    /// The hook runs inline, before [`refresh`](RefreshTokens::refresh)
+    /// answers: keep it short, and hand slow work (I/O) to a task or a
+    /// channel.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer};
+    /// use tower_jwt_auth::refresh::{MemoryStore, RefreshTokens};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, b"a secret of at least thirty-two bytes!")?);
+    /// let tokens = RefreshTokens::builder(Arc::new(MemoryStore::new()), issuer)
+    ///     .on_reuse(|event| {
+    ///         eprintln!(
+    ///             "refresh token reuse: user {} session {} ({:?}), token generation {} of {}",
+    ///             event.user_id, event.session_id, event.device, event.generation, event.newest_generation,
+    ///         );
+    ///     })
+    ///     .build()?;
+    /// # let _ = tokens;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_reuse<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&ReuseEvent) + Send + Sync + 'static,
+    {
+        self.on_reuse = Some(Arc::new(hook));
+        self
+    }
+
     /// Hashes refresh tokens with HMAC-SHA-256 under `key` instead of plain
     /// SHA-256, so a stolen database cannot even confirm a guessed token.
     ///
@@ -133,8 +226,14 @@ impl RefreshTokensBuilder {
     ///
     /// # Errors
     ///
-    /// A [`ConfigError`] if the hash key is shorter than 32 bytes.
+    /// A [`ConfigError`] if the hash key is shorter than 32 bytes, or the
+    /// session cap is 0.
     pub fn build(self) -> Result<RefreshTokens, ConfigError> {
+        if self.max_sessions == 0 {
+            return Err(ConfigError::new(
+                "the session cap (max_sessions) must be at least 1",
+            ));
+        }
         let hasher = match self.hash_key {
             None => Hasher::Sha256,
             Some(key) if key.len() < 32 => {
@@ -154,7 +253,10 @@ impl RefreshTokensBuilder {
                 session_lifetime: self.session_lifetime,
                 idle_timeout: self.idle_timeout,
                 grace: self.grace,
+                retry_window: self.retry_window,
+                max_sessions: self.max_sessions,
                 hasher,
+                on_reuse: self.on_reuse,
             }),
         })
     }
@@ -164,11 +266,18 @@ impl RefreshTokensBuilder {
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The default idle lifetime of a session: 7 days without a refresh.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The default retry window after a failed rotation: 60 seconds (see
+/// [`RefreshTokensBuilder::retry_window`]).
+pub const DEFAULT_RETRY_WINDOW: Duration = Duration::from_secs(60);
+/// The default cap on one user's sessions: 100 (see
+/// [`RefreshTokensBuilder::max_sessions`]).
+pub const DEFAULT_MAX_SESSIONS: u32 = 100;
 
 impl RefreshTokens {
     /// Rotation over `store`, issuing access tokens with `issuer`: 30-day
-    /// sessions, 7-day idle timeout, no grace window, SHA-256 hashes. See
-    /// [`builder`](Self::builder) to change any of these.
+    /// sessions, 7-day idle timeout, at most 100 sessions per user, no grace
+    /// window, a 60-second retry window after a failed rotation, SHA-256 hashes. See [`builder`](Self::builder) to change any
+    /// of these.
     pub fn new(store: Arc<dyn RefreshStore>, issuer: TokenIssuer) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -177,13 +286,16 @@ impl RefreshTokens {
                 session_lifetime: DEFAULT_SESSION_LIFETIME,
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
                 grace: None,
+                retry_window: DEFAULT_RETRY_WINDOW,
+                max_sessions: DEFAULT_MAX_SESSIONS,
                 hasher: Hasher::Sha256,
+                on_reuse: None,
             }),
         }
     }
 
     /// Configures rotation over `store` with `issuer`: lifetimes, a grace
-    /// window, a hash key. Mistakes surface in
+    /// window, the retry window, the session cap, a hash key. Mistakes surface in
     /// [`build`](RefreshTokensBuilder::build).
     ///
     /// ```
@@ -197,6 +309,7 @@ impl RefreshTokens {
     ///     .session_lifetime(Duration::from_secs(14 * 24 * 3600))
     ///     .idle_timeout(Duration::from_secs(2 * 24 * 3600))
     ///     .grace_period(Duration::from_secs(10))
+    ///     .max_sessions(20)
     ///     .hash_key(b"a server-side hash key of 32+ bytes")
     ///     .build()?;
     /// # let _ = tokens;
@@ -210,7 +323,10 @@ impl RefreshTokens {
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             grace: None,
+            retry_window: DEFAULT_RETRY_WINDOW,
+            max_sessions: DEFAULT_MAX_SESSIONS,
             hash_key: None,
+            on_reuse: None,
         }
     }
 
@@ -260,6 +376,10 @@ impl RefreshTokens {
 
     /// Starts a session for `subject` on `device`: stores it with its first
     /// refresh token, and issues an access token carrying the session id as `sid`.
+    ///
+    /// If the user already has as many sessions as the cap
+    /// ([`RefreshTokensBuilder::max_sessions`]), their oldest session is
+    /// revoked (logged at `info`).
     pub async fn login(
         &self,
         subject: Subject,
@@ -286,12 +406,17 @@ impl RefreshTokens {
             status: TokenStatus::Active,
         };
         let access_token = self.access_token(subject, &session.id)?;
-        self.inner
+        let evicted = self
+            .inner
             .store
-            .create(&session, &record)
+            .create(&session, &record, self.inner.max_sessions)
             .await
             .map_err(RefreshError::store)?;
         tracing::debug!(session = %session.id, user = %session.user_id, "session started");
+        for id in &evicted {
+            tracing::info!(session = %id, user = %session.user_id, "session cap reached: oldest session revoked");
+        }
+        metrics::sessions_evicted(evicted.len() as u64);
         Ok(TokenPair {
             access_token,
             refresh_token,
@@ -304,14 +429,40 @@ impl RefreshTokens {
     /// have changed); `Ok(None)` means the user is gone, which ends the session.
     ///
     /// A token that was already rotated revokes its whole session (reuse
-    /// detection); unknown, expired and revoked tokens change nothing. Every
-    /// one of these is `InvalidGrant`. A store failure is `Unavailable` and
-    /// revokes nothing.
+    /// detection: `Reused`, and the [`on_reuse`](RefreshTokensBuilder::on_reuse)
+    /// hook); unknown, expired and revoked tokens change nothing
+    /// (`InvalidGrant`). Both answer OAuth `invalid_grant`. A store failure is `Unavailable` and
+    /// revokes nothing; if it struck the rotation itself, the token gets a
+    /// retry permit (see [`RefreshTokensBuilder::retry_window`]), so the
+    /// client's retry is not taken for reuse.
     pub async fn refresh<F, Fut>(
         &self,
         refresh_token: &str,
         subject: F,
     ) -> Result<TokenPair, RefreshError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<Option<Subject>, StoreError>>,
+    {
+        let result = self.rotate(refresh_token, subject).await;
+        metrics::refresh(match &result {
+            Ok((_, outcome)) => *outcome,
+            Err(error) => match error.kind() {
+                RefreshErrorKind::InvalidGrant => Refresh::Invalid,
+                RefreshErrorKind::Reused => Refresh::Reuse,
+                RefreshErrorKind::Unavailable => Refresh::Unavailable,
+                RefreshErrorKind::Issue => Refresh::Error,
+            },
+        });
+        result.map(|(pair, _)| pair)
+    }
+
+    /// [`refresh`](Self::refresh), with the outcome it counts.
+    async fn rotate<F, Fut>(
+        &self,
+        refresh_token: &str,
+        subject: F,
+    ) -> Result<(TokenPair, Refresh), RefreshError>
     where
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<Option<Subject>, StoreError>>,
@@ -325,7 +476,7 @@ impl RefreshTokens {
         // Everything that can fail for reasons other than the token (the user
         // lookup, signing) happens before the token is spent: a client told
         // "try again" must be able to, without its retry looking like reuse.
-        let Some((_, session)) = store
+        let Some((token, session)) = store
             .lookup(&presented)
             .await
             .map_err(RefreshError::store)?
@@ -362,27 +513,62 @@ impl RefreshTokens {
             idle_cutoff,
             grace_cutoff: self.inner.grace.map(|g| now.saturating_sub(secs(g))),
         };
-        let outcome = store.rotate(&rotation).await.map_err(RefreshError::store)?;
-        let session = match outcome {
-            RotateOutcome::Rotated(session) => session,
+        let outcome = match store.rotate(&rotation).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.allow_retry(&presented, now).await;
+                return Err(RefreshError::store(error));
+            }
+        };
+        let (session, counted) = match outcome {
+            RotateOutcome::Rotated(session) => (session, Refresh::Ok),
+            RotateOutcome::Retried(session) => {
+                tracing::info!(session = %session.id, user = %session.user_id, "refresh token retried after a failed rotation");
+                (session, Refresh::Retry)
+            }
             RotateOutcome::Grace(session) => {
                 tracing::info!(session = %session.id, user = %session.user_id, "refresh token retried within the grace window");
-                session
+                (session, Refresh::Grace)
             }
             RotateOutcome::Reused(session) => {
                 tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reuse detected: session revoked");
-                return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
+                if let Some(hook) = &self.inner.on_reuse {
+                    hook(&ReuseEvent {
+                        generation: token.generation,
+                        newest_generation: session.generation,
+                        session_id: session.id,
+                        user_id: session.user_id,
+                        device: session.device,
+                    });
+                }
+                return Err(RefreshError::new(RefreshErrorKind::Reused));
             }
             RotateOutcome::Invalid(reason) => {
                 tracing::debug!(reason = ?reason, "refresh token refused");
                 return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
             }
         };
-        Ok(TokenPair {
-            access_token,
-            refresh_token: child_token,
-            session,
-        })
+        Ok((
+            TokenPair {
+                access_token,
+                refresh_token: child_token,
+                session,
+            },
+            counted,
+        ))
+    }
+
+    /// After a failed rotation of `presented` at `now`: the rotation may have
+    /// run with its answer lost, so let one retry of the token through.
+    async fn allow_retry(&self, presented: &TokenHash, now: i64) {
+        let window = self.inner.retry_window;
+        if window.is_zero() {
+            return;
+        }
+        let until = now.saturating_add(secs(window));
+        if let Err(error) = self.inner.store.allow_retry(presented, until).await {
+            tracing::warn!(error = %error, "no retry permit after a failed rotation: a retry of this token will count as reuse");
+        }
     }
 
     /// Ends the session that `refresh_token` belongs to, if it belongs to

@@ -158,6 +158,11 @@ pub enum RotateOutcome {
     /// generation, rotated within the grace window: the child was stored as a
     /// sibling of the newest token(s). Carries the updated session.
     Grace(Session),
+    /// The presented token was the immediate predecessor of the newest
+    /// generation and held a retry permit ([`RefreshStore::allow_retry`]): the
+    /// answer to its rotation was lost. The permit is used up and the child
+    /// stored as a sibling of the newest token(s). Carries the updated session.
+    Retried(Session),
     /// The presented token was already rotated (and no grace applied): the
     /// whole session is now revoked. Carries the revoked session.
     Reused(Session),
@@ -224,8 +229,22 @@ impl StdError for StoreError {
 /// Usable as `Arc<dyn RefreshStore>`.
 #[async_trait]
 pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
-    /// Stores a new session and its first token (generation 0, active).
-    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError>;
+    /// Stores a new session and its first token (generation 0, active), then
+    /// enforces the session cap, as one atomic step: if the user now has more
+    /// than `max_sessions` sessions that are not revoked (the new one
+    /// included, expired ones too), revokes the oldest of the *others*, by
+    /// `(created_at, id)`, until `max_sessions` are left (or only the new
+    /// one). Returns the ids of the sessions it revoked, oldest first.
+    ///
+    /// The work is bounded by the excess (one session per login once a user
+    /// is at the cap), never by every session the user ever had: keep the
+    /// user's sessions that are not revoked in an index of their own.
+    async fn create(
+        &self,
+        session: &Session,
+        token: &TokenRecord,
+        max_sessions: u32,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Rotates a token, as one atomic step. With `t` the token of hash
     /// `rotation.presented` and `s` its session:
@@ -238,16 +257,33 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     ///    (`parent` = `t`, generation `t.generation + 1`, created `now`,
     ///    `Active`); set `s.generation` to the child's and `s.last_used_at` to
     ///    `now`: `Rotated(s)`.
-    /// 5. `t` is `Rotated(at)`, `grace_cutoff` is `Some(c)`, `at >= c` and
+    /// 5. `t` is `Rotated(_)`, holds a retry permit ([`allow_retry`](Self::allow_retry))
+    ///    whose `until >= now`, and `t.generation + 1 == s.generation`: drop
+    ///    the permit (it lets one retry through), store the child as in 4 (a
+    ///    sibling of the newest token), set `s.last_used_at` to `now`: `Retried(s)`.
+    /// 6. `t` is `Rotated(at)`, `grace_cutoff` is `Some(c)`, `at >= c` and
     ///    `t.generation + 1 == s.generation`: store the child as in 4 (a
     ///    sibling of the newest token), set `s.last_used_at` to `now`: `Grace(s)`.
-    /// 6. Otherwise (`t` was rotated before, or is a stale sibling that a
-    ///    grace retry left active after the session moved on): revoke the
+    /// 7. Otherwise (`t` was rotated before, or is a stale sibling that a
+    ///    retry left active after the session moved on): revoke the
     ///    session (set `s.revoked`; a session's tokens are dead once it is):
     ///    `Reused(s)`.
     ///
-    /// Under any concurrency, at most one call may see `t` as `Active`.
+    /// Under any concurrency, at most one call may see `t` as `Active`, and
+    /// at most one may use a retry permit.
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError>;
+
+    /// Gives the token of hash `hash` a retry permit running until `until`
+    /// (Unix seconds), replacing any it had; an unknown hash changes nothing.
+    ///
+    /// [`RefreshTokens`](super::RefreshTokens) calls it when
+    /// [`rotate`](Self::rotate) failed: the rotation may still have run (a
+    /// timeout while the server was busy) with its answer lost, and then the
+    /// client's retry of the same token must not count as reuse. The permit
+    /// lets exactly one such retry through (rule 5 of `rotate`). Record it
+    /// whatever the token's state: the failed rotation may run before or
+    /// after this call, or never.
+    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError>;
 
     /// The token of hash `hash`, whatever its state; `None` if unknown.
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
@@ -274,11 +310,17 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// Revokes one session (and so all its tokens); `false` if it was unknown.
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// Revokes every session of `user_id`; returns how many were active.
+    /// Revokes every session of `user_id`; returns how many were not
+    /// revoked before (expired ones included).
+    ///
+    /// Bounded by the user's sessions that are not revoked (at most the
+    /// session cap), never by every user's.
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError>;
 
     /// The sessions of `user_id` that are not revoked and not expired at
     /// `now` (by `expires_at` only), oldest first.
+    ///
+    /// Bounded like [`revoke_user`](Self::revoke_user).
     async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError>;
 
     /// Deletes sessions (and their tokens) that expired before `now` or are

@@ -18,7 +18,7 @@ const SCHEMA: &str = include_str!("postgres.sql");
 /// The advisory lock key that serializes concurrent migrations ("tjwt").
 const MIGRATION_LOCK: i64 = 0x746a_7774;
 /// The version of [`SCHEMA`]; bump it with every change to the file.
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 4;
 /// How long a call waits for a pooled connection (or a new one) before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The server-side `statement_timeout` of the pools built from a URL.
@@ -31,8 +31,9 @@ const STATEMENT_TIMEOUT_MS: &str = "5000";
 /// [`migrate`](Self::migrate) from the schema shipped with the crate:
 ///
 /// - `tjwt_families` (one row per session): primary key `id`; indexes on `(user_id, created_at,
-///   id)` for sessions and logout-everywhere, on `expires_at` and (partial,
-///   revoked only) on `last_used_at` for purging;
+///   id)` (partial, not revoked only: about the session cap per user) for sessions,
+///   logout-everywhere and the session cap, on `expires_at` and (partial, revoked only) on
+///   `last_used_at` for purging;
 /// - `tjwt_tokens`: primary key `hash` (`bytea`, the 32-byte token hash: no
 ///   raw token ever reaches the database); `family_id` references
 ///   `tjwt_families` `ON DELETE CASCADE`, indexed.
@@ -41,6 +42,9 @@ const STATEMENT_TIMEOUT_MS: &str = "5000";
 /// PL/pgSQL function: one round trip, one short transaction that locks the
 /// session row, then the token row (`SELECT ... FOR UPDATE`, always in that
 /// order), correct under the default READ COMMITTED isolation.
+/// [`create`](RefreshStore::create) is one call of `tjwt_create`: the
+/// session, its first token and the session cap, with one user's logins
+/// taking turns (a transaction-scoped advisory lock on the user).
 ///
 /// A database that is down or slow makes calls fail with a [`StoreError`]
 /// (after 3 s waiting for a connection; statements of pools built from a URL
@@ -140,8 +144,18 @@ impl PostgresStore {
         }
     }
 
-    /// Creates the tables, indexes and the rotation function if missing
-    /// (idempotent; concurrent calls wait for each other).
+    /// Creates the tables, indexes and functions if missing, or upgrades an
+    /// older schema (idempotent; concurrent calls wait for each other).
+    ///
+    /// Migration only goes upward. The database records the version of the
+    /// schema it holds; at this build's version `migrate` changes nothing.
+    /// A database at a *newer* version, migrated by a newer build of this
+    /// crate (an older build restarting during a rolling deploy, or after a
+    /// rollback), is left exactly as it is and `migrate` fails with a
+    /// [`StoreError`] naming both versions: this build does not know whether
+    /// its queries fit the newer schema, and re-applying its own schema would
+    /// put its older functions under every server of the fleet. Run the newer
+    /// build, or, to roll back on purpose, restore the older schema yourself.
     ///
     /// The schema is `src/refresh/store/postgres/postgres.sql` in the crate, should you
     /// rather apply it with your own migration tool.
@@ -165,8 +179,18 @@ impl PostgresStore {
         } else {
             None
         };
-        if current == Some(SCHEMA_VERSION) {
-            return tx.commit().await.map_err(error("migration failed"));
+        match current {
+            Some(version) if version == SCHEMA_VERSION => {
+                return tx.commit().await.map_err(error("migration failed"));
+            }
+            // Never downgrade: the transaction rolls back, nothing changes.
+            Some(version) if version > SCHEMA_VERSION => {
+                return Err(StoreError::new(format!(
+                    "postgres: the database schema is version {version}, newer than this \
+                     build's version {SCHEMA_VERSION}; not downgrading it"
+                )));
+            }
+            _ => {}
         }
         sqlx::raw_sql(SCHEMA)
             .execute(&mut *tx)
@@ -239,7 +263,12 @@ fn hash(bytes: Vec<u8>) -> Result<TokenHash, StoreError> {
 
 #[async_trait]
 impl RefreshStore for PostgresStore {
-    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        session: &Session,
+        token: &TokenRecord,
+        max_sessions: u32,
+    ) -> Result<Vec<String>, StoreError> {
         if token.session_id != session.id {
             return Err(StoreError::new("the token belongs to another session"));
         }
@@ -248,17 +277,12 @@ impl RefreshStore for PostgresStore {
             TokenStatus::Rotated(at) => (1, Some(at)),
             TokenStatus::Revoked => (2, None),
         };
-        // One statement (one round trip, atomic): the session, then its token.
-        sqlx::query(
-            "WITH f AS (
-                INSERT INTO tjwt_families
-                    (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                RETURNING id
-            )
-            INSERT INTO tjwt_tokens
-                (hash, family_id, parent, generation, created_at, status, rotated_at)
-            SELECT $9, f.id, $10, $11, $12, $13, $14 FROM f",
+        // One call of tjwt_create (one round trip, atomic): the session, its
+        // token, then the session cap.
+        sqlx::query_scalar(
+            "SELECT id FROM tjwt_create(
+                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+             ) AS id",
         )
         .bind(&session.id)
         .bind(&session.user_id)
@@ -274,10 +298,10 @@ impl RefreshStore for PostgresStore {
         .bind(token.created_at)
         .bind(status)
         .bind(rotated_at)
-        .execute(&self.pool)
+        .bind(i32::try_from(max_sessions).unwrap_or(i32::MAX))
+        .fetch_all(&self.pool)
         .await
-        .map_err(error("create failed"))?;
-        Ok(())
+        .map_err(error("create failed"))
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
@@ -297,9 +321,21 @@ impl RefreshStore for PostgresStore {
             "expired" => RotateOutcome::Invalid(InvalidReason::Expired),
             "rotated" => RotateOutcome::Rotated(read_session(&row, "o_")?),
             "grace" => RotateOutcome::Grace(read_session(&row, "o_")?),
+            "retried" => RotateOutcome::Retried(read_session(&row, "o_")?),
             "reused" => RotateOutcome::Reused(read_session(&row, "o_")?),
             _ => return Err(corrupt("rotate reply")),
         })
+    }
+
+    async fn allow_retry(&self, hash_: &TokenHash, until: i64) -> Result<(), StoreError> {
+        // One row lock, on the token only: no lock-order cycle with tjwt_rotate.
+        sqlx::query("UPDATE tjwt_tokens SET retry_until = $2 WHERE hash = $1")
+            .bind(&hash_.as_bytes()[..])
+            .bind(until)
+            .execute(&self.pool)
+            .await
+            .map_err(error("recording a retry permit failed"))?;
+        Ok(())
     }
 
     async fn token(&self, hash_: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {

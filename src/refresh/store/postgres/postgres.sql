@@ -1,6 +1,7 @@
 -- tower-jwt-auth refresh-token store, applied by PostgresStore::migrate().
--- Every statement is idempotent; migrate() runs them in one transaction
--- under an advisory lock, so concurrent starts are safe.
+-- Every statement is idempotent, and brings any older version of this schema
+-- up to this one; migrate() runs them in one transaction under an advisory
+-- lock, so concurrent starts are safe.
 
 CREATE TABLE IF NOT EXISTS tjwt_families (
     id           text    PRIMARY KEY,
@@ -13,8 +14,13 @@ CREATE TABLE IF NOT EXISTS tjwt_families (
     revoked      boolean NOT NULL DEFAULT false
 );
 
--- sessions() and revoke_user(): one user's families, oldest first.
-CREATE INDEX IF NOT EXISTS tjwt_families_user_idx ON tjwt_families (user_id, created_at, id);
+-- sessions(), revoke_user() and the session cap of create(): one user's
+-- families that are not revoked, oldest first. Partial, so revoked families
+-- (kept until purged) never lengthen these scans: each stays about the cap.
+CREATE INDEX IF NOT EXISTS tjwt_families_user_live_idx ON tjwt_families (user_id, created_at, id)
+    WHERE NOT revoked;
+-- Version 2 indexed every family of a user; the partial index replaces it.
+DROP INDEX IF EXISTS tjwt_families_user_idx;
 -- purge(): expired families.
 CREATE INDEX IF NOT EXISTS tjwt_families_expires_idx ON tjwt_families (expires_at);
 -- purge(): revoked families idle since before the cutoff.
@@ -30,6 +36,9 @@ CREATE TABLE IF NOT EXISTS tjwt_tokens (
     status     smallint NOT NULL,
     rotated_at bigint
 );
+
+-- Version 4: the end of a token's retry permit (allow_retry), NULL without one.
+ALTER TABLE tjwt_tokens ADD COLUMN IF NOT EXISTS retry_until bigint;
 
 -- The ON DELETE CASCADE of purge() finds a family's tokens by this index.
 CREATE INDEX IF NOT EXISTS tjwt_tokens_family_idx ON tjwt_tokens (family_id);
@@ -71,9 +80,12 @@ BEGIN
     ELSIF f.expires_at <= p_now OR f.last_used_at < p_idle_cutoff THEN
         v_outcome := 'expired';
     -- Only the newest generation rotates: an active sibling left behind by a
-    -- grace retry is stale once the family moved on, and presenting it is reuse.
+    -- retry is stale once the family moved on, and presenting it is reuse.
     ELSIF t.status = 0 AND t.generation = f.generation THEN
         v_outcome := 'rotated';
+    ELSIF t.status = 1 AND t.retry_until IS NOT NULL AND t.retry_until >= p_now
+            AND t.generation + 1 = f.generation THEN
+        v_outcome := 'retried';
     ELSIF t.status = 1 AND p_grace_cutoff IS NOT NULL AND t.rotated_at >= p_grace_cutoff
             AND t.generation + 1 = f.generation THEN
         v_outcome := 'grace';
@@ -81,9 +93,12 @@ BEGIN
         UPDATE tjwt_families fa SET revoked = true WHERE fa.id = f.id RETURNING fa.* INTO f;
         v_outcome := 'reused';
     END IF;
-    IF v_outcome IN ('rotated', 'grace') THEN
+    IF v_outcome IN ('rotated', 'retried', 'grace') THEN
         IF v_outcome = 'rotated' THEN
             UPDATE tjwt_tokens tk SET status = 1, rotated_at = p_now WHERE tk.hash = p_presented;
+        ELSIF v_outcome = 'retried' THEN
+            -- A retry permit lets one retry through.
+            UPDATE tjwt_tokens tk SET retry_until = NULL WHERE tk.hash = p_presented;
         END IF;
         -- A duplicate child hash raises unique_violation: the whole call fails.
         INSERT INTO tjwt_tokens (hash, family_id, parent, generation, created_at, status)
@@ -98,6 +113,50 @@ BEGIN
     END IF;
     RETURN QUERY SELECT v_outcome, f.id, f.user_id, f.device, f.created_at, f.last_used_at,
         f.expires_at, f.generation, f.revoked;
+END;
+$$;
+
+-- RefreshStore::create as one statement: the session, its first token, then
+-- the session cap. Logins of one user take turns (a transaction-scoped
+-- advisory lock on the user, in the two-key space "tjwu" + hash, apart from
+-- migrate()'s one-key lock), so two concurrent logins cannot both miss each
+-- other's session. The sessions beyond the cap are locked in index order,
+-- like revoke_user, so the two never deadlock. Returns the revoked ids.
+CREATE OR REPLACE FUNCTION tjwt_create(
+    p_id text, p_user_id text, p_device text, p_created_at bigint, p_last_used_at bigint,
+    p_expires_at bigint, p_generation bigint, p_revoked boolean,
+    p_hash bytea, p_parent bytea, p_t_generation bigint, p_t_created_at bigint,
+    p_status smallint, p_rotated_at bigint, p_max_sessions integer
+) RETURNS SETOF text LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(1953134453, hashtext(p_user_id));
+    INSERT INTO tjwt_families
+        (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked)
+        VALUES (p_id, p_user_id, p_device, p_created_at, p_last_used_at, p_expires_at,
+            p_generation, p_revoked);
+    INSERT INTO tjwt_tokens (hash, family_id, parent, generation, created_at, status, rotated_at)
+        VALUES (p_hash, p_id, p_parent, p_t_generation, p_t_created_at, p_status, p_rotated_at);
+    IF p_revoked THEN
+        RETURN;
+    END IF;
+    -- The new session takes one place: keep the newest p_max_sessions - 1 others.
+    RETURN QUERY
+    WITH excess AS (
+        SELECT fa.id, fa.created_at FROM tjwt_families fa
+        WHERE fa.user_id = p_user_id AND NOT fa.revoked AND fa.id <> p_id
+        ORDER BY fa.created_at DESC, fa.id DESC
+        OFFSET greatest(p_max_sessions - 1, 0)
+    ), locked AS (
+        SELECT fa.id FROM tjwt_families fa
+        WHERE fa.id IN (SELECT excess.id FROM excess)
+        ORDER BY fa.created_at, fa.id
+        FOR UPDATE
+    ), revoked AS (
+        UPDATE tjwt_families fa SET revoked = true
+        WHERE fa.id IN (SELECT locked.id FROM locked) AND NOT fa.revoked
+        RETURNING fa.id, fa.created_at
+    )
+    SELECT revoked.id FROM revoked ORDER BY revoked.created_at, revoked.id;
 END;
 $$;
 

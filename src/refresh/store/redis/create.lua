@@ -1,8 +1,12 @@
--- Stores a new session and its first token.
--- KEYS: session, token, session tokens, user, expiry index.
+-- Stores a new session and its first token, then enforces the session cap:
+-- revokes the user's oldest other sessions beyond `max sessions`.
+-- KEYS: session, token, session tokens, user, expiry index, revoked index.
 -- ARGV: session id, user id, device flag (0|1), device, created_at,
 -- last_used_at, expires_at, generation, revoked (0|1), token hex, token
--- generation, token created_at, token status, token rotated_at, expire-at.
+-- generation, token created_at, token status, token rotated_at, expire-at,
+-- max sessions, prefix.
+-- Returns the ids of the sessions the cap revoked, oldest first. The work is
+-- bounded by the excess over the cap: one session once a user is at it.
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.error_reply('session or token already exists')
 end
@@ -13,10 +17,31 @@ if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'dev', ARGV[4]) end
 redis.call('HSET', KEYS[2], 'fam', ARGV[1], 'gen', ARGV[11], 'cat', ARGV[12], 'st', ARGV[13])
 if ARGV[14] ~= '' then redis.call('HSET', KEYS[2], 'rat', ARGV[14]) end
 redis.call('SADD', KEYS[3], ARGV[10])
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
 redis.call('EXPIREAT', KEYS[1], at)
 redis.call('EXPIREAT', KEYS[2], at)
 redis.call('EXPIREAT', KEYS[3], at)
+local evicted = {}
+-- The user index holds only sessions that are not revoked.
+if ARGV[9] == '1' then return evicted end
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
 if redis.call('EXPIRETIME', KEYS[4]) < at then redis.call('EXPIREAT', KEYS[4], at) end
-return 1
+local excess = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[16])
+if excess <= 0 then return evicted end
+-- One more than the excess, so the new session can be skipped.
+for _, fid in ipairs(redis.call('ZRANGE', KEYS[4], 0, excess)) do
+  if excess == 0 then break end
+  if fid ~= ARGV[1] then
+    local fkey = ARGV[17] .. 'f:' .. fid
+    local f = redis.call('HMGET', fkey, 'rev', 'lat')
+    if f[1] and f[1] ~= '1' then
+      redis.call('HSET', fkey, 'rev', '1')
+      redis.call('ZADD', KEYS[6], f[2], fid)
+      evicted[#evicted + 1] = fid
+    end
+    -- Evicted, or an id whose session vanished (expired keys).
+    redis.call('ZREM', KEYS[4], fid)
+    excess = excess - 1
+  end
+end
+return evicted

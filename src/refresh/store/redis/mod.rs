@@ -23,13 +23,20 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// month-old session can hold thousands of rotated tokens, so batches stay
 /// small to keep each script short.
 const PURGE_BATCH: u32 = 20;
+/// How many of one user's sessions one `sessions` or `revoke_user` script
+/// looks at before handing Redis back.
+const USER_BATCH: u32 = 128;
 
 // Key layout, with `P` the prefix:
 //
-// - `Pt:{hex hash}`    hash: fam (session id), par (hex, absent for the login's token), gen, cat, st (a|r|x), rat
+// - `Pt:{hex hash}`    hash: fam (session id), par (hex, absent for the login's token), gen, cat, st (a|r|x), rat,
+//                      rty (the retry permit's end, absent without one)
 // - `Pf:{session id}`  hash: uid, dev (absent for None), cat, lat, exp, gen, rev (0|1)
 // - `Pft:{session id}` set of the hex hashes of the session's tokens (for purge)
-// - `Pu:{user id}`     sorted set of session ids by created_at (sessions, revoke_user)
+// - `Pu:{user id}`     sorted set of the ids of the user's sessions that are not
+//                      revoked, by created_at (sessions, revoke_user, the session
+//                      cap); every revocation takes the id out, so its size stays
+//                      near the cap
 // - `Pexp`             sorted set of session ids by expires_at (purge)
 // - `Prev`             sorted set of revoked session ids by last_used_at (purge)
 //
@@ -39,11 +46,20 @@ const PURGE_BATCH: u32 = 20;
 // The scripts are the `*.lua` files beside this one, each opening with its
 // KEYS, ARGV and reply.
 
-/// Stores a new session and its first token. KEYS, ARGV and reply: see `create.lua`.
+/// Stores a new session and its first token, and enforces the session cap.
+/// KEYS, ARGV and reply: see `create.lua`.
 static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("create.lua")));
 
 /// The whole of [`RefreshStore::rotate`], atomically. KEYS, ARGV and reply: see `rotate.lua`.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("rotate.lua")));
+
+/// Gives a token a retry permit. KEYS, ARGV and reply: see `allow_retry.lua`.
+///
+/// Sent whole with `EVAL`, never as `EVALSHA`: it runs right after a failed
+/// rotation, typically while Redis is too busy to answer in time, and an
+/// `EVALSHA` answered `NOSCRIPT` (a script cache emptied by a restart or a
+/// failover) after the client gave up would never be loaded and retried.
+const ALLOW_RETRY: &str = include_str!("allow_retry.lua");
 
 /// A token and its session in one round trip. KEYS, ARGV and reply: see `lookup.lua`.
 static LOOKUP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lookup.lua")));
@@ -52,11 +68,11 @@ static LOOKUP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("loo
 static REVOKE_SESSION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("revoke_session.lua")));
 
-/// Revokes every session of a user. KEYS, ARGV and reply: see `revoke_user.lua`.
+/// Revokes a batch of a user's sessions. KEYS, ARGV and reply: see `revoke_user.lua`.
 static REVOKE_USER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("revoke_user.lua")));
 
-/// The live sessions of a user, oldest first. KEYS, ARGV and reply: see `sessions.lua`.
+/// A page of a user's live sessions, oldest first. KEYS, ARGV and reply: see `sessions.lua`.
 static SESSIONS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sessions.lua")));
 
 /// Deletes up to a batch of dead sessions with their tokens. KEYS, ARGV and reply: see `purge.lua`.
@@ -64,10 +80,13 @@ static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purg
 
 /// A [`RefreshStore`] on Redis 7 or later (feature `redis`).
 ///
-/// Rotation, with its reuse detection, session revocation, grace and expiry
-/// checks, is one Lua script run server-side: atomic under any concurrency,
+/// Rotation, with its reuse detection, session revocation, retry permit,
+/// grace and expiry checks, is one Lua script run server-side: atomic under any concurrency,
 /// one round trip (`EVALSHA`, loading the script on first use). So are
-/// `create`, the revocations, `sessions` and each batch of `purge`.
+/// `create` (with the session cap), `revoke_session`, and each batch of
+/// `revoke_user`, `sessions` and `purge`. Every script does bounded work: a
+/// user's index holds only their sessions that are not revoked (about the
+/// session cap), and longer lists are taken in batches.
 ///
 /// Keys live under a prefix (`tjwt:` by default, see
 /// [`with_prefix`](Self::with_prefix)) and hold only token *hashes*, in hex.
@@ -287,7 +306,12 @@ fn parse_token(hash: TokenHash, map: &HashMap<String, String>) -> Result<TokenRe
 
 #[async_trait]
 impl RefreshStore for RedisStore {
-    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        session: &Session,
+        token: &TokenRecord,
+        max_sessions: u32,
+    ) -> Result<Vec<String>, StoreError> {
         if token.session_id != session.id {
             return Err(StoreError::new("the token belongs to another session"));
         }
@@ -298,12 +322,13 @@ impl RefreshStore for RedisStore {
         };
         let expire_at = session.expires_at.saturating_add_unsigned(self.margin);
         let mut conn = self.conn.clone();
-        let _: i64 = CREATE
+        CREATE
             .key(self.key("f", &session.id))
             .key(self.token_key(&token.hash))
             .key(self.key("ft", &session.id))
             .key(self.key("u", &session.user_id))
             .key(format!("{}exp", self.prefix))
+            .key(format!("{}rev", self.prefix))
             .arg(&session.id)
             .arg(&session.user_id)
             .arg(if session.device.is_some() { "1" } else { "0" })
@@ -319,10 +344,11 @@ impl RefreshStore for RedisStore {
             .arg(status)
             .arg(rotated_at)
             .arg(expire_at)
+            .arg(max_sessions)
+            .arg(&self.prefix)
             .invoke_async(&mut conn)
             .await
-            .map_err(error("create failed"))?;
-        Ok(())
+            .map_err(error("create failed"))
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
@@ -355,9 +381,23 @@ impl RefreshStore for RedisStore {
             Some("expired") => RotateOutcome::Invalid(InvalidReason::Expired),
             Some("rotated") => RotateOutcome::Rotated(session()?),
             Some("grace") => RotateOutcome::Grace(session()?),
+            Some("retried") => RotateOutcome::Retried(session()?),
             Some("reused") => RotateOutcome::Reused(session()?),
             _ => return Err(corrupt("rotate reply")),
         })
+    }
+
+    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("EVAL")
+            .arg(ALLOW_RETRY)
+            .arg(1)
+            .arg(self.token_key(hash))
+            .arg(until)
+            .query_async(&mut conn)
+            .await
+            .map_err(error("recording a retry permit failed"))?;
+        Ok(())
     }
 
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
@@ -421,6 +461,7 @@ impl RefreshStore for RedisStore {
             .key(self.key("f", id))
             .key(format!("{}rev", self.prefix))
             .arg(id)
+            .arg(&self.prefix)
             .invoke_async(&mut conn)
             .await
             .map_err(error("revoking a session failed"))?;
@@ -429,30 +470,57 @@ impl RefreshStore for RedisStore {
 
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
-        REVOKE_USER
-            .key(self.key("u", user_id))
-            .key(format!("{}rev", self.prefix))
-            .arg(&self.prefix)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(error("revoking a user's sessions failed"))
+        let mut total = 0;
+        loop {
+            let (revoked, seen): (u64, u64) = REVOKE_USER
+                .key(self.key("u", user_id))
+                .key(format!("{}rev", self.prefix))
+                .arg(&self.prefix)
+                .arg(USER_BATCH)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(error("revoking a user's sessions failed"))?;
+            total += revoked;
+            if seen < u64::from(USER_BATCH) {
+                return Ok(total);
+            }
+        }
     }
 
     async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         let mut conn = self.conn.clone();
-        let rows: Vec<Vec<String>> = SESSIONS
-            .key(self.key("u", user_id))
-            .arg(&self.prefix)
-            .arg(now)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(error("listing sessions failed"))?;
-        rows.iter()
-            .map(|row| {
+        let mut sessions = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page: Vec<Vec<String>> = SESSIONS
+                .key(self.key("u", user_id))
+                .arg(&self.prefix)
+                .arg(now)
+                .arg(offset)
+                .arg(USER_BATCH)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(error("listing sessions failed"))?;
+            let (seen, rows) = page
+                .split_first()
+                .ok_or_else(|| corrupt("sessions reply"))?;
+            let seen: u32 = seen
+                .first()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| corrupt("sessions reply"))?;
+            for row in rows {
                 let (id, rest) = row.split_first().ok_or_else(|| corrupt("sessions reply"))?;
-                parse_session(id, &pairs(rest))
-            })
-            .collect()
+                // A page boundary that moved under a concurrent login or
+                // revocation may show a session twice.
+                if !sessions.iter().any(|s: &Session| &s.id == id) {
+                    sessions.push(parse_session(id, &pairs(rest))?);
+                }
+            }
+            if seen < USER_BATCH {
+                return Ok(sessions);
+            }
+            offset += USER_BATCH;
+        }
     }
 
     async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {

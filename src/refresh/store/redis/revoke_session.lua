@@ -1,8 +1,10 @@
--- Revokes one session. KEYS: session, revoked index. ARGV: session id.
-local f = redis.call('HMGET', KEYS[1], 'rev', 'lat')
+-- Revokes one session and takes it out of its user's index.
+-- KEYS: session, revoked index. ARGV: session id, prefix.
+local f = redis.call('HMGET', KEYS[1], 'rev', 'lat', 'uid')
 if not f[1] then return 0 end
 if f[1] ~= '1' then
   redis.call('HSET', KEYS[1], 'rev', '1')
   redis.call('ZADD', KEYS[2], f[2], ARGV[1])
+  redis.call('ZREM', ARGV[2] .. 'u:' .. f[3], ARGV[1])
 end
 return 1

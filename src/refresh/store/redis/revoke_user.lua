@@ -1,15 +1,18 @@
--- Revokes every session of a user; drops ids of vanished sessions.
--- KEYS: user, revoked index. ARGV: prefix.
+-- Revokes up to `batch` sessions of a user, oldest first, taking them out of
+-- the user's index (which holds only sessions that are not revoked, so each
+-- call makes progress); drops ids of vanished sessions.
+-- KEYS: user, revoked index. ARGV: prefix, batch.
+-- Returns `{revoked, looked at}`: call again while `looked at` is `batch`.
 local count = 0
-for _, fid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+for _, fid in ipairs(ids) do
   local fkey = ARGV[1] .. 'f:' .. fid
   local f = redis.call('HMGET', fkey, 'rev', 'lat')
-  if not f[1] then
-    redis.call('ZREM', KEYS[1], fid)
-  elseif f[1] ~= '1' then
+  if f[1] and f[1] ~= '1' then
     redis.call('HSET', fkey, 'rev', '1')
     redis.call('ZADD', KEYS[2], f[2], fid)
     count = count + 1
   end
+  redis.call('ZREM', KEYS[1], fid)
 end
-return count
+return {count, #ids}

@@ -3,25 +3,29 @@
 -- ARGV: prefix, presented hex, child hex, now, idle cutoff, grace cutoff
 -- ('' for none), expiry margin in seconds.
 -- Returns `{outcome}` or `{outcome, session id, HGETALL of the session...}`.
-local t = redis.call('HMGET', KEYS[1], 'fam', 'gen', 'st', 'rat')
+local t = redis.call('HMGET', KEYS[1], 'fam', 'gen', 'st', 'rat', 'rty')
 if not t[1] then return {'unknown'} end
 local fid = t[1]
 local fkey = ARGV[1] .. 'f:' .. fid
-local f = redis.call('HMGET', fkey, 'rev', 'exp', 'lat', 'gen')
+local f = redis.call('HMGET', fkey, 'rev', 'exp', 'lat', 'gen', 'uid')
 if not f[1] then return {'unknown'} end
 if f[1] == '1' or t[3] == 'x' then return {'revoked'} end
 local now = tonumber(ARGV[4])
 if tonumber(f[2]) <= now or tonumber(f[3]) < tonumber(ARGV[5]) then return {'expired'} end
 local tgen = tonumber(t[2])
 local outcome = 'rotated'
+local predecessor = tgen + 1 == tonumber(f[4])
 -- Only the newest generation rotates: an active sibling left behind by a
--- grace retry is stale once the session moved on, and presenting it is reuse.
+-- retry is stale once the session moved on, and presenting it is reuse.
 if not (t[3] == 'a' and tgen == tonumber(f[4])) then
-  if t[3] == 'r' and ARGV[6] ~= '' and t[4] and tonumber(t[4]) >= tonumber(ARGV[6]) and tgen + 1 == tonumber(f[4]) then
+  if t[3] == 'r' and t[5] and tonumber(t[5]) >= now and predecessor then
+    outcome = 'retried'
+  elseif t[3] == 'r' and ARGV[6] ~= '' and t[4] and tonumber(t[4]) >= tonumber(ARGV[6]) and predecessor then
     outcome = 'grace'
   else
     redis.call('HSET', fkey, 'rev', '1')
     redis.call('ZADD', ARGV[1] .. 'rev', f[3], fid)
+    redis.call('ZREM', ARGV[1] .. 'u:' .. f[5], fid)
     local out = {'reused', fid}
     for _, v in ipairs(redis.call('HGETALL', fkey)) do out[#out + 1] = v end
     return out
@@ -31,6 +35,8 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.error_reply('the child token already exists')
 end
 if outcome == 'rotated' then redis.call('HSET', KEYS[1], 'st', 'r', 'rat', ARGV[4]) end
+-- A retry permit lets one retry through.
+if outcome == 'retried' then redis.call('HDEL', KEYS[1], 'rty') end
 local gen = tostring(tgen + 1)
 redis.call('HSET', KEYS[2], 'fam', fid, 'par', ARGV[2], 'gen', gen, 'cat', ARGV[4], 'st', 'a')
 redis.call('EXPIREAT', KEYS[2], tonumber(f[2]) + tonumber(ARGV[7]))

@@ -1,13 +1,14 @@
--- The live sessions of a user, oldest first; drops ids of vanished sessions.
--- KEYS: user. ARGV: prefix, now. Returns `{{id, HGETALL...}, ...}`.
-local out = {}
+-- One page of a user's live sessions, oldest first (read only).
+-- KEYS: user. ARGV: prefix, now, offset, count.
+-- Returns `{{looked at}, {id, HGETALL...}, ...}`: ask for the next page while
+-- `looked at` is `count`.
 local now = tonumber(ARGV[2])
-for _, fid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local fkey = ARGV[1] .. 'f:' .. fid
-  local f = redis.call('HGETALL', fkey)
-  if #f == 0 then
-    redis.call('ZREM', KEYS[1], fid)
-  else
+local first = tonumber(ARGV[3])
+local ids = redis.call('ZRANGE', KEYS[1], first, first + tonumber(ARGV[4]) - 1)
+local out = {{tostring(#ids)}}
+for _, fid in ipairs(ids) do
+  local f = redis.call('HGETALL', ARGV[1] .. 'f:' .. fid)
+  if #f > 0 then
     local m = {}
     for i = 1, #f, 2 do m[f[i]] = f[i + 1] end
     if m['rev'] ~= '1' and tonumber(m['exp']) > now then
