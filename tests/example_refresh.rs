@@ -464,11 +464,19 @@ impl RevocationsFail {
 
 #[async_trait]
 impl RefreshStore for RevocationsFail {
-    async fn create(&self, session: &Session, token: &TokenRecord) -> Result<(), StoreError> {
-        self.inner.create(session, token).await
+    async fn create(
+        &self,
+        session: &Session,
+        token: &TokenRecord,
+        max_sessions: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.create(session, token, max_sessions).await
     }
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
         self.inner.rotate(rotation).await
+    }
+    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
+        self.inner.allow_retry(hash, until).await
     }
     async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         self.inner.token(hash).await
