@@ -383,10 +383,10 @@ impl StdError for ConfigError {
 }
 
 /// Displays an error and its whole source chain (`a: b: c`), for logs.
-#[cfg(feature = "jwks")]
+#[cfg(any(feature = "jwks", feature = "key-ring"))]
 pub(crate) struct Report<'a>(pub(crate) &'a (dyn StdError + 'static));
 
-#[cfg(feature = "jwks")]
+#[cfg(any(feature = "jwks", feature = "key-ring"))]
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)?;

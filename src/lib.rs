@@ -23,6 +23,8 @@ pub mod role;
 pub mod tonic;
 mod verifier;
 
+#[cfg(feature = "key-ring")]
+pub use crate::issuer::{DEFAULT_JWKS_MAX_AGE, JwksService, JwksServiceBuilder};
 pub use crate::{
     auth::{JwtAuth, JwtAuthLayer, JwtAuthLayerBuilder},
     claims::{Claims, RegisteredClaims},

@@ -108,6 +108,12 @@ pub struct AppState {
     pub provider: Option<ProviderAuth>,
     /// The login attempts left to each client (`LOGIN_RATE_PER_MIN`).
     pub login_limiter: LoginLimiter,
+    /// Key-ring mode (`SIGNING_ALG`): the routes that publish the keys,
+    /// merged into the router as they are.
+    pub well_known: Option<Router>,
+    /// Key-ring mode: the ring that signs `tokens` and verifies them.
+    #[cfg(feature = "key-ring")]
+    pub key_ring: Option<tower_jwt_auth::keys::ring::KeyRing>,
 }
 
 impl fmt::Debug for AppState {
@@ -125,7 +131,8 @@ impl AppState {
         Self::with_store(config, Arc::new(MemoryStore::new()))
     }
 
-    /// The state for `config`, with the demo users and refresh tokens in `store`.
+    /// The state for `config`, with the demo users and refresh tokens in
+    /// `store`, signing with the HS256 secret.
     pub fn with_store(config: &Config, store: Arc<dyn RefreshStore>) -> Result<Self, ConfigError> {
         // HS256 only: the verifier allows exactly the algorithm of its key.
         let verifier = Verifier::builder()
@@ -133,10 +140,21 @@ impl AppState {
             .issuer(&config.issuer)
             .audience(&config.audience)
             .build()?;
-        let responder = DefaultResponder::new(REALM)?;
         let tokens = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, &config.secret)?)
             .issuer(&config.issuer)
             .audience(&config.audience);
+        Self::assemble(config, store, tokens, verifier)
+    }
+
+    /// The state around an issuer and the verifier of its tokens, with the
+    /// demo users and refresh tokens in `store`, and `config`'s login limit.
+    pub fn assemble(
+        config: &Config,
+        store: Arc<dyn RefreshStore>,
+        tokens: TokenIssuer,
+        verifier: Verifier,
+    ) -> Result<Self, ConfigError> {
+        let responder = DefaultResponder::new(REALM)?;
         let refresh = RefreshTokens::new(store, tokens.clone());
         let users = UserStore::with_demo_users();
         // Access tokens of ended sessions are refused at once, and so are
@@ -170,18 +188,28 @@ impl AppState {
             refresh,
             provider: None,
             login_limiter: LoginLimiter::per_minute(config.login_rate_per_min),
+            well_known: None,
+            #[cfg(feature = "key-ring")]
+            key_ring: None,
         })
     }
 
     /// The state for `config`: in provider mode with the providers' keys
     /// (fetched now, an unreachable provider an error, unless `JWKS_LAZY=1`),
-    /// with our own secret otherwise.
+    /// in key-ring mode with the ring (loaded or made now), with our own
+    /// secret otherwise.
     pub async fn from_config(
         config: &Config,
         store: Arc<dyn RefreshStore>,
     ) -> Result<Self, String> {
         let invalid = |e: ConfigError| format!("invalid configuration: {e}");
-        let mut state = Self::with_store(config, store).map_err(invalid)?;
+        let mut state = match &config.signing {
+            None => Self::with_store(config, store).map_err(invalid)?,
+            #[cfg(feature = "key-ring")]
+            Some(signing) => super::signing::state(config, signing, store).await?,
+            #[cfg(not(feature = "key-ring"))]
+            Some(_) => return Err("SIGNING_ALG needs the `key-ring` feature".into()),
+        };
         if let Some(provider) = &config.provider {
             let verifier = provider_verifier(provider, &config.audience).await?;
             state.provider =
@@ -313,7 +341,13 @@ pub fn app(state: AppState) -> Router {
         .route("/users/login", post(login).route_layer(login_limit))
         .route_service("/users/refresh", refresh_endpoint(&state));
 
-    public.merge(authenticated).with_state(state)
+    // Key-ring mode: the JWK Set and the discovery document, no token needed.
+    let well_known = state.well_known.clone();
+    let router = public.merge(authenticated).with_state(state);
+    match well_known {
+        Some(documents) => router.merge(documents),
+        None => router,
+    }
 }
 
 /// The router of provider mode: the providers' tokens on `/users/me` and

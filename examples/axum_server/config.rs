@@ -2,9 +2,10 @@
 //! parsed here, in [`Config::from_lookup`], and nowhere else (except
 //! `RUST_LOG`, the log filter, which `main` hands to `tracing-subscriber`).
 
-use std::{env::VarError, fmt, net::SocketAddr, num::NonZeroU32};
+use std::{env::VarError, fmt, net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use rand::RngCore;
+use tower_jwt_auth::Algorithm;
 
 use super::limit::DEFAULT_LOGIN_RATE_PER_MIN;
 
@@ -37,7 +38,24 @@ pub struct Config {
     /// Provider mode: identity providers whose tokens are verified instead
     /// of our own (`OIDC_ISSUER` or `JWKS_URL`).
     pub provider: Option<ProviderConfig>,
+    /// Key-ring mode (`SIGNING_ALG`): tokens signed by a rotating key ring
+    /// instead of the HS256 secret, its public keys served as a JWK Set.
+    pub signing: Option<SigningConfig>,
 }
+
+/// Key-ring mode: how this server's tokens are signed when not with the
+/// HS256 secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningConfig {
+    /// `SIGNING_ALG`: `ES256`, `ES384`, `EdDSA`, `RS256`...`PS512`.
+    pub algorithm: Algorithm,
+    /// `KEY_ROTATE_SECS`: how long each key signs (the key ring's default,
+    /// 30 days, when unset).
+    pub rotation_period: Option<Duration>,
+}
+
+/// The shortest `KEY_ROTATE_SECS` the key ring accepts.
+pub const MIN_ROTATE_SECS: u64 = 4;
 
 /// Provider mode: the issuers whose tokens are accepted, and where a token's
 /// roles are.
@@ -151,6 +169,7 @@ impl fmt::Debug for Config {
             .field("store", &self.store)
             .field("login_rate_per_min", &self.login_rate_per_min)
             .field("provider", &self.provider)
+            .field("signing", &self.signing)
             .finish()
     }
 }
@@ -158,9 +177,9 @@ impl fmt::Debug for Config {
 impl Config {
     /// Reads `BIND`, `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`,
     /// `REFRESH_STORE` (with `REDIS_URL` or `DATABASE_URL`),
-    /// `LOGIN_RATE_PER_MIN`, and for provider
-    /// mode `OIDC_ISSUER` and/or `JWKS_URL`, with `ROLE_CLAIM`, `ADMIN_ROLE`
-    /// and `JWKS_LAZY`.
+    /// `LOGIN_RATE_PER_MIN`, for key-ring mode `SIGNING_ALG` and
+    /// `KEY_ROTATE_SECS`, and for provider mode `OIDC_ISSUER` and/or
+    /// `JWKS_URL`, with `ROLE_CLAIM`, `ADMIN_ROLE` and `JWKS_LAZY`.
     pub fn from_env() -> Result<Self, String> {
         Self::from_lookup(|name| std::env::var(name))
     }
@@ -179,7 +198,9 @@ impl Config {
                 .map_err(|e| format!("BIND={bind:?} is not a socket address: {e}"))?,
             None => SocketAddr::from(([127, 0, 0, 1], 3000)),
         };
-        let (secret, secret_generated) = match var("JWT_SECRET")? {
+        let jwt_secret = var("JWT_SECRET")?;
+        let signing = SigningConfig::from_vars(&var, jwt_secret.is_some())?;
+        let (secret, secret_generated) = match jwt_secret {
             Some(secret) if secret.len() < MIN_SECRET_LEN => {
                 return Err(format!(
                     "JWT_SECRET must be at least {MIN_SECRET_LEN} bytes long (it is {}); \
@@ -225,12 +246,35 @@ impl Config {
                         cargo run --example axum_server --features jwks"
                 .into());
         }
+        if let Some(signing) = &signing {
+            if provider.is_some() {
+                return Err(format!(
+                    "SIGNING_ALG={} signs this server's own tokens, and provider mode \
+                     (OIDC_ISSUER, JWKS_URL) issues none: set one or the other",
+                    signing.algorithm
+                ));
+            }
+            if cfg!(not(feature = "key-ring")) {
+                return Err("SIGNING_ALG needs the `key-ring` feature: \
+                            cargo run --example axum_server --features key-ring"
+                    .into());
+            }
+        }
+        let issuer = non_empty("JWT_ISSUER", DEFAULT_ISSUER)?;
+        if signing.is_some() && url_list("JWT_ISSUER", &issuer).map(|urls| urls.len()) != Ok(1) {
+            return Err(format!(
+                "with SIGNING_ALG, JWT_ISSUER={issuer:?} must be this server's public URL \
+                 (such as https://auth.example.com): the discovery document and the JWK Set \
+                 are served under it"
+            ));
+        }
         Ok(Self {
             provider,
+            signing,
             bind,
             secret,
             secret_generated,
-            issuer: non_empty("JWT_ISSUER", DEFAULT_ISSUER)?,
+            issuer,
             audience: non_empty("JWT_AUDIENCE", "example-api")?,
             store,
             login_rate_per_min,
@@ -240,6 +284,56 @@ impl Config {
 
 /// A variable's value: `None` when unset, an error when not UTF-8.
 type Var<'a> = dyn Fn(&str) -> Result<Option<String>, String> + 'a;
+
+impl SigningConfig {
+    /// Reads `SIGNING_ALG` and `KEY_ROTATE_SECS`; `None` when `SIGNING_ALG`
+    /// is unset (the HS256 secret signs; `KEY_ROTATE_SECS` is then an error,
+    /// and so is `JWT_SECRET` with `SIGNING_ALG`).
+    fn from_vars(var: &Var<'_>, jwt_secret: bool) -> Result<Option<Self>, String> {
+        let rotate = var("KEY_ROTATE_SECS")?;
+        let Some(name) = var("SIGNING_ALG")? else {
+            if rotate.is_some() {
+                return Err(
+                    "KEY_ROTATE_SECS applies only with SIGNING_ALG (a key ring); \
+                            the HS256 secret does not rotate"
+                        .into(),
+                );
+            }
+            return Ok(None);
+        };
+        let algorithm: Algorithm = name.parse().map_err(|_| {
+            format!("SIGNING_ALG={name:?}: expected ES256, ES384, EdDSA, RS256, RS384, RS512, PS256, PS384 or PS512")
+        })?;
+        if algorithm.as_str().starts_with("HS") {
+            return Err(format!(
+                "SIGNING_ALG={name:?}: HS256 with JWT_SECRET is the default; SIGNING_ALG \
+                 takes an asymmetric algorithm (ES256, EdDSA, RS256...) whose public keys \
+                 can be published"
+            ));
+        }
+        if jwt_secret {
+            return Err(
+                "JWT_SECRET is not used with SIGNING_ALG (a key ring signs): unset it".into(),
+            );
+        }
+        let rotation_period = match rotate {
+            None => None,
+            Some(value) => match value.parse::<u64>() {
+                Ok(secs) if secs >= MIN_ROTATE_SECS => Some(Duration::from_secs(secs)),
+                _ => {
+                    return Err(format!(
+                        "KEY_ROTATE_SECS={value:?}: expected a whole number of seconds, \
+                         at least {MIN_ROTATE_SECS}"
+                    ));
+                }
+            },
+        };
+        Ok(Some(Self {
+            algorithm,
+            rotation_period,
+        }))
+    }
+}
 
 impl ProviderConfig {
     /// Reads `OIDC_ISSUER`, `JWKS_URL` (with `JWT_ISSUER`), `ROLE_CLAIM`,

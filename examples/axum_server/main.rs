@@ -32,6 +32,25 @@
 //!   `redis://127.0.0.1:6379/`; build with `--features redis`) or `postgres`
 //!   (with `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
 //!   build with `--features postgres`).
+//! - Key-ring mode (build with `--features key-ring`): sign with a rotating
+//!   key ring instead of the HS256 secret, and publish its public keys.
+//!   - `SIGNING_ALG`: `ES256`, `ES384`, `EdDSA`, `RS256`...`PS512`. The
+//!     server then serves `GET /.well-known/jwks.json` (the public keys:
+//!     next, active, retired) and `GET /.well-known/openid-configuration`
+//!     (`{"issuer", "jwks_uri"}`), under `JWT_ISSUER`'s path, with
+//!     `Cache-Control: public, max-age=...`; other services verify its tokens
+//!     with `RemoteJwks::discover(JWT_ISSUER)`. `JWT_ISSUER` must be the
+//!     server's public URL (`https://auth.example.com`), and `JWT_SECRET`
+//!     unset.
+//!   - `KEY_ROTATE_SECS`: how long each key signs (default 30 days, at
+//!     least 4). The next key is published at least half of that ahead;
+//!     a retired key stays published until its last token has expired.
+//!   - The ring lives where `REFRESH_STORE` says, under the name
+//!     `JWT_ISSUER`: in memory it is this process's alone (a restart makes
+//!     new keys); in Redis or PostgreSQL (`--features key-ring,redis`) every
+//!     instance shares it and rotates it once per period.
+//!   - Without `SIGNING_ALG` (the default), tokens are HS256 as above, and
+//!     `KEY_ROTATE_SECS` is an error.
 //! - Provider mode (build with `--features jwks`): verify the RS256, ES256
 //!   or EdDSA tokens of identity providers instead of the server's own.
 //!   - `OIDC_ISSUER`: issuers, comma-separated; each one's keys are found by
@@ -87,6 +106,16 @@
 //! | `PUT /users` `{"name", "password", "current_password"}` | role `USER` (or `ADMIN`) | `{"user": {"id", "email", "name", "role"}, "tokens": {...}}`; ends every session of the user, the answer's pair is the only one left |
 //! | `GET /admin/users`  | role `ADMIN`            | every user, without passwords                |
 //!
+//! In key-ring mode two more routes answer, without a token:
+//! `GET /.well-known/jwks.json` and `GET /.well-known/openid-configuration`
+//! (see above).
+//!
+//! ```text
+//! SIGNING_ALG=ES256 KEY_ROTATE_SECS=86400 JWT_ISSUER=http://127.0.0.1:3000 \
+//!   cargo run --example axum_server --features key-ring
+//! curl -s localhost:3000/.well-known/jwks.json
+//! ```
+//!
 //! In provider mode (see above) only two routes need a token:
 //!
 //! | route               | who                     | answer                                       |
@@ -130,7 +159,9 @@
 //! Layout:
 //!
 //! - `config.rs`: the environment, parsed in one place.
-//! - `stores.rs`: connects the refresh-token store `REFRESH_STORE` names.
+//! - `stores.rs`: connects the refresh-token store `REFRESH_STORE` names
+//!   (and, in key-ring mode, the key ring's).
+//! - `signing.rs`: key-ring mode (`SIGNING_ALG`).
 //! - `users.rs`: the demo users, their roles and password hashes.
 //! - `app.rs`: the state the handlers share, and the router: which routes
 //!   need a token, which a role.
@@ -146,6 +177,8 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod limit;
+#[cfg(feature = "key-ring")]
+pub mod signing;
 pub mod stores;
 pub mod users;
 
@@ -177,7 +210,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), String> {
     let config = Config::from_env()?;
-    if config.secret_generated && config.provider.is_none() {
+    if config.secret_generated && config.provider.is_none() && config.signing.is_none() {
         tracing::warn!(
             "JWT_SECRET is not set: using a random secret, so tokens will not survive a restart"
         );

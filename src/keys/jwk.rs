@@ -1,9 +1,13 @@
 //! JSON Web Keys (RFC 7517) and JWK Sets: parsing into verification keys.
 
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+#[cfg(feature = "key-ring")]
+use jsonwebtoken as jwt;
 
 use crate::{
     error::ConfigError,
@@ -138,6 +142,165 @@ impl VerificationKey {
         let raw: RawJwk = serde_json::from_slice(json.as_ref())
             .map_err(|e| ConfigError::with_source("a JWK must be a JSON object", e))?;
         from_raw(raw, Symmetric::Allow, &[])
+    }
+}
+
+/// The JWK Thumbprint of a key (RFC 7638): SHA-256 over the key's required
+/// public members, in the canonical form of the RFC (members in
+/// lexicographic order, no whitespace), base64url without padding.
+///
+/// The required members are `e`, `kty`, `n` for RSA; `crv`, `kty`, `x`, `y`
+/// for EC; `crv`, `kty`, `x` for OKP (RFC 8037); `k`, `kty` for `oct`. Every
+/// other member (`kid`, `alg`, `use`, private members) leaves the thumbprint
+/// unchanged. The issuer's key ring (feature `key-ring`) names its keys so.
+///
+/// ```
+/// // The example of RFC 7638 section 3.1.
+/// let jwk = r#"{
+///     "kty": "RSA",
+///     "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+///     "e": "AQAB",
+///     "alg": "RS256",
+///     "kid": "2011-04-29"
+/// }"#;
+/// assert_eq!(
+///     tower_jwt_auth::keys::thumbprint(jwk)?,
+///     "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+/// );
+/// # Ok::<_, tower_jwt_auth::ConfigError>(())
+/// ```
+pub fn thumbprint(jwk: impl AsRef<[u8]>) -> Result<String, ConfigError> {
+    let raw: RawJwk = serde_json::from_slice(jwk.as_ref())
+        .map_err(|e| ConfigError::with_source("a JWK must be a JSON object", e))?;
+    let kty = raw.kty.as_str();
+    let required: &[(&str, &Option<String>)] = match kty {
+        "RSA" => &[("e", &raw.e), ("n", &raw.n)],
+        "EC" => &[("crv", &raw.crv), ("x", &raw.x), ("y", &raw.y)],
+        "OKP" => &[("crv", &raw.crv), ("x", &raw.x)],
+        "oct" => &[("k", &raw.k)],
+        other => {
+            return Err(ConfigError::new(format!(
+                "the JWK key type {other:?} is not supported"
+            )));
+        }
+    };
+    let mut members = BTreeMap::new();
+    members.insert("kty", kty);
+    for (name, value) in required {
+        members.insert(*name, member(value, name, kty)?);
+    }
+    Ok(canonical_thumbprint(&members))
+}
+
+/// RFC 7638 section 3: the members are already the required ones; a
+/// `BTreeMap` serializes them in lexicographic order, without whitespace.
+fn canonical_thumbprint(members: &BTreeMap<&str, &str>) -> String {
+    let canonical = serde_json::to_vec(members).expect("strings always serialize");
+    URL_SAFE_NO_PAD.encode(Sha256::digest(&canonical))
+}
+
+#[cfg(feature = "key-ring")]
+/// The public part of a signing key as a JWK: only public members exist
+/// here, so no private one can ever be published.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct PublicJwk {
+    kty: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crv: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    e: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    y: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kid: Option<String>,
+    alg: &'static str,
+    #[serde(rename = "use")]
+    use_: &'static str,
+}
+
+#[cfg(feature = "key-ring")]
+impl PublicJwk {
+    /// The public JWK of `key`, through `jsonwebtoken`'s backend (it derives
+    /// the public key from the private one). Symmetric keys have none.
+    pub(crate) fn of(key: &jwt::EncodingKey, algorithm: Algorithm) -> Result<Self, ConfigError> {
+        use jwt::jwk::{AlgorithmParameters, EllipticCurve};
+
+        crate::keys::install_crypto_provider();
+        let jwk = jwt::jwk::Jwk::from_encoding_key(key, algorithm.to_jwt())
+            .map_err(|e| ConfigError::with_source("cannot derive the public key", e))?;
+        let mut public = Self {
+            kty: "",
+            crv: None,
+            n: None,
+            e: None,
+            x: None,
+            y: None,
+            kid: None,
+            alg: algorithm.as_str(),
+            use_: "sig",
+        };
+        match jwk.algorithm {
+            AlgorithmParameters::RSA(rsa) => {
+                public.kty = "RSA";
+                public.n = Some(rsa.n);
+                public.e = Some(rsa.e);
+            }
+            AlgorithmParameters::EllipticCurve(ec) => {
+                public.kty = "EC";
+                public.crv = Some(match ec.curve {
+                    EllipticCurve::P256 => "P-256",
+                    EllipticCurve::P384 => "P-384",
+                    _ => return Err(ConfigError::new("the EC curve is not supported")),
+                });
+                public.x = Some(ec.x);
+                public.y = Some(ec.y);
+            }
+            AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+                public.kty = "OKP";
+                public.crv = Some("Ed25519");
+                public.x = Some(okp.x);
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    "only an asymmetric key has a public JWK to publish",
+                ));
+            }
+        }
+        Ok(public)
+    }
+
+    /// The RFC 7638 thumbprint of the key, from its required members.
+    pub(crate) fn thumbprint(&self) -> String {
+        let mut members = BTreeMap::new();
+        members.insert("kty", self.kty);
+        for (name, value) in [
+            ("crv", self.crv),
+            ("n", self.n.as_deref()),
+            ("e", self.e.as_deref()),
+            ("x", self.x.as_deref()),
+            ("y", self.y.as_deref()),
+        ] {
+            if let Some(value) = value {
+                members.insert(name, value);
+            }
+        }
+        canonical_thumbprint(&members)
+    }
+
+    /// The same key, named `kid`.
+    pub(crate) fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// The verification key of this JWK, through the one JWK parser.
+    pub(crate) fn verification_key(&self) -> Result<VerificationKey, ConfigError> {
+        let json = serde_json::to_vec(self).expect("a JWK always serializes");
+        VerificationKey::from_jwk(json)
     }
 }
 

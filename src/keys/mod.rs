@@ -35,17 +35,25 @@
 //! With the `jwks` feature, [`RemoteJwks`] fetches a provider's JWK Set
 //! (directly or by OpenID Connect discovery), keeps it fresh and refreshes it
 //! when a token names an unknown `kid`; see its docs.
+//!
+//! # The issuer's key ring
+//!
+//! With the `key-ring` feature, [`ring::KeyRing`] makes and rotates the
+//! issuer's own signing keys on a schedule shared by every instance, and
+//! publishes their public halves; see the [`ring`] module.
 
 mod algorithm;
 mod jwk;
 mod prepared;
 #[cfg(feature = "jwks")]
 mod remote;
+#[cfg(feature = "key-ring")]
+pub mod ring;
 mod set;
 mod signing;
 mod verification;
 
-use std::{fmt, future::Future, pin::Pin};
+use std::{borrow::Cow, fmt, future::Future, pin::Pin};
 
 use jsonwebtoken as jwt;
 
@@ -62,7 +70,7 @@ pub use self::remote::{
 pub(crate) use self::{algorithm::KeyType, set::KeySet};
 pub use self::{
     algorithm::{Algorithm, UnknownAlgorithm},
-    jwk::JwkSet,
+    jwk::{JwkSet, thumbprint},
     signing::SigningKey,
     verification::VerificationKey,
 };
@@ -95,6 +103,9 @@ pub(crate) enum KeySource {
     Static(KeySet),
     #[cfg(feature = "jwks")]
     Remote(RemoteJwks),
+    /// The issuer's own published keys.
+    #[cfg(feature = "key-ring")]
+    Ring(ring::KeyRing),
 }
 
 impl fmt::Debug for KeySource {
@@ -103,6 +114,8 @@ impl fmt::Debug for KeySource {
             Self::Static(keys) => keys.fmt(f),
             #[cfg(feature = "jwks")]
             Self::Remote(remote) => remote.fmt(f),
+            #[cfg(feature = "key-ring")]
+            Self::Ring(ring) => ring.fmt(f),
         }
     }
 }
@@ -123,6 +136,8 @@ impl KeySource {
             Self::Static(keys) => keys.verify(kid, alg, message, signature),
             #[cfg(feature = "jwks")]
             Self::Remote(remote) => remote.verify(kid, alg, message, signature),
+            #[cfg(feature = "key-ring")]
+            Self::Ring(ring) => ring.verify(kid, alg, message, signature),
         }
     }
 
@@ -133,6 +148,10 @@ impl KeySource {
             Self::Static(_) => None,
             #[cfg(feature = "jwks")]
             Self::Remote(remote) => remote.refresh_for_unknown_kid(),
+            // The ring's next keys are published a period ahead: an unknown
+            // `kid` is not one of ours.
+            #[cfg(feature = "key-ring")]
+            Self::Ring(_) => None,
         }
     }
 
@@ -142,6 +161,47 @@ impl KeySource {
             Self::Static(_) => true,
             #[cfg(feature = "jwks")]
             Self::Remote(remote) => remote.is_ready(),
+            #[cfg(feature = "key-ring")]
+            Self::Ring(_) => true,
+        }
+    }
+}
+
+/// What an issuer signs with. The feature gate stays here: the issuer only
+/// asks for the key of the moment and the longest lifetime it may give.
+#[derive(Clone)]
+pub(crate) enum SigningSource {
+    Key(SigningKey),
+    #[cfg(feature = "key-ring")]
+    Ring(ring::KeyRing),
+}
+
+impl fmt::Debug for SigningSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Key(key) => key.fmt(f),
+            #[cfg(feature = "key-ring")]
+            Self::Ring(ring) => ring.fmt(f),
+        }
+    }
+}
+
+impl SigningSource {
+    /// The key that signs now.
+    pub(crate) fn current(&self) -> Cow<'_, SigningKey> {
+        match self {
+            Self::Key(key) => Cow::Borrowed(key),
+            #[cfg(feature = "key-ring")]
+            Self::Ring(ring) => Cow::Owned(ring.signing_key()),
+        }
+    }
+
+    /// The longest token lifetime these keys allow, if limited.
+    pub(crate) fn max_ttl(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Key(_) => None,
+            #[cfg(feature = "key-ring")]
+            Self::Ring(ring) => Some(ring.max_token_ttl()),
         }
     }
 }

@@ -133,6 +133,8 @@ pub struct VerifierBuilder {
     keys: Vec<VerificationKey>,
     #[cfg(feature = "jwks")]
     remote: Option<crate::keys::RemoteJwks>,
+    #[cfg(feature = "key-ring")]
+    ring: Option<crate::keys::ring::KeyRing>,
     issuers: Vec<String>,
     audiences: Vec<String>,
     required: Vec<String>,
@@ -150,6 +152,8 @@ impl Verifier {
             keys: Vec::new(),
             #[cfg(feature = "jwks")]
             remote: None,
+            #[cfg(feature = "key-ring")]
+            ring: None,
             issuers: Vec::new(),
             audiences: Vec::new(),
             required: vec!["exp".to_owned()],
@@ -595,6 +599,32 @@ impl VerifierBuilder {
         self
     }
 
+    /// Verifies with the keys a [`KeyRing`](crate::keys::ring::KeyRing)
+    /// publishes, as they rotate: the issuing service checking its own
+    /// tokens (feature `key-ring`). Other services use the ring's JWK Set
+    /// through [`jwks`](Self::jwks). Static or remote keys cannot be added
+    /// as well.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, Verifier, keys::ring::KeyRing};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ring = KeyRing::builder(Algorithm::ES256).build().await?;
+    /// let verifier = Verifier::builder()
+    ///     .key_ring(ring)
+    ///     .issuer("https://auth.example.com")
+    ///     .build()?;
+    /// # let _ = verifier;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "key-ring")]
+    pub fn key_ring(mut self, ring: crate::keys::ring::KeyRing) -> Self {
+        self.ring = Some(ring);
+        self
+    }
+
     /// Accepts tokens whose `iss` is `issuer`. May be called more than once;
     /// once called, `iss` is required.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
@@ -664,8 +694,8 @@ impl VerifierBuilder {
     /// Checks the configuration and builds the verifier.
     pub fn build(mut self) -> Result<Verifier, ConfigError> {
         crate::keys::install_crypto_provider();
-        let keys = match self.remote_keys()? {
-            Some(remote) => remote,
+        let keys = match self.ring_keys()?.or(self.remote_keys()?) {
+            Some(keys) => keys,
             None if self.keys.is_empty() => {
                 return Err(ConfigError::new("a verifier needs at least one key"));
             }
@@ -730,6 +760,30 @@ impl VerifierBuilder {
 
     #[cfg(not(feature = "jwks"))]
     fn remote_keys(&mut self) -> Result<Option<KeySource>, ConfigError> {
+        Ok(None)
+    }
+
+    /// The key ring's published keys, alone.
+    #[cfg(feature = "key-ring")]
+    fn ring_keys(&mut self) -> Result<Option<KeySource>, ConfigError> {
+        let Some(ring) = self.ring.take() else {
+            return Ok(None);
+        };
+        #[cfg(feature = "jwks")]
+        let remote = self.remote.is_some();
+        #[cfg(not(feature = "jwks"))]
+        let remote = false;
+        if !self.keys.is_empty() || remote {
+            return Err(ConfigError::new(
+                "a verifier takes keys from one source: a key ring, static keys or a \
+                 remote JWK Set",
+            ));
+        }
+        Ok(Some(KeySource::Ring(ring)))
+    }
+
+    #[cfg(not(feature = "key-ring"))]
+    fn ring_keys(&mut self) -> Result<Option<KeySource>, ConfigError> {
         Ok(None)
     }
 }

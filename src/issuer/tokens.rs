@@ -1,4 +1,5 @@
-//! Minting access tokens with the same keys the layer verifies.
+//! Minting access tokens with the same keys the layer verifies, or with
+//! the keys of a key ring.
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -8,7 +9,10 @@ use rand::RngCore;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{keys::SigningKey, verifier::now};
+use crate::{
+    keys::{SigningKey, SigningSource},
+    verifier::now,
+};
 
 /// The default lifetime of an access token: 15 minutes.
 pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -43,7 +47,8 @@ const RESERVED: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "si
 #[derive(Clone)]
 #[must_use]
 pub struct TokenIssuer {
-    key: SigningKey,
+    keys: SigningSource,
+    /// The header's settings; `alg` and `kid` are the signing key's.
     header: jwt::Header,
     issuer: Option<String>,
     audience: Vec<String>,
@@ -54,7 +59,7 @@ pub struct TokenIssuer {
 impl fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenIssuer")
-            .field("key", &self.key)
+            .field("keys", &self.keys)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("ttl", &self.ttl)
@@ -67,15 +72,44 @@ impl TokenIssuer {
     /// An issuer that signs with `key`, with a 15-minute lifetime, `typ: JWT`
     /// and the role in the `role` claim.
     pub fn new(key: SigningKey) -> Self {
+        Self::with_keys(SigningSource::Key(key), DEFAULT_ACCESS_TOKEN_TTL)
+    }
+
+    /// An issuer that signs with the active key of `ring`, naming it by its
+    /// `kid`, so that tokens follow the ring's rotation (feature
+    /// `key-ring`). The default lifetime is 15 minutes or the ring's
+    /// [`max_token_ttl`](crate::keys::ring::KeyRing::max_token_ttl),
+    /// whichever is shorter; a longer lifetime makes
+    /// [`sign`](AccessTokenBuilder::sign) fail, since the ring publishes a
+    /// retired key only that long.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, TokenIssuer, keys::ring::KeyRing};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ring = KeyRing::builder(Algorithm::EdDSA).build().await?;
+    /// let issuer = TokenIssuer::with_key_ring(ring.clone()).issuer("https://auth.example.com");
+    /// let token = issuer.access_token("user-1").sign()?;
+    /// # let _ = token;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "key-ring")]
+    pub fn with_key_ring(ring: crate::keys::ring::KeyRing) -> Self {
+        let ttl = DEFAULT_ACCESS_TOKEN_TTL.min(ring.max_token_ttl());
+        Self::with_keys(SigningSource::Ring(ring), ttl)
+    }
+
+    fn with_keys(keys: SigningSource, ttl: Duration) -> Self {
         crate::keys::install_crypto_provider();
-        let mut header = jwt::Header::new(key.algorithm.to_jwt());
-        header.kid = key.kid.clone();
+        let header = jwt::Header::new(keys.current().algorithm.to_jwt());
         Self {
-            key,
+            keys,
             header,
             issuer: None,
             audience: Vec::new(),
-            ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            ttl,
             role_claim: "role".to_owned(),
         }
     }
@@ -213,6 +247,14 @@ impl AccessTokenBuilder<'_> {
             return Err(IssueError::new("a token lifetime must not be zero"));
         }
         let issuer = self.issuer;
+        if let Some(max) = issuer.keys.max_ttl()
+            && self.ttl > max
+        {
+            return Err(IssueError::new(format!(
+                "the token lifetime {:?} exceeds the key ring's maximum {max:?}",
+                self.ttl
+            )));
+        }
         let iat = now();
         let ttl = i64::try_from(self.ttl.as_secs())
             .map_err(|_| IssueError::new("the token lifetime is too long"))?;
@@ -245,7 +287,11 @@ impl AccessTokenBuilder<'_> {
         if let Some(role) = self.role {
             claims.insert(issuer.role_claim.clone(), role);
         }
-        let token = jwt::encode(&issuer.header, &claims, &issuer.key.key)
+        let key = issuer.keys.current();
+        let mut header = issuer.header.clone();
+        header.alg = key.algorithm.to_jwt();
+        header.kid.clone_from(&key.kid);
+        let token = jwt::encode(&header, &claims, &key.key)
             .map_err(|e| IssueError::with_source("signing failed", e))?;
         Ok(IssuedToken {
             token,
