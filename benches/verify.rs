@@ -10,10 +10,32 @@
 //!
 //! - `raw_decode`: `jsonwebtoken::decode` with the same validation as the
 //!   verifier (the one algorithm, `iss`, `aud`, `exp` required, 30 s leeway);
-//! - `verifier`: `Verifier::verify::<BenchClaims>`;
+//! - `floor` (HS256 only): what no verifier can skip, URL-safe base64 of
+//!   the three parts, a prekeyed HMAC-SHA256 and serde of the claims;
+//! - `verifier`: `Verifier::verify::<BenchClaims>`, the cache off;
+//! - `verifier_cached`: the same with the verified-token cache (on by
+//!   default), the token already in it;
 //! - `layer`: a whole request through `JwtAuthLayer` around a trivial
-//!   `service_fn`: token extraction, verification, the claims inserted into
-//!   the request extensions, the inner call, and the request dropped with them.
+//!   `service_fn`, the cache off: token extraction, verification, the claims
+//!   inserted into the request extensions, the inner call, and the request
+//!   dropped with them;
+//! - `layer_cached`: the same with the cache on, the token in it.
+//!
+//! The `jwt_authorizer_HS256` and `jwt_authorizer_ES256` groups put the same
+//! token through `jwt-authorizer`'s layer and ours, each around a trivial
+//! service of its own framework's body type (`inner_ours`, `inner_theirs`,
+//! to subtract):
+//!
+//! ```text
+//! cargo bench --bench verify -- jwt_authorizer --warm-up-time 2 --measurement-time 5
+//! ```
+//!
+//! On a loaded machine, the ratios of one criterion run drift with the
+//! load between functions. `cargo bench --bench verify -- ratios` runs the
+//! HS256 and ES256 subjects in turn instead, about 2 ms each, for
+//! `RATIO_ROUNDS` rounds (default 100), and prints the median of the
+//! per-round ratios: ours / raw decode, ours / floor, and jwt-authorizer /
+//! ours, layers net of their inner service.
 //!
 //! The `routing_HS256` and `routing_ES256` groups put the same token through
 //! a single-issuer verifier (`single`) and through `Verifier::by_issuer` of
@@ -44,12 +66,17 @@ use std::{
     pin::pin,
     sync::Arc,
     task::{Context, Poll, Waker},
+    time::{Duration, Instant},
 };
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use criterion::{BatchSize, Criterion, criterion_group};
+use hmac::{Hmac, Mac};
 use http::{Request, Response, StatusCode, header};
 use jsonwebtoken::{DecodingKey, Validation, decode};
+use jwt_authorizer::{IntoLayer, JwtAuthorizer};
 use serde::Deserialize;
+use sha2::Sha256;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_jwt_auth::{
     Algorithm, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
@@ -88,7 +115,12 @@ struct Case {
     token: String,
     raw_key: DecodingKey,
     validation: Validation,
+    /// The cache off.
     verifier: Verifier,
+    /// The cache on (the default).
+    cached: Verifier,
+    /// The public key in PEM, for jwt-authorizer (`None` for HMAC).
+    pem: Option<Vec<u8>>,
 }
 
 fn case(
@@ -97,13 +129,14 @@ fn case(
     verification: VerificationKey,
     raw_key: DecodingKey,
     alg: jsonwebtoken::Algorithm,
+    pem: Option<Vec<u8>>,
 ) -> Case {
-    let verifier = Verifier::builder()
+    let builder = Verifier::builder()
         .key(verification)
         .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
+        .audience(AUDIENCE);
+    let cached = builder.clone().build().unwrap();
+    let verifier = builder.no_cache().build().unwrap();
     let token = TokenIssuer::new(signing)
         .issuer(ISSUER)
         .audience(AUDIENCE)
@@ -123,6 +156,8 @@ fn case(
         raw_key,
         validation,
         verifier,
+        cached,
+        pem,
     }
 }
 
@@ -138,6 +173,7 @@ fn cases() -> Vec<Case> {
             VerificationKey::hmac(SECRET).unwrap(),
             DecodingKey::from_secret(SECRET).unwrap(),
             jsonwebtoken::Algorithm::HS256,
+            None,
         ),
         case(
             "RS256",
@@ -145,6 +181,7 @@ fn cases() -> Vec<Case> {
             VerificationKey::rsa_pem(key("rsa_public.pem")).unwrap(),
             DecodingKey::from_rsa_pem(&key("rsa_public.pem")).unwrap(),
             jsonwebtoken::Algorithm::RS256,
+            Some(key("rsa_public.pem")),
         ),
         case(
             "ES256",
@@ -152,6 +189,7 @@ fn cases() -> Vec<Case> {
             VerificationKey::ec_pem(key("ec_public.pem")).unwrap(),
             DecodingKey::from_ec_pem(&key("ec_public.pem")).unwrap(),
             jsonwebtoken::Algorithm::ES256,
+            Some(key("ec_public.pem")),
         ),
         case(
             "EdDSA",
@@ -159,6 +197,7 @@ fn cases() -> Vec<Case> {
             VerificationKey::ed_pem(key("ed_public.pem")).unwrap(),
             DecodingKey::from_ed_pem(&key("ed_public.pem")).unwrap(),
             jsonwebtoken::Algorithm::EdDSA,
+            Some(key("ed_public.pem")),
         ),
     ]
 }
@@ -175,6 +214,26 @@ async fn trivial(_request: Request<String>) -> Result<Response<String>, Infallib
     Ok(Response::new(String::new()))
 }
 
+/// The floor of an HS256 verification: the three parts decoded, a prekeyed
+/// HMAC-SHA256 checked, and the claims deserialized; nothing else.
+fn floor(token: &str, mac: &Hmac<Sha256>) -> BenchClaims {
+    let mut parts = token.split('.');
+    let (header, payload, signature) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let header_json = URL_SAFE_NO_PAD.decode(header).unwrap();
+    let payload_json = URL_SAFE_NO_PAD.decode(payload).unwrap();
+    let mut sig = [0u8; 32];
+    URL_SAFE_NO_PAD.decode_slice(signature, &mut sig).unwrap();
+    let mut mac = mac.clone();
+    mac.update(&token.as_bytes()[..header.len() + 1 + payload.len()]);
+    mac.verify_slice(&sig).unwrap();
+    black_box(header_json);
+    serde_json::from_slice(&payload_json).unwrap()
+}
+
 fn bench(c: &mut Criterion) {
     let cases = cases();
     for case in &cases {
@@ -184,14 +243,22 @@ fn bench(c: &mut Criterion) {
             raw_key,
             validation,
             verifier,
+            cached,
+            ..
         } = case;
         let service = JwtAuthLayer::<BenchClaims>::new(verifier.clone()).layer(service_fn(trivial));
+        let service_cached =
+            JwtAuthLayer::<BenchClaims>::new(cached.clone()).layer(service_fn(trivial));
 
-        // Both paths accept the token before anything is timed.
+        // Every path accepts the token before anything is timed (and the
+        // cached ones hold it).
         decode::<BenchClaims>(token, raw_key, validation).expect("raw decode");
         verifier.verify::<BenchClaims>(token).expect("verifier");
-        let response = block_on(service.clone().oneshot(request(token))).unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "layer");
+        cached.verify::<BenchClaims>(token).expect("verifier");
+        for service in [&service, &service_cached] {
+            let response = block_on(service.clone().oneshot(request(token))).unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "layer");
+        }
 
         let mut group = c.benchmark_group(*name);
         group.bench_function("raw_decode", |b| {
@@ -199,9 +266,23 @@ fn bench(c: &mut Criterion) {
                 decode::<BenchClaims>(black_box(token.as_str()), raw_key, validation).unwrap()
             })
         });
+        if *name == "HS256" {
+            let mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+            floor(token, &mac);
+            group.bench_function("floor", |b| {
+                b.iter(|| floor(black_box(token.as_str()), &mac))
+            });
+        }
         group.bench_function("verifier", |b| {
             b.iter(|| {
                 verifier
+                    .verify::<BenchClaims>(black_box(token.as_str()))
+                    .unwrap()
+            })
+        });
+        group.bench_function("verifier_cached", |b| {
+            b.iter(|| {
+                cached
                     .verify::<BenchClaims>(black_box(token.as_str()))
                     .unwrap()
             })
@@ -213,10 +294,18 @@ fn bench(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
+        group.bench_function("layer_cached", |b| {
+            b.iter_batched(
+                || (service_cached.clone(), request(token)),
+                |(service, request)| block_on(service.oneshot(request)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
         group.finish();
     }
 
     routing(c, &cases);
+    jwt_authorizer(c, &cases);
     session_check(c);
 
     let token = &cases[0].token;
@@ -275,6 +364,102 @@ fn routing(c: &mut Criterion, cases: &[Case]) {
     }
 }
 
+/// The body type of `jwt-authorizer`'s responses (axum 0.7's).
+type TheirBody = axum_core_04::body::Body;
+
+async fn theirs_trivial(_request: Request<String>) -> Result<Response<TheirBody>, Infallible> {
+    Ok(Response::new(TheirBody::empty()))
+}
+
+/// `jwt-authorizer`'s layer for `case` (HMAC secret or EC key), with the
+/// same validation as ours, around [`theirs_trivial`].
+fn theirs(
+    case: &Case,
+) -> impl tower::Service<Request<String>, Response = Response<TheirBody>, Error = Infallible> + Clone
+{
+    let builder = match &case.pem {
+        None => JwtAuthorizer::<BenchClaims>::from_secret(std::str::from_utf8(SECRET).unwrap()),
+        Some(pem) => JwtAuthorizer::from_ec_pem_text(std::str::from_utf8(pem).unwrap()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let authorizer = runtime
+        .block_on(
+            builder
+                .validation(
+                    jwt_authorizer::Validation::new()
+                        .iss(&[ISSUER])
+                        .aud(&[AUDIENCE])
+                        .leeway(30),
+                )
+                .build(),
+        )
+        .unwrap();
+    vec![authorizer]
+        .into_layer()
+        .layer(service_fn(theirs_trivial))
+}
+
+/// `jwt-authorizer`'s layer against ours, the same token and validation
+/// (`iss`, `aud`, `exp`, 30 s leeway), for HS256 and ES256. Each layer
+/// wraps a trivial service of its own framework's body type; its
+/// `inner_*` function is the same request without the layer, to subtract.
+fn jwt_authorizer(c: &mut Criterion, cases: &[Case]) {
+    for case in cases.iter().filter(|c| matches!(c.name, "HS256" | "ES256")) {
+        let token = case.token.as_str();
+        let theirs = theirs(case);
+        let ours =
+            JwtAuthLayer::<BenchClaims>::new(case.verifier.clone()).layer(service_fn(trivial));
+        let ours_cached =
+            JwtAuthLayer::<BenchClaims>::new(case.cached.clone()).layer(service_fn(trivial));
+        let response = block_on(theirs.clone().oneshot(request(token))).unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "jwt-authorizer");
+        for service in [&ours, &ours_cached] {
+            let response = block_on(service.clone().oneshot(request(token))).unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "ours");
+        }
+
+        let mut group = c.benchmark_group(format!("jwt_authorizer_{}", case.name));
+        group.bench_function("theirs", |b| {
+            b.iter_batched(
+                || (theirs.clone(), request(token)),
+                |(service, request)| block_on(service.oneshot(request)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function("inner_theirs", |b| {
+            b.iter_batched(
+                || (service_fn(theirs_trivial), request(token)),
+                |(service, request)| block_on(service.oneshot(request)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function("ours", |b| {
+            b.iter_batched(
+                || (ours.clone(), request(token)),
+                |(service, request)| block_on(service.oneshot(request)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function("ours_cached", |b| {
+            b.iter_batched(
+                || (ours_cached.clone(), request(token)),
+                |(service, request)| block_on(service.oneshot(request)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function("inner_ours", |b| {
+            b.iter_batched(
+                || (service_fn(trivial), request(token)),
+                |(service, request)| block_on(service.oneshot(request)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        group.finish();
+    }
+}
+
 /// What `RefreshTokens::session_check` adds to an HS256 request: one
 /// `MemoryStore` lookup of the token's `sid` (a store on the network adds its
 /// round trip on top). The check is async, but a `MemoryStore` answers on the
@@ -325,5 +510,163 @@ fn session_check(c: &mut Criterion) {
     group.finish();
 }
 
+/// One subject of [`ratios`]: runs `n` iterations, the setup untimed, and
+/// returns the time they took.
+type Timed<'a> = (&'static str, Box<dyn FnMut(usize) -> Duration + 'a>);
+
+fn timed<T>(n: usize, mut f: impl FnMut() -> T) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        black_box(f());
+    }
+    start.elapsed()
+}
+
+/// A whole request through `service`, `n` times: the services and requests
+/// are made before the clock starts, as in `iter_batched`.
+fn requests<S, B>(service: &S, token: &str, n: usize) -> Duration
+where
+    S: tower::Service<Request<String>, Response = Response<B>, Error = Infallible> + Clone,
+{
+    let batch: Vec<_> = (0..n).map(|_| (service.clone(), request(token))).collect();
+    let start = Instant::now();
+    for (service, request) in batch {
+        black_box(block_on(service.oneshot(request)).unwrap());
+    }
+    start.elapsed()
+}
+
+/// Ratios that the machine's load cannot tilt: the subjects run in turn,
+/// a few milliseconds each, round after round, and each ratio is the median
+/// of the ratios within a round. Layers are net of their inner service
+/// alone (`inner_ours`, `inner_theirs`), measured in the same round.
+///
+/// ```text
+/// cargo bench --bench verify -- ratios
+/// ```
+fn ratios(cases: &[Case]) {
+    let rounds: usize = std::env::var("RATIO_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(100);
+    for case in cases.iter().filter(|c| matches!(c.name, "HS256" | "ES256")) {
+        let token = case.token.as_str();
+        let ours =
+            JwtAuthLayer::<BenchClaims>::new(case.verifier.clone()).layer(service_fn(trivial));
+        let ours_cached =
+            JwtAuthLayer::<BenchClaims>::new(case.cached.clone()).layer(service_fn(trivial));
+        let theirs = theirs(case);
+        let mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+        case.cached.verify::<BenchClaims>(token).unwrap();
+        block_on(ours_cached.clone().oneshot(request(token))).unwrap();
+        let mut subjects: Vec<Timed<'_>> = vec![
+            (
+                "raw_decode",
+                Box::new(|n| {
+                    timed(n, || {
+                        decode::<BenchClaims>(token, &case.raw_key, &case.validation).unwrap()
+                    })
+                }),
+            ),
+            (
+                "verifier",
+                Box::new(|n| timed(n, || case.verifier.verify::<BenchClaims>(token).unwrap())),
+            ),
+            (
+                "verifier_cached",
+                Box::new(|n| timed(n, || case.cached.verify::<BenchClaims>(token).unwrap())),
+            ),
+            (
+                "inner_ours",
+                Box::new(|n| requests(&service_fn(trivial), token, n)),
+            ),
+            ("layer", Box::new(|n| requests(&ours, token, n))),
+            (
+                "layer_cached",
+                Box::new(|n| requests(&ours_cached, token, n)),
+            ),
+            (
+                "inner_theirs",
+                Box::new(|n| requests(&service_fn(theirs_trivial), token, n)),
+            ),
+            ("theirs", Box::new(|n| requests(&theirs, token, n))),
+        ];
+        if case.name == "HS256" {
+            subjects.push(("floor", Box::new(|n| timed(n, || floor(token, &mac)))));
+        }
+        // Batches of about 2 ms each.
+        let sizes: Vec<usize> = subjects
+            .iter_mut()
+            .map(|(_, run)| {
+                let once = run(16).as_secs_f64() / 16.0;
+                ((0.002 / once.max(1e-9)) as usize).clamp(1, 100_000)
+            })
+            .collect();
+        let mut ns: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); subjects.len()];
+        for _ in 0..rounds {
+            for (i, (_, run)) in subjects.iter_mut().enumerate() {
+                ns[i].push(run(sizes[i]).as_secs_f64() * 1e9 / sizes[i] as f64);
+            }
+        }
+        let index = |name: &str| subjects.iter().position(|(n, _)| *n == name);
+        let per_round = |f: &dyn Fn(usize) -> f64| {
+            let mut values: Vec<f64> = (0..rounds).map(f).collect();
+            values.sort_by(f64::total_cmp);
+            values[rounds / 2]
+        };
+        println!(
+            "\n{} ({rounds} interleaved rounds of about 2 ms per subject)",
+            case.name
+        );
+        println!("| subject | median ns | / raw_decode |");
+        println!("|---|---|---|");
+        let raw = index("raw_decode").unwrap();
+        let (inner_ours, inner_theirs) =
+            (index("inner_ours").unwrap(), index("inner_theirs").unwrap());
+        for (i, (name, _)) in subjects.iter().enumerate() {
+            let net = match *name {
+                "layer" | "layer_cached" => Some(inner_ours),
+                "theirs" => Some(inner_theirs),
+                _ => None,
+            };
+            let value = |r: usize| ns[i][r] - net.map_or(0.0, |j| ns[j][r]);
+            let label = if net.is_some() {
+                format!("{name} (net)")
+            } else {
+                (*name).to_owned()
+            };
+            println!(
+                "| {label} | {:.0} | {:.2}x |",
+                per_round(&|r| value(r)),
+                per_round(&|r| value(r) / ns[raw][r])
+            );
+        }
+        let layer = index("layer").unwrap();
+        let cached = index("layer_cached").unwrap();
+        let theirs = index("theirs").unwrap();
+        let net = |i: usize, inner: usize, r: usize| ns[i][r] - ns[inner][r];
+        if let Some(floor) = index("floor") {
+            println!(
+                "verifier / floor: {:.2}x; layer (net) / floor: {:.2}x",
+                per_round(&|r| ns[index("verifier").unwrap()][r] / ns[floor][r]),
+                per_round(&|r| net(layer, inner_ours, r) / ns[floor][r])
+            );
+        }
+        println!(
+            "jwt-authorizer (net) / our layer (net): {:.2}x without the cache, {:.2}x with it",
+            per_round(&|r| net(theirs, inner_theirs, r) / net(layer, inner_ours, r)),
+            per_round(&|r| net(theirs, inner_theirs, r) / net(cached, inner_ours, r))
+        );
+    }
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::args().skip(1).any(|arg| arg == "ratios") {
+        ratios(&cases());
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

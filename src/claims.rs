@@ -7,7 +7,6 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-use bytes::Bytes;
 use serde::{Deserialize, Deserializer, de};
 
 /// The registered claims of RFC 7519 section 4.1, plus `sid`.
@@ -66,7 +65,7 @@ pub(crate) fn to_seconds(value: f64) -> Option<i64> {
 
 /// A verified token's payload, shared by every extension that refers to it.
 pub(crate) struct Payload {
-    json: Bytes,
+    json: Box<[u8]>,
     registered: OnceLock<RegisteredClaims>,
 }
 
@@ -76,9 +75,9 @@ pub(crate) struct Payload {
 pub(crate) struct VerifiedPayload(pub(crate) Arc<Payload>);
 
 impl VerifiedPayload {
-    pub(crate) fn new(json: Vec<u8>) -> Self {
+    pub(crate) fn new(json: Box<[u8]>) -> Self {
         Self(Arc::new(Payload {
-            json: Bytes::from(json),
+            json,
             registered: OnceLock::new(),
         }))
     }

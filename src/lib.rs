@@ -36,5 +36,8 @@ pub use crate::{
     },
     response::{DefaultResponder, RejectionBody, Responder},
     role::{RequireRole, RequireRoleLayer, RoleHierarchy},
-    verifier::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, Verifier, VerifierBuilder},
+    verifier::{
+        DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_MEMORY, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN,
+        Verifier, VerifierBuilder,
+    },
 };

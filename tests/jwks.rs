@@ -417,6 +417,37 @@ async fn a_rotated_key_is_fetched_on_its_first_token() {
     assert_eq!(provider.fetches(), 2);
 }
 
+#[tokio::test]
+async fn a_removed_key_invalidates_the_tokens_it_verified_at_once() {
+    let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None), jwk(RSA2_JWK, "k2", None)]).await;
+    let remote = remote(&provider, Duration::from_secs(3600)).await;
+    let verifier = verifier(remote.clone(), ISS);
+    let svc = service(verifier.clone());
+    let (old, new) = (token(rsa("k1"), ISS), token(rsa2("k2"), ISS));
+    for _ in 0..2 {
+        assert_eq!(send(&svc, &old).await.status(), 200);
+        assert_eq!(send(&svc, &new).await.status(), 200);
+    }
+    assert_eq!(verifier.cached_tokens(), 2);
+
+    // The same set fetched again changes nothing: the tokens stay cached.
+    remote.refresh().await.unwrap();
+    assert_eq!(send(&svc, &old).await.status(), 200);
+    assert_eq!(verifier.cached_tokens(), 2);
+
+    // k1 is withdrawn: its token is refused on the very next request,
+    // though it was cached and has not expired; k2's still verifies.
+    provider.publish(vec![jwk(RSA2_JWK, "k2", None)]);
+    remote.refresh().await.unwrap();
+    let res = send(&svc, &old).await;
+    assert_eq!(kind(&res), Some(AuthErrorKind::UnknownKey));
+    let error = verifier.verify::<MyClaims>(&old).err().unwrap();
+    assert_eq!(error.kind(), AuthErrorKind::UnknownKey);
+    let res = send(&svc, &new).await;
+    assert_eq!(res.status(), 200, "{:?}", kind(&res));
+    assert_eq!(verifier.cached_tokens(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unknown_kids_costs_one_fetch_per_cooldown() {
     let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;

@@ -12,7 +12,6 @@ use tower_service::Service;
 use crate::{
     claims::Claims,
     error::AuthError,
-    metrics,
     response::{Responder, is_grpc, reject},
 };
 
@@ -30,8 +29,6 @@ pub(crate) enum Step<C> {
     Failed(AuthError),
     /// Waiting for the one asynchronous step.
     Pending(Pending<C>),
-    /// Taken by `poll`.
-    Done,
 }
 
 pin_project! {
@@ -51,19 +48,26 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
-        // Authentication is decided (or waits for its one asynchronous step);
-        // then the claims go into the request and the inner service is called.
-        Authenticating {
-            step: Step<C>,
-            request: Option<Request<ReqBody>>,
-            inner: Option<S>,
-            responder: R,
-            echo: Option<HeaderValue>,
-        },
+        // Decided in `call` (the common case): the inner service was called
+        // with the claims in the request.
         Inner {
             #[pin]
             future: S::Future,
             // The WebSocket subprotocol to answer a successful upgrade with.
+            echo: Option<HeaderValue>,
+        },
+        // Refused in `call`.
+        Rejected {
+            response: Option<S::Response>,
+        },
+        // Waiting for the one asynchronous step (a key refresh, the
+        // application's check); then the claims go into the request and the
+        // inner service is called.
+        Authenticating {
+            pending: Pending<C>,
+            request: Option<Request<ReqBody>>,
+            inner: Option<S>,
+            responder: R,
             echo: Option<HeaderValue>,
         },
     }
@@ -73,8 +77,25 @@ impl<S, C, ReqBody, R> ResponseFuture<S, C, ReqBody, R>
 where
     S: Service<Request<ReqBody>>,
 {
-    pub(crate) fn new(
-        step: Step<C>,
+    /// The inner service was called.
+    pub(crate) fn called(future: S::Future, echo: Option<HeaderValue>) -> Self {
+        Self {
+            state: State::Inner { future, echo },
+        }
+    }
+
+    /// The request was refused.
+    pub(crate) fn rejected(response: S::Response) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    /// Authentication waits for `pending`; `inner` was polled ready.
+    pub(crate) fn pending(
+        pending: Pending<C>,
         request: Request<ReqBody>,
         inner: S,
         responder: R,
@@ -82,7 +103,7 @@ where
     ) -> Self {
         Self {
             state: State::Authenticating {
-                step,
+                pending,
                 request: Some(request),
                 inner: Some(inner),
                 responder,
@@ -105,45 +126,6 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Authenticating {
-                    step,
-                    request,
-                    inner,
-                    responder,
-                    echo,
-                } => {
-                    let outcome = match step {
-                        Step::Pending(pending) => {
-                            let outcome = ready!(pending.as_mut().poll(cx));
-                            *step = Step::Done;
-                            outcome.map(Some)
-                        }
-                        _ => match std::mem::replace(step, Step::Done) {
-                            Step::Verified(claims) => Ok(Some(claims)),
-                            Step::Anonymous => Ok(None),
-                            Step::Failed(error) => Err(error),
-                            Step::Pending(_) | Step::Done => panic!("polled after completion"),
-                        },
-                    };
-                    let mut request = request.take().expect("polled after completion");
-                    match outcome {
-                        Ok(Some(claims)) => {
-                            metrics::token_verified();
-                            claims.insert_into(request.extensions_mut());
-                        }
-                        Ok(None) => {}
-                        Err(error) => {
-                            metrics::token_rejected(error.kind());
-                            tracing::debug!(kind = ?error.kind(), "bearer authentication failed");
-                            let grpc = is_grpc(&request);
-                            return Poll::Ready(Ok(reject(error, grpc, responder)));
-                        }
-                    }
-                    let mut inner = inner.take().expect("polled after completion");
-                    let future = inner.call(request);
-                    let echo = echo.take();
-                    this.state.set(State::Inner { future, echo });
-                }
                 StateProj::Inner { future, echo } => {
                     let mut response = ready!(future.poll(cx))?;
                     if let Some(protocol) = echo.take()
@@ -155,6 +137,27 @@ where
                             .insert(SEC_WEBSOCKET_PROTOCOL, protocol);
                     }
                     return Poll::Ready(Ok(response));
+                }
+                StateProj::Rejected { response } => {
+                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
+                }
+                StateProj::Authenticating {
+                    pending,
+                    request,
+                    inner,
+                    responder,
+                    echo,
+                } => {
+                    let outcome = ready!(pending.as_mut().poll(cx));
+                    let mut request = request.take().expect("polled after completion");
+                    match outcome {
+                        Ok(claims) => accept(claims, &mut request),
+                        Err(error) => return Poll::Ready(Ok(refuse(error, &request, responder))),
+                    }
+                    let mut inner = inner.take().expect("polled after completion");
+                    let future = inner.call(request);
+                    let echo = echo.take();
+                    this.state.set(State::Inner { future, echo });
                 }
             }
         }
@@ -168,4 +171,29 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
+}
+
+/// An authenticated request: counted, and its claims put into its extensions.
+/// Both the layer's `call` and the response future accept through here.
+pub(crate) fn accept<C, B>(claims: Claims<C>, request: &mut Request<B>)
+where
+    C: Clone + Send + Sync + 'static,
+{
+    crate::metrics::token_verified();
+    claims.insert_into(request.extensions_mut());
+}
+
+/// A refused request: counted, logged by kind only, and answered.
+pub(crate) fn refuse<B, ReqBody, R>(
+    error: AuthError,
+    request: &Request<ReqBody>,
+    responder: &R,
+) -> Response<B>
+where
+    B: Default,
+    R: Responder<B>,
+{
+    crate::metrics::token_rejected(error.kind());
+    tracing::debug!(kind = ?error.kind(), "bearer authentication failed");
+    reject(error, is_grpc(request), responder)
 }

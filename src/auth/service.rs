@@ -8,7 +8,11 @@ use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
-use super::{ResponseFuture, future::Step, layer::Shared};
+use super::{
+    ResponseFuture,
+    future::{Step, accept, refuse},
+    layer::Shared,
+};
 use crate::{
     error::{AuthError, AuthErrorKind},
     extract::{RequestHead, find_token},
@@ -127,13 +131,28 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let step = self.authenticate(&request);
         let echo = self.shared.source.echo(request.headers());
-        // Call the service that was polled ready; keep a fresh clone for next time.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(step, request, inner, self.responder.clone(), echo)
+        match step {
+            // Decided now (the common case): the service that was polled
+            // ready is called at once, with no clone of it.
+            Step::Verified(claims) => {
+                accept(claims, &mut request);
+                ResponseFuture::called(self.inner.call(request), echo)
+            }
+            Step::Anonymous => ResponseFuture::called(self.inner.call(request), echo),
+            Step::Failed(error) => {
+                ResponseFuture::rejected(refuse(error, &request, &self.responder))
+            }
+            // Call the service that was polled ready once the step is done;
+            // keep a fresh clone for next time.
+            Step::Pending(pending) => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::pending(pending, request, inner, self.responder.clone(), echo)
+            }
+        }
     }
 }
 

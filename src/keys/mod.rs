@@ -124,20 +124,35 @@ impl fmt::Debug for KeySource {
 pub(crate) type Refresh = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl KeySource {
-    /// Verifies `signature` over `message` with the current keys.
+    /// Verifies `signature` over `message` with the current keys; returns
+    /// their generation.
     pub(crate) fn verify(
         &self,
         kid: Option<&str>,
         alg: Algorithm,
         message: &str,
         signature: &str,
-    ) -> Result<(), AuthError> {
+    ) -> Result<u64, AuthError> {
         match self {
             Self::Static(keys) => keys.verify(kid, alg, message, signature),
             #[cfg(feature = "jwks")]
             Self::Remote(remote) => remote.verify(kid, alg, message, signature),
             #[cfg(feature = "key-ring")]
             Self::Ring(ring) => ring.verify(kid, alg, message, signature),
+        }
+    }
+
+    /// The generation of the keys a token would be verified with now: static
+    /// keys never change (0); a remote set gets a new one whenever a fetch
+    /// brings other keys. An error where verification would fail at once
+    /// (remote keys not there yet, or stale).
+    pub(crate) fn generation(&self) -> Result<u64, AuthError> {
+        match self {
+            Self::Static(keys) => Ok(keys.generation()),
+            #[cfg(feature = "jwks")]
+            Self::Remote(remote) => remote.generation(),
+            #[cfg(feature = "key-ring")]
+            Self::Ring(ring) => Ok(ring.generation()),
         }
     }
 

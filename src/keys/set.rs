@@ -60,6 +60,10 @@ struct Prepared {
 
 /// Keys by `kid`, plus the keys without one.
 pub(crate) struct KeySet {
+    /// Changes whenever the keys do (a remote set that was refetched with
+    /// other keys); a verified-token cache entry is only good for the
+    /// generation that verified it. Static keys never change: 0.
+    generation: u64,
     keys: Vec<Prepared>,
     by_kid: HashMap<String, usize>,
     /// Keys without a `kid`: candidates for any token whose `kid` matches no key.
@@ -104,10 +108,23 @@ impl KeySet {
             prepared.push(Prepared { key, hmac, public });
         }
         Ok(Self {
+            generation: 0,
             keys: prepared,
             by_kid,
             anonymous,
         })
+    }
+
+    /// This set, as generation `generation` of its source.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    pub(crate) fn with_generation(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// The generation of these keys; see the field.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The `kid`s of the keys that have one.
@@ -117,8 +134,20 @@ impl KeySet {
     }
 
     /// Verifies `signature` over `message` with the key `kid` names (exact
-    /// match), or else with the keys that have no `kid`; the key must allow `alg`.
+    /// match), or else with the keys that have no `kid`; the key must allow
+    /// `alg`. Returns the generation of the keys that verified it.
     pub(crate) fn verify(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        message: &str,
+        signature: &str,
+    ) -> Result<u64, AuthError> {
+        self.verify_signature(kid, alg, message, signature)
+            .map(|()| self.generation)
+    }
+
+    fn verify_signature(
         &self,
         kid: Option<&str>,
         alg: Algorithm,

@@ -6,8 +6,9 @@ use std::{borrow::Cow, collections::HashSet, fmt};
 
 use serde::{
     Deserialize,
-    de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor},
+    de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor},
 };
+use serde_json::value::RawValue;
 
 use crate::{
     claims::to_seconds,
@@ -39,23 +40,42 @@ impl<'de> Deserialize<'de> for Str<'de> {
     }
 }
 
-/// `aud`: one string or an array of strings.
-struct Audience<'de>(Vec<Cow<'de, str>>);
+/// `aud`: one string or an array of strings, kept as the raw JSON it was
+/// (no allocation) and read again when matched against the policy.
+#[derive(Clone, Copy)]
+pub(crate) struct Audience<'de>(&'de RawValue);
 
-impl<'de> Deserialize<'de> for Audience<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum OneOrMany<'a> {
-            #[serde(borrow)]
-            One(Cow<'a, str>),
-            #[serde(borrow)]
-            Many(Vec<Cow<'a, str>>),
+impl<'de> Audience<'de> {
+    /// Checks the shape (a string or an array of strings) while scanning.
+    fn new(raw: &'de RawValue) -> Result<Self, serde_json::Error> {
+        let audience = Self(raw);
+        audience.any(|_| false)?;
+        Ok(audience)
+    }
+
+    /// Whether `matches` holds for one of the audiences.
+    pub(crate) fn any(&self, matches: impl FnMut(&str) -> bool) -> Result<bool, serde_json::Error> {
+        struct Any<F>(F);
+        impl<'de, F: FnMut(&str) -> bool> Visitor<'de> for Any<F> {
+            type Value = bool;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(mut self, v: &str) -> Result<bool, E> {
+                Ok((self.0)(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<bool, A::Error> {
+                let mut found = false;
+                // Every element is read, so a malformed array fails whatever
+                // it matched.
+                while let Some(Str(aud)) = seq.next_element::<Str<'de>>()? {
+                    found = found || (self.0)(&aud);
+                }
+                Ok(found)
+            }
         }
-        Ok(match OneOrMany::deserialize(d)? {
-            OneOrMany::One(s) => Audience(vec![s]),
-            OneOrMany::Many(v) => Audience(v),
-        })
+        let mut de = serde_json::Deserializer::from_str(self.0.get());
+        de::Deserializer::deserialize_any(&mut de, Any(matches))
     }
 }
 
@@ -66,33 +86,52 @@ pub(crate) trait Sink<'de> {
 
 /// The names seen so far; a repeated name is an error (RFC 7515 section 4,
 /// RFC 7519 section 4: names must be unique, and we reject rather than guess).
-#[derive(Default)]
+///
+/// The first names sit in a fixed array (no allocation for the usual header
+/// and payload); a hash set takes over beyond that, so a hostile payload with
+/// thousands of names stays linear overall.
 pub(crate) struct Names<'de> {
-    list: Vec<Cow<'de, str>>,
+    inline: [Cow<'de, str>; INLINE_NAMES],
+    len: usize,
     set: Option<HashSet<Cow<'de, str>>>,
 }
 
+const INLINE_NAMES: usize = 16;
+
+impl Default for Names<'_> {
+    fn default() -> Self {
+        Self {
+            inline: [const { Cow::Borrowed("") }; INLINE_NAMES],
+            len: 0,
+            set: None,
+        }
+    }
+}
+
 impl<'de> Names<'de> {
-    /// Linear search while small (the common case); a hash set beyond that,
-    /// so a hostile payload with thousands of names stays linear overall.
     fn insert(&mut self, name: Cow<'de, str>) -> bool {
         if let Some(set) = &mut self.set {
             return set.insert(name);
         }
-        if self.list.contains(&name) {
+        if self.inline[..self.len].contains(&name) {
             return false;
         }
-        self.list.push(name);
-        if self.list.len() > 16 {
-            self.set = Some(self.list.drain(..).collect());
+        if self.len == INLINE_NAMES {
+            let mut set: HashSet<_> = self.inline.iter_mut().map(std::mem::take).collect();
+            set.insert(name);
+            self.set = Some(set);
+            self.len = 0;
+            return true;
         }
+        self.inline[self.len] = name;
+        self.len += 1;
         true
     }
 
     pub(crate) fn contains(&self, name: &str) -> bool {
         match &self.set {
             Some(set) => set.contains(name),
-            None => self.list.iter().any(|n| n == name),
+            None => self.inline[..self.len].iter().any(|n| n == name),
         }
     }
 }
@@ -222,7 +261,7 @@ pub(crate) fn parse_header(json: &[u8]) -> Result<Header<'_>, AuthError> {
 #[derive(Default)]
 pub(crate) struct ClaimsSink<'de> {
     pub(crate) iss: Option<Cow<'de, str>>,
-    pub(crate) aud: Option<Vec<Cow<'de, str>>>,
+    pub(crate) aud: Option<Audience<'de>>,
     pub(crate) exp: Option<i64>,
     pub(crate) nbf: Option<i64>,
 }
@@ -236,7 +275,10 @@ impl<'de> Sink<'de> for ClaimsSink<'de> {
     fn member<A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<(), A::Error> {
         match name {
             "iss" => self.iss = Some(map.next_value::<Str<'de>>()?.0),
-            "aud" => self.aud = Some(map.next_value::<Audience<'de>>()?.0),
+            "aud" => {
+                let raw = map.next_value::<&'de RawValue>()?;
+                self.aud = Some(Audience::new(raw).map_err(de::Error::custom)?);
+            }
             "exp" => self.exp = Some(numeric_date(map)?),
             "nbf" => self.nbf = Some(numeric_date(map)?),
             "iat" => {

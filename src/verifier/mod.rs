@@ -9,10 +9,15 @@
 //! A verifier for several issuers ([`Verifier::by_issuer`]) reads the
 //! unverified `iss` only to choose the issuer, then verifies strictly with
 //! that issuer's keys and rules alone.
+//!
+//! A verified token may be kept in the verifier's cache ([`cache`]) and
+//! accepted again without its signature checked, until its `exp`.
 
+mod cache;
 mod json;
 
 use std::{
+    any::Any,
     collections::HashMap,
     fmt,
     future::Future,
@@ -24,7 +29,10 @@ use std::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::de::DeserializeOwned;
 
-use self::json::{ClaimsSink, Names, parse_header, scan_object};
+use self::{
+    cache::{CacheSize, Entry, TokenCache},
+    json::{ClaimsSink, Names, parse_header, scan_object},
+};
 use crate::{
     claims::{Claims, VerifiedPayload},
     error::{AuthError, AuthErrorKind, ConfigError, JsonError},
@@ -35,6 +43,10 @@ use crate::{
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 /// The default clock-skew leeway for `exp` and `nbf`: 30 seconds.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The default number of verified tokens a verifier keeps: 10,000.
+pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+/// The default memory bound of the verified-token cache: 16 MiB.
+pub const DEFAULT_CACHE_MEMORY: usize = 16 * 1024 * 1024;
 
 /// Verifies tokens: signature, algorithm, key and claims.
 ///
@@ -68,7 +80,13 @@ pub struct Verifier {
     inner: Arc<Inner>,
 }
 
-enum Inner {
+struct Inner {
+    rules: Rules,
+    /// Verified tokens, if caching is on.
+    cache: Option<TokenCache>,
+}
+
+enum Rules {
     /// One set of keys and rules.
     One(Policy),
     /// Several issuers, routed by `iss`.
@@ -94,8 +112,9 @@ struct Routes {
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &*self.inner {
-            Inner::One(policy) => f
+        let cache = self.inner.cache.as_ref().map(TokenCache::size);
+        match &self.inner.rules {
+            Rules::One(policy) => f
                 .debug_struct("Verifier")
                 .field("keys", &policy.keys)
                 .field("issuers", &policy.issuers)
@@ -104,10 +123,12 @@ impl fmt::Debug for Verifier {
                 .field("leeway", &policy.leeway)
                 .field("max_len", &policy.max_len)
                 .field("typ", &policy.typ)
+                .field("cache", &cache)
                 .finish(),
-            Inner::ByIssuer(routes) => f
+            Rules::ByIssuer(routes) => f
                 .debug_struct("Verifier")
                 .field("by_issuer", &routes.policies)
+                .field("cache", &cache)
                 .finish(),
         }
     }
@@ -142,6 +163,7 @@ pub struct VerifierBuilder {
     max_len: usize,
     typ: Option<String>,
     rfc9068: bool,
+    cache: Option<CacheSize>,
 }
 
 impl Verifier {
@@ -161,6 +183,10 @@ impl Verifier {
             max_len: DEFAULT_MAX_TOKEN_LEN,
             typ: None,
             rfc9068: false,
+            cache: Some(CacheSize {
+                max_entries: DEFAULT_CACHE_ENTRIES,
+                max_memory: DEFAULT_CACHE_MEMORY,
+            }),
         }
     }
 
@@ -195,10 +221,12 @@ impl Verifier {
     /// ```
     pub fn by_issuer(verifiers: impl IntoIterator<Item = Verifier>) -> Result<Self, ConfigError> {
         let mut policies = Vec::new();
+        let mut caches = Vec::new();
         for verifier in verifiers {
-            match &*verifier.inner {
-                Inner::One(_) => policies.push(verifier),
-                Inner::ByIssuer(routes) => policies.extend(routes.policies.iter().cloned()),
+            caches.extend(verifier.inner.cache.as_ref().map(TokenCache::size));
+            match &verifier.inner.rules {
+                Rules::One(_) => policies.push(verifier),
+                Rules::ByIssuer(routes) => policies.extend(routes.policies.iter().cloned()),
             }
         }
         if policies.is_empty() {
@@ -225,12 +253,22 @@ impl Verifier {
             .map(|v| v.policy().max_len)
             .max()
             .unwrap_or(DEFAULT_MAX_TOKEN_LEN);
+        // One cache in front of the routing, as large as the parts' together.
+        let cache = (!caches.is_empty()).then(|| {
+            TokenCache::new(CacheSize {
+                max_entries: caches.iter().map(|c| c.max_entries).sum(),
+                max_memory: caches.iter().map(|c| c.max_memory).sum(),
+            })
+        });
         Ok(Self {
-            inner: Arc::new(Inner::ByIssuer(Routes {
-                policies,
-                by_iss,
-                max_len,
-            })),
+            inner: Arc::new(Inner {
+                rules: Rules::ByIssuer(Routes {
+                    policies,
+                    by_iss,
+                    max_len,
+                }),
+                cache,
+            }),
         })
     }
 
@@ -262,17 +300,25 @@ impl Verifier {
     }
 
     fn policy(&self) -> &Policy {
-        match &*self.inner {
-            Inner::One(policy) => policy,
-            Inner::ByIssuer(_) => unreachable!("routes hold single-issuer verifiers only"),
+        match &self.inner.rules {
+            Rules::One(policy) => policy,
+            Rules::ByIssuer(_) => unreachable!("routes hold single-issuer verifiers only"),
+        }
+    }
+
+    /// The policy at `index`: the only one, or that route's.
+    fn policy_at(&self, index: usize) -> Option<&Policy> {
+        match &self.inner.rules {
+            Rules::One(policy) => (index == 0).then_some(policy),
+            Rules::ByIssuer(routes) => routes.policies.get(index).map(Verifier::policy),
         }
     }
 
     /// The maximum token length this verifier accepts.
     pub fn max_token_len(&self) -> usize {
-        match &*self.inner {
-            Inner::One(policy) => policy.max_len,
-            Inner::ByIssuer(routes) => routes.max_len,
+        match &self.inner.rules {
+            Rules::One(policy) => policy.max_len,
+            Rules::ByIssuer(routes) => routes.max_len,
         }
     }
 
@@ -281,10 +327,21 @@ impl Verifier {
     /// succeeded and while its keys are not older than its maximum age.
     /// Meant for readiness probes.
     pub fn is_ready(&self) -> bool {
-        match &*self.inner {
-            Inner::One(policy) => policy.keys.is_ready(),
-            Inner::ByIssuer(routes) => routes.policies.iter().all(Verifier::is_ready),
+        match &self.inner.rules {
+            Rules::One(policy) => policy.keys.is_ready(),
+            Rules::ByIssuer(routes) => routes.policies.iter().all(Verifier::is_ready),
         }
+    }
+
+    /// The number of verified tokens in the cache (0 without one).
+    pub fn cached_tokens(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, TokenCache::len)
+    }
+
+    /// The estimated memory of the verified-token cache in bytes, as it
+    /// counts against [`VerifierBuilder::cache_memory`] (0 without a cache).
+    pub fn cache_memory(&self) -> u64 {
+        self.inner.cache.as_ref().map_or(0, TokenCache::weight)
     }
 
     /// Verifies `token` and decodes its claims into `C`, with the keys at
@@ -292,7 +349,7 @@ impl Verifier {
     /// [`AuthErrorKind::UnknownKey`]; [`verify_async`](Self::verify_async)
     /// (and [`JwtAuthLayer`](crate::JwtAuthLayer)) refresh remote keys first.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
-        self.verify_as(token, None)
+        self.verify_as(token, None, None)
     }
 
     /// Verifies `token` as a token of `issuer` only: with that issuer's keys
@@ -305,17 +362,71 @@ impl Verifier {
         issuer: &str,
         token: &str,
     ) -> Result<Claims<C>, AuthError> {
-        self.verify_as(token, Some(issuer))
+        self.verify_as(token, Some(issuer), None)
     }
 
+    /// Verifies `token`, from the cache when it holds it. With `share`, the
+    /// decoded claims are cached too and cloned on a hit; without, a hit
+    /// decodes them from the cached payload.
     fn verify_as<C: DeserializeOwned>(
         &self,
         token: &str,
         issuer: Option<&str>,
+        share: Option<Share<C>>,
     ) -> Result<Claims<C>, AuthError> {
-        let payload = self.verify_payload(token, issuer)?;
-        let custom = decode_claims(payload.json())?;
-        Ok(Claims::new(custom, payload))
+        let Some(cache) = &self.inner.cache else {
+            let verified = self.verify_payload(token, issuer)?;
+            let custom = decode_claims(verified.payload.json())?;
+            return Ok(Claims::new(custom, verified.payload));
+        };
+        if let Some(entry) = self.cached(cache, token, issuer) {
+            let custom = match (&share, &entry.custom) {
+                (Some(share), Some(custom)) => (share.get)(&**custom),
+                _ => None,
+            };
+            let custom = match custom {
+                Some(custom) => custom,
+                None => decode_claims(entry.payload.json())?,
+            };
+            return Ok(Claims::new(custom, entry.payload.clone()));
+        }
+        let verified = self.verify_payload(token, issuer)?;
+        // A payload that does not fit `C` is refused, and not cached.
+        let custom = decode_claims(verified.payload.json())?;
+        let mut entry = Entry::new(
+            verified.policy,
+            verified.generation,
+            verified.exp,
+            verified.nbf,
+            verified.payload.clone(),
+        );
+        if let Some(share) = &share {
+            entry = entry.with_custom(
+                (share.put)(&custom),
+                // The claims' own size, and their heap data, estimated
+                // by the payload they came from.
+                std::mem::size_of::<C>() + 2 * verified.payload.json().len(),
+            );
+        }
+        cache.insert(issuer, token, entry);
+        Ok(Claims::new(custom, verified.payload))
+    }
+
+    /// The cached entry of `token`, if it may still serve: within its time
+    /// bounds, verified by keys of the generation now in use. An entry
+    /// that may not is removed, and the token verified afresh.
+    fn cached(&self, cache: &TokenCache, token: &str, issuer: Option<&str>) -> Option<Arc<Entry>> {
+        let entry = cache.get(issuer, token)?;
+        let live = self.policy_at(entry.policy).is_some_and(|policy| {
+            entry.is_live(now(), policy.leeway)
+                && policy.keys.generation().ok() == Some(entry.generation)
+        });
+        if live {
+            Some(entry)
+        } else {
+            cache.remove(issuer, token);
+            None
+        }
     }
 
     /// Verifies `token` like [`verify`](Self::verify), but when a token names
@@ -326,7 +437,7 @@ impl Verifier {
     where
         C: DeserializeOwned + Send + 'static,
     {
-        match self.start(token, None) {
+        match self.start_with(token, None, None) {
             Verification::Done(result) => result,
             Verification::Pending(pending) => pending.await,
         }
@@ -334,12 +445,25 @@ impl Verifier {
 
     /// Verifies at once, or returns the one asynchronous step: a key refresh
     /// for an unknown `kid`, then a second verification. `issuer`, when
-    /// given, replaces routing by the token's `iss`.
+    /// given, replaces routing by the token's `iss`. The decoded claims are
+    /// cached with the token (when caching is on), and cloned on a hit.
     pub(crate) fn start<C>(&self, token: &str, issuer: Option<&str>) -> Verification<C>
+    where
+        C: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.start_with(token, issuer, Some(Share::of()))
+    }
+
+    fn start_with<C>(
+        &self,
+        token: &str,
+        issuer: Option<&str>,
+        share: Option<Share<C>>,
+    ) -> Verification<C>
     where
         C: DeserializeOwned + Send + 'static,
     {
-        let result = self.verify_as::<C>(token, issuer);
+        let result = self.verify_as::<C>(token, issuer, share);
         if let Err(error) = &result
             && error.kind() == AuthErrorKind::UnknownKey
             && let Some(refresh) = self
@@ -352,7 +476,7 @@ impl Verifier {
             let issuer = issuer.map(str::to_owned);
             return Verification::Pending(Box::pin(async move {
                 refresh.await;
-                verifier.verify_as::<C>(&token, issuer.as_deref())
+                verifier.verify_as::<C>(&token, issuer.as_deref(), share)
             }));
         }
         Verification::Done(result)
@@ -361,97 +485,166 @@ impl Verifier {
     /// The policy that verifies `token`: the one `issuer` names, or else the
     /// only one, or the one the token's `iss` names.
     fn route(&self, token: &str, issuer: Option<&str>) -> Result<&Policy, AuthError> {
-        match (&*self.inner, issuer) {
-            (Inner::One(policy), None) => Ok(policy),
-            (Inner::One(policy), Some(iss)) => {
+        match (&self.inner.rules, issuer) {
+            (Rules::One(policy), None) => Ok(policy),
+            (Rules::One(policy), Some(iss)) => {
                 if policy.issuers.is_empty() || policy.issuers.iter().any(|i| i == iss) {
                     Ok(policy)
                 } else {
                     Err(AuthError::new(AuthErrorKind::InvalidIssuer))
                 }
             }
-            (Inner::ByIssuer(routes), Some(iss)) => routes.policy_for(Some(iss)),
-            (Inner::ByIssuer(routes), None) => {
+            (Rules::ByIssuer(routes), Some(iss)) => routes.policy_for(Some(iss)).map(|(_, p)| p),
+            (Rules::ByIssuer(routes), None) => {
                 let (_, payload_b64, _) = split(token, routes.max_len)?;
                 let json = decode_part(payload_b64)?;
                 let mut sink = ClaimsSink::default();
                 scan_payload(&json, &mut sink)?;
-                routes.policy_for(sink.iss.as_deref())
+                routes.policy_for(sink.iss.as_deref()).map(|(_, p)| p)
             }
         }
     }
 
-    fn verify_payload(
-        &self,
-        token: &str,
-        issuer: Option<&str>,
-    ) -> Result<VerifiedPayload, AuthError> {
-        let Some(iss) = issuer else {
-            return match &*self.inner {
-                Inner::One(policy) => policy.verify(token),
-                Inner::ByIssuer(routes) => routes.verify(token),
-            };
-        };
-        let payload = self.route(token, Some(iss))?.verify(token)?;
-        if payload.registered().iss.as_deref() != Some(iss) {
-            return Err(AuthError::new(AuthErrorKind::InvalidIssuer));
+    /// Verifies `token` in full; `issuer`, when given, chooses the policy
+    /// and must be the token's `iss`.
+    fn verify_payload(&self, token: &str, issuer: Option<&str>) -> Result<Verified, AuthError> {
+        match (&self.inner.rules, issuer) {
+            (Rules::One(policy), None) => policy.verify(token, None),
+            (Rules::ByIssuer(routes), None) => routes.verify(token),
+            (Rules::One(_), Some(iss)) => self.route(token, issuer)?.verify(token, Some(iss)),
+            (Rules::ByIssuer(routes), Some(iss)) => {
+                let (index, policy) = routes.policy_for(Some(iss))?;
+                let mut verified = policy.verify(token, Some(iss))?;
+                verified.policy = index;
+                Ok(verified)
+            }
         }
-        Ok(payload)
     }
 }
 
+/// How the layer's claims type is kept in the cache and cloned out of it,
+/// as plain functions so that the generic paths need no `Clone` bound.
+struct Share<C> {
+    get: fn(&(dyn Any + Send + Sync)) -> Option<C>,
+    put: fn(&C) -> Box<dyn Any + Send + Sync>,
+}
+
+impl<C> Clone for Share<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Share<C> {}
+
+impl<C: Clone + Send + Sync + 'static> Share<C> {
+    fn of() -> Self {
+        Self {
+            get: |any| any.downcast_ref::<C>().cloned(),
+            put: |custom| Box::new(custom.clone()),
+        }
+    }
+}
+
+/// A token verified by one policy, before its claims type is decoded.
+struct Verified {
+    payload: VerifiedPayload,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    /// The policy that verified it (0 for a single issuer).
+    policy: usize,
+    /// The generation of the keys that verified it.
+    generation: u64,
+}
+
 impl Routes {
-    fn policy_for(&self, iss: Option<&str>) -> Result<&Policy, AuthError> {
+    fn policy_for(&self, iss: Option<&str>) -> Result<(usize, &Policy), AuthError> {
         iss.and_then(|iss| self.by_iss.get(iss))
-            .map(|&index| self.policies[index].policy())
+            .map(|&index| (index, self.policies[index].policy()))
             .ok_or_else(|| AuthError::new(AuthErrorKind::InvalidIssuer))
     }
 
     /// Decodes and scans the payload once: `iss` chooses the policy, which
     /// verifies the signature and then validates the scanned claims.
-    fn verify(&self, token: &str) -> Result<VerifiedPayload, AuthError> {
+    fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let (header_b64, payload_b64, signature) = split(token, self.max_len)?;
-        let json = decode_part(payload_b64)?;
-        let validated = {
+        let json = decode_payload(payload_b64)?;
+        let (index, generation, exp, nbf) = {
             let mut sink = ClaimsSink::default();
             let names = scan_payload(&json, &mut sink);
             // The payload's own errors only count once the signature holds;
             // without an issuer to route to, there is nothing to verify with.
             let iss = names.as_ref().ok().and(sink.iss.as_deref());
-            let policy = self.policy_for(iss)?;
+            let (index, policy) = self.policy_for(iss)?;
             if token.len() > policy.max_len {
                 return Err(AuthError::new(AuthErrorKind::TokenTooLong));
             }
-            policy.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
-            policy.validate(&names?, &sink)
+            let generation =
+                policy.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
+            policy.validate(&names?, &sink)?;
+            (index, generation, sink.exp, sink.nbf)
         };
-        validated.map(|()| VerifiedPayload::new(json))
+        Ok(Verified {
+            payload: VerifiedPayload::new(json),
+            exp,
+            nbf,
+            policy: index,
+            generation,
+        })
     }
 }
 
 impl Policy {
-    fn verify(&self, token: &str) -> Result<VerifiedPayload, AuthError> {
+    /// Verifies `token` with these keys and rules; with `issuer`, its
+    /// `iss` must be that issuer.
+    fn verify(&self, token: &str, issuer: Option<&str>) -> Result<Verified, AuthError> {
         let (header_b64, payload_b64, signature) = split(token, self.max_len)?;
-        self.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
-        let json = decode_part(payload_b64)?;
-        {
+        let generation =
+            self.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
+        let json = decode_payload(payload_b64)?;
+        let (exp, nbf) = {
             let mut sink = ClaimsSink::default();
             let names = scan_payload(&json, &mut sink)?;
             self.validate(&names, &sink)?;
-        }
-        Ok(VerifiedPayload::new(json))
+            if let Some(iss) = issuer
+                && sink.iss.as_deref() != Some(iss)
+            {
+                return Err(AuthError::new(AuthErrorKind::InvalidIssuer));
+            }
+            (sink.exp, sink.nbf)
+        };
+        Ok(Verified {
+            payload: VerifiedPayload::new(json),
+            exp,
+            nbf,
+            policy: 0,
+            generation,
+        })
     }
 
+    /// Checks the header and the signature; returns the generation of the
+    /// keys that verified it.
     fn verify_header_and_signature(
         &self,
         header_b64: &str,
         payload_b64: &str,
         signature: &str,
         token: &str,
-    ) -> Result<(), AuthError> {
+    ) -> Result<u64, AuthError> {
         let message = &token[..header_b64.len() + 1 + payload_b64.len()];
-        let header_json = decode_part(header_b64)?;
-        let header = parse_header(&header_json)?;
+        // A header is small: decoded on the stack when it fits.
+        let mut buffer = [0u8; 512];
+        let heap;
+        let header_json = if header_b64.len() <= 4 * buffer.len() / 3 {
+            let len = URL_SAFE_NO_PAD
+                .decode_slice(header_b64, &mut buffer)
+                .map_err(malformed)?;
+            &buffer[..len]
+        } else {
+            heap = decode_part(header_b64)?;
+            &heap[..]
+        };
+        let header = parse_header(header_json)?;
         if header.crit {
             return Err(AuthError::new(AuthErrorKind::UnsupportedCritical));
         }
@@ -507,7 +700,12 @@ impl Policy {
                 return Err(AuthError::new(AuthErrorKind::InvalidAudience));
             }
             (Some(aud), false) => {
-                if !aud.iter().any(|a| self.audiences.iter().any(|b| b == a)) {
+                let ours = aud
+                    .any(|a| self.audiences.iter().any(|b| b == a))
+                    .map_err(|e| {
+                        AuthError::new(AuthErrorKind::InvalidClaims).with_source(JsonError::from(e))
+                    })?;
+                if !ours {
                     return Err(AuthError::new(AuthErrorKind::InvalidAudience));
                 }
             }
@@ -528,10 +726,25 @@ fn split(token: &str, max_len: usize) -> Result<(&str, &str, &str), AuthError> {
     }
 }
 
+fn malformed(e: base64::DecodeSliceError) -> AuthError {
+    AuthError::new(AuthErrorKind::Malformed).with_source(e)
+}
+
 fn decode_part(part: &str) -> Result<Vec<u8>, AuthError> {
     URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|e| AuthError::new(AuthErrorKind::Malformed).with_source(e))
+}
+
+/// Decodes the payload into a buffer of its exact size (unpadded base64url:
+/// three bytes per four characters), kept as the verified payload.
+fn decode_payload(part: &str) -> Result<Box<[u8]>, AuthError> {
+    let mut json = vec![0u8; part.len() / 4 * 3 + (part.len() % 4).saturating_sub(1)];
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(part, &mut json)
+        .map_err(malformed)?;
+    json.truncate(len);
+    Ok(json.into_boxed_slice())
 }
 
 /// Scans a payload: it must be a JSON object without duplicate names.
@@ -546,6 +759,11 @@ fn scan_payload<'de>(json: &'de [u8], sink: &mut ClaimsSink<'de>) -> Result<Name
 /// Decodes the application's claims type; a failure names the claim (never
 /// its value): `missing claim "role"`, `invalid claim "level"`.
 fn decode_claims<C: DeserializeOwned>(json: &[u8]) -> Result<C, AuthError> {
+    // The common case without the path tracking; a failure is decoded again
+    // to name the claim.
+    if let Ok(custom) = serde_json::from_slice(json) {
+        return Ok(custom);
+    }
     let mut de = serde_json::Deserializer::from_slice(json);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -691,6 +909,51 @@ impl VerifierBuilder {
         ])
     }
 
+    /// Keeps up to `max_entries` verified tokens (default
+    /// [`DEFAULT_CACHE_ENTRIES`]) and accepts each again, until its `exp`,
+    /// without checking its signature or decoding its payload again; see
+    /// [the README's "Verified-token cache"](crate#verified-token-cache).
+    /// On by default.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{VerificationKey, Verifier};
+    ///
+    /// let verifier = Verifier::builder()
+    ///     .key(VerificationKey::hmac(b"a secret of at least thirty-two bytes!")?)
+    ///     .cache(50_000)
+    ///     .cache_memory(64 * 1024 * 1024)
+    ///     .build()?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cache(mut self, max_entries: usize) -> Self {
+        let max_memory = self.cache.map_or(DEFAULT_CACHE_MEMORY, |c| c.max_memory);
+        self.cache = Some(CacheSize {
+            max_entries,
+            max_memory,
+        });
+        self
+    }
+
+    /// The memory bound of the verified-token cache in bytes (default
+    /// [`DEFAULT_CACHE_MEMORY`]): each entry counts its token, its payload
+    /// and an estimate of its decoded claims, and never less than
+    /// `max_memory / max_entries`.
+    pub fn cache_memory(mut self, max_memory: usize) -> Self {
+        let max_entries = self.cache.map_or(DEFAULT_CACHE_ENTRIES, |c| c.max_entries);
+        self.cache = Some(CacheSize {
+            max_entries,
+            max_memory,
+        });
+        self
+    }
+
+    /// Turns the verified-token cache off: every token is verified in full
+    /// on every request.
+    pub fn no_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
     /// Checks the configuration and builds the verifier.
     pub fn build(mut self) -> Result<Verifier, ConfigError> {
         crate::keys::install_crypto_provider();
@@ -713,16 +976,27 @@ impl VerifierBuilder {
         }
         let leeway = i64::try_from(self.leeway.as_secs())
             .map_err(|_| ConfigError::new("the leeway is too large"))?;
+        if let Some(size) = self.cache
+            && (size.max_entries == 0 || size.max_memory == 0)
+        {
+            return Err(ConfigError::new(
+                "a verified-token cache needs room for at least one entry: \
+                 use `no_cache` to turn it off",
+            ));
+        }
         Ok(Verifier {
-            inner: Arc::new(Inner::One(Policy {
-                keys,
-                issuers: self.issuers,
-                audiences: self.audiences,
-                required: self.required,
-                leeway,
-                max_len: self.max_len,
-                typ: self.typ,
-            })),
+            inner: Arc::new(Inner {
+                rules: Rules::One(Policy {
+                    keys,
+                    issuers: self.issuers,
+                    audiences: self.audiences,
+                    required: self.required,
+                    leeway,
+                    max_len: self.max_len,
+                    typ: self.typ,
+                }),
+                cache: self.cache.map(TokenCache::new),
+            }),
         })
     }
 

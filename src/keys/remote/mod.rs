@@ -13,6 +13,7 @@ use std::{
 
 use arc_swap::ArcSwapOption;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 pub use self::client::{
@@ -105,7 +106,12 @@ struct Shared {
     jwks_url: OnceLock<String>,
     client: Arc<dyn JwksClient>,
     without_alg: Vec<Algorithm>,
+    /// The keys, each set stamped with its generation (the ArcSwap makes the
+    /// keys and their generation one atomic value).
     keys: ArcSwapOption<KeySet>,
+    /// The SHA-256 of the last JWK Set swapped in: a refetch of the same
+    /// document keeps the generation, so verified tokens stay cached.
+    digest: Mutex<Option<[u8; 32]>>,
     /// When the keys were last fetched successfully, in milliseconds after `epoch`.
     fetched_ms: AtomicU64,
     epoch: Instant,
@@ -269,9 +275,22 @@ impl RemoteJwks {
         alg: Algorithm,
         message: &str,
         signature: &str,
-    ) -> Result<(), AuthError> {
+    ) -> Result<u64, AuthError> {
         let keys = self.shared.keys.load();
-        let Some(keys) = keys.as_deref() else {
+        self.usable(keys.as_deref())?
+            .verify(kid, alg, message, signature)
+    }
+
+    /// The generation of the current keys: it changes whenever a fetch
+    /// brings a set that differs from the one before.
+    pub(crate) fn generation(&self) -> Result<u64, AuthError> {
+        let keys = self.shared.keys.load();
+        self.usable(keys.as_deref()).map(KeySet::generation)
+    }
+
+    /// The keys, if they can be used: fetched, and not stale.
+    fn usable<'k>(&self, keys: Option<&'k KeySet>) -> Result<&'k KeySet, AuthError> {
+        let Some(keys) = keys else {
             return Err(AuthError::unavailable(FetchError::new(
                 "the identity provider's keys have not arrived yet",
             )));
@@ -281,7 +300,7 @@ impl RemoteJwks {
                 "the identity provider's keys are older than their maximum age",
             )));
         }
-        keys.verify(kid, alg, message, signature)
+        Ok(keys)
     }
 }
 
@@ -347,9 +366,19 @@ impl Shared {
             }
         };
         match fetch_keys(&*self.client, &url, &self.without_alg).await {
-            Ok(keys) => {
+            Ok((keys, digest)) => {
                 tracing::debug!(kids = ?keys.kids(), "JWK Set refreshed");
-                self.keys.store(Some(Arc::new(keys)));
+                let mut last = self.digest.lock().expect("digest");
+                let current = self.keys.load().as_deref().map(KeySet::generation);
+                let generation = match current {
+                    Some(generation) if *last == Some(digest) => generation,
+                    Some(generation) => generation + 1,
+                    None => 0,
+                };
+                *last = Some(digest);
+                self.keys
+                    .store(Some(Arc::new(keys.with_generation(generation))));
+                drop(last);
                 let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
                 self.fetched_ms.store(now, Ordering::Release);
                 Ok(())
@@ -366,17 +395,19 @@ impl Shared {
     }
 }
 
+/// The key set at `url`, and the SHA-256 of the document it came from.
 async fn fetch_keys(
     client: &dyn JwksClient,
     url: &str,
     without_alg: &[Algorithm],
-) -> Result<KeySet, FetchError> {
+) -> Result<(KeySet, [u8; 32]), FetchError> {
     let body = client.get(url).await.map_err(|e| {
         FetchError::with_source(format!("fetching the JWK Set from {url:?} failed"), e)
     })?;
-    parse_set(&body, Symmetric::Skip, without_alg)
+    let keys = parse_set(&body, Symmetric::Skip, without_alg)
         .and_then(KeySet::new)
-        .map_err(|e| FetchError::with_source("the JWK Set is unusable", e))
+        .map_err(|e| FetchError::with_source("the JWK Set is unusable", e))?;
+    Ok((keys, Sha256::digest(&body).into()))
 }
 
 /// OpenID Connect discovery: the `jwks_uri` of the issuer's configuration
@@ -542,6 +573,7 @@ impl RemoteJwksBuilder {
             client,
             without_alg: self.without_alg,
             keys: ArcSwapOption::empty(),
+            digest: Mutex::new(None),
             fetched_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             cooldown: self.cooldown,

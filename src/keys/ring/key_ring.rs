@@ -531,19 +531,24 @@ impl KeyRing {
         ))
     }
 
-    /// Verifies with the published keys.
+    /// Verifies with the published keys; returns their generation.
     pub(crate) fn verify(
         &self,
         kid: Option<&str>,
         alg: Algorithm,
         message: &str,
         signature: &str,
-    ) -> Result<(), AuthError> {
+    ) -> Result<u64, AuthError> {
         self.inner
             .snapshot
             .load()
             .verify
             .verify(kid, alg, message, signature)
+    }
+
+    /// The generation of the published keys (the stored version).
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner.snapshot.load().verify.generation()
     }
 
     /// Reloads in the background until the last clone is dropped.
@@ -786,13 +791,16 @@ fn build_snapshot(version: u64, keys: Vec<LoadedKey>) -> Result<Snapshot, KeyRin
             "the stored key ring has no keys",
         ));
     }
+    // The stored version is the generation: a verified-token cache drops
+    // what older keys verified when the ring changes.
     let verify = KeySet::new(
         keys.iter()
             .map(|key| key.public.verification_key())
             .collect::<Result<Vec<_>, _>>()
             .map_err(KeyRingError::key)?,
     )
-    .map_err(KeyRingError::key)?;
+    .map_err(KeyRingError::key)?
+    .with_generation(version);
     let jwks = serde_json::to_string(&JwksDocument {
         keys: keys.iter().map(|key| &key.public).collect(),
     })
