@@ -68,6 +68,8 @@ pub(crate) fn to_seconds(value: f64) -> Option<i64> {
 pub(crate) struct Payload {
     json: Bytes,
     registered: OnceLock<RegisteredClaims>,
+    /// `cnf.jkt`: the thumbprint of the key the token is bound to (RFC 9449).
+    jkt: Option<Box<str>>,
 }
 
 /// The verified, undecoded payload; inserted next to [`Claims`] so that
@@ -76,11 +78,17 @@ pub(crate) struct Payload {
 pub(crate) struct VerifiedPayload(pub(crate) Arc<Payload>);
 
 impl VerifiedPayload {
-    pub(crate) fn new(json: Vec<u8>) -> Self {
+    pub(crate) fn new(json: Vec<u8>, jkt: Option<Box<str>>) -> Self {
         Self(Arc::new(Payload {
             json: Bytes::from(json),
             registered: OnceLock::new(),
+            jkt,
         }))
+    }
+
+    /// `cnf.jkt`, read by the verifier's one pass over the payload.
+    pub(crate) fn jkt(&self) -> Option<&str> {
+        self.0.jkt.as_deref()
     }
 
     pub(crate) fn json(&self) -> &[u8] {
@@ -156,6 +164,13 @@ impl<C> Claims<C> {
     /// The subject (`sub`), usually the user id.
     pub fn subject(&self) -> Option<&str> {
         self.registered().sub.as_deref()
+    }
+
+    /// The JWK SHA-256 thumbprint the token is bound to (`cnf.jkt`, RFC
+    /// 9449 section 6), if it is a DPoP-bound token. The layer accepts such a
+    /// token only with a DPoP proof signed by that key.
+    pub fn jkt(&self) -> Option<&str> {
+        self.payload.jkt()
     }
 }
 

@@ -9,7 +9,9 @@ compile_error!("enable a crypto backend: the `rust_crypto` (default) or `aws_lc_
 pub mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;
+mod challenge;
 mod claims;
+pub mod dpop;
 mod error;
 mod extract;
 mod issuer;
@@ -22,7 +24,7 @@ pub mod tonic;
 mod verifier;
 
 pub use crate::{
-    auth::{JwtAuth, JwtAuthLayer, JwtAuthLayerBuilder},
+    auth::{JwtAuth, JwtAuthLayer, JwtAuthLayerBuilder, Presentation},
     claims::{Claims, RegisteredClaims},
     error::{AuthError, AuthErrorKind, ConfigError},
     extract::{CustomSource, RequestHead, TokenSource},

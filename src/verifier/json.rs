@@ -225,6 +225,15 @@ pub(crate) struct ClaimsSink<'de> {
     pub(crate) aud: Option<Vec<Cow<'de, str>>>,
     pub(crate) exp: Option<i64>,
     pub(crate) nbf: Option<i64>,
+    /// `cnf.jkt` (RFC 9449 section 6.1).
+    pub(crate) jkt: Option<Cow<'de, str>>,
+}
+
+/// `cnf` (RFC 7800): an object; only `jkt` is read.
+#[derive(Deserialize)]
+struct Confirmation<'a> {
+    #[serde(borrow, default)]
+    jkt: Option<Cow<'a, str>>,
 }
 
 fn numeric_date<'de, A: MapAccess<'de>>(map: &mut A) -> Result<i64, A::Error> {
@@ -239,6 +248,7 @@ impl<'de> Sink<'de> for ClaimsSink<'de> {
             "aud" => self.aud = Some(map.next_value::<Audience<'de>>()?.0),
             "exp" => self.exp = Some(numeric_date(map)?),
             "nbf" => self.nbf = Some(numeric_date(map)?),
+            "cnf" => self.jkt = map.next_value::<Confirmation<'de>>()?.jkt,
             "iat" => {
                 numeric_date(map)?;
             }

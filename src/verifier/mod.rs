@@ -408,7 +408,7 @@ impl Routes {
     fn verify(&self, token: &str) -> Result<VerifiedPayload, AuthError> {
         let (header_b64, payload_b64, signature) = split(token, self.max_len)?;
         let json = decode_part(payload_b64)?;
-        let validated = {
+        let jkt = {
             let mut sink = ClaimsSink::default();
             let names = scan_payload(&json, &mut sink);
             // The payload's own errors only count once the signature holds;
@@ -419,9 +419,10 @@ impl Routes {
                 return Err(AuthError::new(AuthErrorKind::TokenTooLong));
             }
             policy.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
-            policy.validate(&names?, &sink)
+            policy.validate(&names?, &sink)?;
+            sink.jkt.map(Box::from)
         };
-        validated.map(|()| VerifiedPayload::new(json))
+        Ok(VerifiedPayload::new(json, jkt))
     }
 }
 
@@ -430,12 +431,13 @@ impl Policy {
         let (header_b64, payload_b64, signature) = split(token, self.max_len)?;
         self.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
         let json = decode_part(payload_b64)?;
-        {
+        let jkt = {
             let mut sink = ClaimsSink::default();
             let names = scan_payload(&json, &mut sink)?;
             self.validate(&names, &sink)?;
-        }
-        Ok(VerifiedPayload::new(json))
+            sink.jkt.map(Box::from)
+        };
+        Ok(VerifiedPayload::new(json, jkt))
     }
 
     fn verify_header_and_signature(
