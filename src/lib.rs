@@ -17,8 +17,10 @@ mod extract;
 mod issuer;
 pub mod keys;
 pub mod refresh;
+pub mod resource_metadata;
 mod response;
 pub mod role;
+pub mod step_up;
 #[cfg(feature = "tonic")]
 pub mod tonic;
 mod verifier;
@@ -34,5 +36,6 @@ pub use crate::{
     },
     response::{DefaultResponder, RejectionBody, Responder},
     role::{RequireRole, RequireRoleLayer, RoleHierarchy},
+    step_up::{StepUp, StepUpLayer, StepUpLayerBuilder},
     verifier::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, Verifier, VerifierBuilder},
 };
