@@ -100,6 +100,8 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         expires_at: now + 3600,
         generation: 0,
         revoked: false,
+        auth_time: 0,
+        jkt: None,
     };
     let hash = random_hash();
     let token = TokenRecord {
@@ -167,4 +169,84 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         .execute(&pool)
         .await
         .unwrap();
+}
+
+/// A database of schema version 2 (before `auth_time` and `jkt`) upgrades
+/// in place: its sessions read their creation as their login, unbound, and
+/// keep rotating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrates_a_version_2_database() {
+    let Some(_) = store().await else { return };
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database_url())
+        .await
+        .unwrap();
+    let name = unique("tjwt_v2_").replace('-', "_").to_lowercase();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let base = database_url();
+    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+    {
+        let old = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::raw_sql(include_str!("postgres_schema_v2.sql"))
+            .execute(&old)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO tjwt_schema (id, version) VALUES (true, 2);
+             INSERT INTO tjwt_families
+                 (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked)
+                 VALUES ('old-session', 'old-user', NULL, 1000, 1000, 4000000000, 0, false);
+             INSERT INTO tjwt_tokens (hash, family_id, parent, generation, created_at, status)
+                 VALUES (decode(repeat('ab', 32), 'hex'), 'old-session', NULL, 0, 1000, 0);",
+        )
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+    }
+    let store = PostgresStore::new(&url).await.unwrap();
+    store.migrate().await.expect("migrate from version 2");
+    store.migrate().await.expect("and again: already current");
+    let session = store.session("old-session").await.unwrap().unwrap();
+    assert_eq!((session.auth_time, session.jkt), (1000, None));
+    let outcome = store
+        .rotate(&Rotation {
+            presented: TokenHash::from_bytes([0xab; 32]),
+            child: random_hash(),
+            now: 2000,
+            idle_cutoff: 0,
+            grace_cutoff: None,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, tower_jwt_auth::refresh::store::RotateOutcome::Rotated(s) if s.auth_time == 1000),
+        "{outcome:?}"
+    );
+    let version: i32 = sqlx::query_scalar("SELECT max(version) FROM tjwt_schema")
+        .fetch_one(
+            &PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(version, 3);
+    drop(store);
+    // Best effort: the pool's connections close as it drops.
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await;
 }

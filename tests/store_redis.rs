@@ -171,6 +171,8 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         expires_at: now + 3600,
         generation: 0,
         revoked: false,
+        auth_time: 0,
+        jkt: None,
     };
     // Fixed hashes are fine: the prefix is unique.
     let hash = TokenHash::from_bytes([7; 32]);

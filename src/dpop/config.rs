@@ -77,6 +77,11 @@ pub struct DpopProof {
 }
 
 impl DpopProof {
+    #[cfg(feature = "test-util")]
+    pub(crate) fn from_jkt(jkt: impl Into<String>) -> Self {
+        Self { jkt: jkt.into() }
+    }
+
     /// The RFC 7638 SHA-256 thumbprint of the proof's public key: the
     /// `cnf.jkt` of the tokens bound to it.
     pub fn jkt(&self) -> &str {

@@ -14,13 +14,14 @@ use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use tower_service::Service;
 
+use super::RefreshError;
 use super::{
     RefreshTokens, Subject,
     clock::now,
     oauth::{self, invalid_request},
     store::StoreError,
 };
-use crate::ConfigError;
+use crate::{ConfigError, dpop::Dpop};
 
 /// The largest request body the endpoint reads.
 const MAX_BODY: usize = 4 * 1024;
@@ -119,6 +120,7 @@ pub struct RefreshEndpoint<F> {
     tokens: RefreshTokens,
     subject: F,
     cookie: Option<String>,
+    dpop: Option<Dpop>,
 }
 
 impl<F> fmt::Debug for RefreshEndpoint<F> {
@@ -139,6 +141,7 @@ impl<F> RefreshEndpoint<F> {
             tokens,
             subject,
             cookie: None,
+            dpop: None,
         }
     }
 
@@ -168,6 +171,7 @@ impl<F> RefreshEndpoint<F> {
             tokens,
             subject,
             cookie: None,
+            dpop: None,
         }
     }
 }
@@ -178,6 +182,7 @@ pub struct RefreshEndpointBuilder<F> {
     tokens: RefreshTokens,
     subject: F,
     cookie: Option<String>,
+    dpop: Option<Dpop>,
 }
 
 impl<F> fmt::Debug for RefreshEndpointBuilder<F> {
@@ -204,6 +209,18 @@ impl<F> RefreshEndpointBuilder<F> {
         self
     }
 
+    /// Checks the `DPoP` proof of each request (RFC 9449 section 5) with
+    /// `dpop`, configured with the URL clients call this endpoint at: a
+    /// session bound to a key at login refreshes only with a proof by that
+    /// key, and its new access token stays bound (`token_type` `DPoP`). A bad
+    /// proof is 400 `invalid_dpop_proof` (or `use_dpop_nonce` with
+    /// `DPoP-Nonce`). Without this, every refresh of a bound session is
+    /// refused.
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// The configured [`RefreshEndpoint`].
     ///
     /// # Errors
@@ -226,6 +243,7 @@ impl<F> RefreshEndpointBuilder<F> {
             tokens: self.tokens,
             subject: self.subject,
             cookie: self.cookie,
+            dpop: self.dpop,
         })
     }
 }
@@ -309,7 +327,21 @@ where
             },
             Err(bad) => return bad.to_response(),
         };
-        match self.tokens.refresh(&token, &self.subject).await {
+        let proof = match &self.dpop {
+            Some(dpop) => match dpop
+                .check_token_request(&parts.method, &parts.uri, &parts.headers)
+                .await
+            {
+                Ok(proof) => proof,
+                Err(error) => return RefreshError::dpop(error).to_response(),
+            },
+            None => None,
+        };
+        match self
+            .tokens
+            .refresh_with_proof(&token, proof.as_ref(), &self.subject)
+            .await
+        {
             Ok(pair) => {
                 let Some(name) = &self.cookie else {
                     return pair.to_response();

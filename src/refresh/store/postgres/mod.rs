@@ -18,7 +18,7 @@ const SCHEMA: &str = include_str!("postgres.sql");
 /// The advisory lock key that serializes concurrent migrations ("tjwt").
 const MIGRATION_LOCK: i64 = 0x746a_7774;
 /// The version of [`SCHEMA`]; bump it with every change to the file.
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 /// How long a call waits for a pooled connection (or a new one) before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The server-side `statement_timeout` of the pools built from a URL.
@@ -229,6 +229,8 @@ fn read_session(row: &PgRow, prefix: &str) -> Result<Session, StoreError> {
             "session",
         )?,
         revoked: row.try_get(get("revoked").as_str()).map_err(map)?,
+        auth_time: row.try_get(get("auth_time").as_str()).map_err(map)?,
+        jkt: row.try_get(get("jkt").as_str()).map_err(map)?,
     })
 }
 
@@ -252,8 +254,9 @@ impl RefreshStore for PostgresStore {
         sqlx::query(
             "WITH f AS (
                 INSERT INTO tjwt_families
-                    (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked,
+                     auth_time, jkt)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $15, $16)
                 RETURNING id
             )
             INSERT INTO tjwt_tokens
@@ -274,6 +277,8 @@ impl RefreshStore for PostgresStore {
         .bind(token.created_at)
         .bind(status)
         .bind(rotated_at)
+        .bind(session.auth_time)
+        .bind(session.jkt.as_deref())
         .execute(&self.pool)
         .await
         .map_err(error("create failed"))?;
@@ -324,7 +329,8 @@ impl RefreshStore for PostgresStore {
             "SELECT t.family_id, t.parent, t.generation AS t_generation,
                     t.created_at AS t_created_at, t.status, t.rotated_at,
                     f.id, f.user_id, f.device, f.created_at, f.last_used_at, f.expires_at,
-                    f.generation, f.revoked
+                    f.generation, f.revoked, COALESCE(f.auth_time, f.created_at) AS auth_time,
+                    f.jkt
              FROM tjwt_tokens t JOIN tjwt_families f ON f.id = t.family_id
              WHERE t.hash = $1",
         )
@@ -338,7 +344,8 @@ impl RefreshStore for PostgresStore {
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked
+            "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked,
+                    COALESCE(auth_time, created_at) AS auth_time, jkt
              FROM tjwt_families WHERE id = $1",
         )
         .bind(id)
@@ -376,7 +383,8 @@ impl RefreshStore for PostgresStore {
 
     async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked
+            "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked,
+                    COALESCE(auth_time, created_at) AS auth_time, jkt
              FROM tjwt_families
              WHERE user_id = $1 AND NOT revoked AND expires_at > $2
              ORDER BY created_at, id",

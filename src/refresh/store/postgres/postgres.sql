@@ -13,6 +13,11 @@ CREATE TABLE IF NOT EXISTS tjwt_families (
     revoked      boolean NOT NULL DEFAULT false
 );
 
+-- Version 3: the session's login time (auth_time; NULL for sessions created
+-- before, read as created_at) and the DPoP key it is bound to (jkt).
+ALTER TABLE tjwt_families ADD COLUMN IF NOT EXISTS auth_time bigint;
+ALTER TABLE tjwt_families ADD COLUMN IF NOT EXISTS jkt text;
+
 -- sessions() and revoke_user(): one user's families, oldest first.
 CREATE INDEX IF NOT EXISTS tjwt_families_user_idx ON tjwt_families (user_id, created_at, id);
 -- purge(): expired families.
@@ -39,11 +44,15 @@ CREATE INDEX IF NOT EXISTS tjwt_tokens_family_idx ON tjwt_tokens (family_id);
 -- locks the family first, so there is no lock-order deadlock. Under READ
 -- COMMITTED each statement below takes a fresh snapshot, so a rotation that
 -- waited for the lock sees the winner's writes.
-CREATE OR REPLACE FUNCTION tjwt_rotate(
+-- Version 3 returns two more columns: a function's result type cannot be
+-- replaced in place.
+DROP FUNCTION IF EXISTS tjwt_rotate(bytea, bytea, bigint, bigint, bigint);
+CREATE FUNCTION tjwt_rotate(
     p_presented bytea, p_child bytea, p_now bigint, p_idle_cutoff bigint, p_grace_cutoff bigint
 ) RETURNS TABLE (
     o_outcome text, o_id text, o_user_id text, o_device text, o_created_at bigint,
-    o_last_used_at bigint, o_expires_at bigint, o_generation bigint, o_revoked boolean
+    o_last_used_at bigint, o_expires_at bigint, o_generation bigint, o_revoked boolean,
+    o_auth_time bigint, o_jkt text
 ) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_family_id text;
@@ -54,7 +63,7 @@ BEGIN
     SELECT tk.family_id INTO v_family_id FROM tjwt_tokens tk WHERE tk.hash = p_presented;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::text, NULL::text, NULL::bigint,
-            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean;
+            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean, NULL::bigint, NULL::text;
         RETURN;
     END IF;
     SELECT * INTO f FROM tjwt_families fa WHERE fa.id = v_family_id FOR UPDATE;
@@ -63,7 +72,7 @@ BEGIN
     END IF;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::text, NULL::text, NULL::bigint,
-            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean;
+            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean, NULL::bigint, NULL::text;
         RETURN;
     END IF;
     IF f.revoked OR t.status = 2 THEN
@@ -93,11 +102,11 @@ BEGIN
     END IF;
     IF v_outcome IN ('revoked', 'expired') THEN
         RETURN QUERY SELECT v_outcome, NULL::text, NULL::text, NULL::text, NULL::bigint,
-            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean;
+            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean, NULL::bigint, NULL::text;
         RETURN;
     END IF;
     RETURN QUERY SELECT v_outcome, f.id, f.user_id, f.device, f.created_at, f.last_used_at,
-        f.expires_at, f.generation, f.revoked;
+        f.expires_at, f.generation, f.revoked, COALESCE(f.auth_time, f.created_at), f.jkt;
 END;
 $$;
 
