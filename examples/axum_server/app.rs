@@ -10,9 +10,11 @@ use serde::Deserialize;
 use tower_jwt_auth::{
     Algorithm, ConfigError, DefaultResponder, JwtAuthLayer, RequireRoleLayer, RoleHierarchy,
     SigningKey, TokenIssuer, VerificationKey, Verifier,
+    dpop::{Dpop, DpopProof},
     refresh::{
         MemoryStore, RefreshError, RefreshTokens, Subject, TokenResponse, store::RefreshStore,
     },
+    resource_metadata::ProtectedResourceMetadata,
 };
 
 use super::{
@@ -61,6 +63,9 @@ pub struct ProviderAuth {
     /// The verifier inside `auth`: [`Verifier::is_ready`] turns true once
     /// every issuer's keys are at hand (with `JWKS_LAZY=1`, not at start).
     pub verifier: Verifier,
+    /// `/.well-known/oauth-protected-resource` (RFC 9728): the audience as
+    /// the resource, the providers as its authorization servers.
+    pub metadata: ProtectedResourceMetadata,
 }
 
 impl ProviderAuth {
@@ -68,11 +73,19 @@ impl ProviderAuth {
     pub fn new(
         verifier: Verifier,
         provider: &ProviderConfig,
+        audience: &str,
+        dpop: &Dpop,
         responder: &DefaultResponder,
     ) -> Result<Self, ConfigError> {
         // No session check: the provider's tokens carry no local session.
+        // Bearer tokens, and DPoP-bound ones with their proofs.
         let auth = JwtAuthLayer::builder(verifier.clone())
+            .presentation(dpop.or_bearer())
             .responder(responder.clone())
+            .build()?;
+        let metadata = ProtectedResourceMetadata::builder(audience)
+            .authorization_servers(provider.issuers.iter().map(|keys| keys.issuer()))
+            .dpop(dpop)
             .build()?;
         let admins = RequireRoleLayer::any_of([provider.admin_role.as_str()]);
         let admins = match &provider.role_claim {
@@ -84,6 +97,7 @@ impl ProviderAuth {
             auth,
             admins: admins.responder(responder.clone()),
             verifier,
+            metadata,
         })
     }
 }
@@ -101,6 +115,11 @@ pub struct AppState {
     pub responder: DefaultResponder,
     /// Refresh-token rotation and sessions.
     pub refresh: RefreshTokens,
+    /// The DPoP proof rules: for the protected routes, and for the login and
+    /// refresh endpoints, where a proof binds the session to its key.
+    pub dpop: Dpop,
+    /// `/.well-known/oauth-protected-resource` of issuing mode.
+    pub metadata: ProtectedResourceMetadata,
     /// Provider mode (`OIDC_ISSUER` or `JWKS_URL`): its layers verify the
     /// providers' tokens instead of `auth`, and this server issues none.
     pub provider: Option<ProviderAuth>,
@@ -134,10 +153,17 @@ impl AppState {
             .issuer(&config.issuer)
             .audience(&config.audience);
         let refresh = RefreshTokens::new(store, tokens.clone());
-        // Access tokens of ended sessions are refused at once.
+        let dpop = dpop(config)?;
+        // Access tokens of ended sessions are refused at once; DPoP-bound
+        // tokens (a login with a proof) need their proofs.
         let auth = JwtAuthLayer::builder(verifier)
+            .presentation(dpop.or_bearer())
             .responder(responder.clone())
             .check(refresh.session_check())
+            .build()?;
+        let metadata = ProtectedResourceMetadata::builder(&config.audience)
+            .authorization_server(&config.issuer)
+            .dpop(&dpop)
             .build()?;
         Ok(Self {
             users: UserStore::with_demo_users(),
@@ -145,6 +171,8 @@ impl AppState {
             auth,
             responder,
             refresh,
+            dpop,
+            metadata,
             provider: None,
         })
     }
@@ -160,21 +188,52 @@ impl AppState {
         let mut state = Self::with_store(config, store).map_err(invalid)?;
         if let Some(provider) = &config.provider {
             let verifier = provider_verifier(provider, &config.audience).await?;
-            state.provider =
-                Some(ProviderAuth::new(verifier, provider, &state.responder).map_err(invalid)?);
+            state.provider = Some(
+                ProviderAuth::new(
+                    verifier,
+                    provider,
+                    &config.audience,
+                    &state.dpop,
+                    &state.responder,
+                )
+                .map_err(invalid)?,
+            );
         }
         Ok(state)
     }
 
-    /// The token response of a successful login: a new session on `device`.
+    /// The token response of a successful login: a new session on `device`,
+    /// bound to the key of `proof` when the login carried one (`token_type`
+    /// `DPoP`).
     pub async fn issue_tokens(
         &self,
         user: &User,
         device: Option<&str>,
+        proof: Option<&DpopProof>,
     ) -> Result<TokenResponse, RefreshError> {
         let subject = Subject::new(&user.id).role(user.role.as_str());
-        let pair = self.refresh.login(subject, device).await?;
+        let pair = match proof {
+            Some(proof) => {
+                self.refresh
+                    .login_with_proof(subject, device, proof)
+                    .await?
+            }
+            None => self.refresh.login(subject, device).await?,
+        };
         Ok(pair.response())
+    }
+}
+
+/// The DPoP rules: proofs name `PUBLIC_URL`, or else the `Host` the client
+/// called, over `http` (a developer's machine; behind a proxy, set
+/// `PUBLIC_URL`).
+fn dpop(config: &Config) -> Result<Dpop, ConfigError> {
+    match &config.public_url {
+        Some(url) => Dpop::builder().base_url(url).build(),
+        None => Dpop::builder()
+            .base_url("http://localhost")
+            .trust_forwarded_headers()
+            .build(),
     }
 }
 
@@ -260,7 +319,8 @@ pub fn app(state: AppState) -> Router {
 
     let public = Router::new()
         .route("/users/login", post(login))
-        .route_service("/users/refresh", refresh_endpoint(&state));
+        .route_service("/users/refresh", refresh_endpoint(&state))
+        .route_service(state.metadata.well_known_path(), state.metadata.clone());
 
     public.merge(authenticated).with_state(state)
 }
@@ -275,6 +335,10 @@ fn provider_app(state: AppState, provider: ProviderAuth) -> Router {
         .route("/admin/users", get(list_users).route_layer(provider.admins))
         .layer(provider.auth);
     Router::new()
+        .route_service(
+            provider.metadata.well_known_path(),
+            provider.metadata.clone(),
+        )
         .route("/users/login", post(not_in_provider_mode))
         .route("/users/refresh", post(not_in_provider_mode))
         .route("/users/logout", post(not_in_provider_mode))

@@ -29,6 +29,10 @@ pub struct Config {
     pub audience: String,
     /// Where refresh-token families live.
     pub store: StoreKind,
+    /// `PUBLIC_URL`: the URL clients call this server at, which their DPoP
+    /// proofs name (`htu`). When unset, the `Host` header is trusted, with
+    /// `http`: fine on a developer's machine, not behind a proxy.
+    pub public_url: Option<String>,
     /// Provider mode: identity providers whose tokens are verified instead
     /// of our own (`OIDC_ISSUER` or `JWKS_URL`).
     pub provider: Option<ProviderConfig>,
@@ -217,6 +221,7 @@ impl Config {
             issuer: non_empty("JWT_ISSUER", DEFAULT_ISSUER)?,
             audience: non_empty("JWT_AUDIENCE", "example-api")?,
             store,
+            public_url: var("PUBLIC_URL")?,
         })
     }
 }
