@@ -78,9 +78,7 @@ impl Requirement {
             return false;
         };
         if !self.acr_values.is_empty()
-            && !event
-                .acr
-                .is_some_and(|acr| self.acr_values.iter().any(|v| *v == acr))
+            && !event.acr.is_some_and(|acr| self.acr_values.contains(&acr))
         {
             return false;
         }

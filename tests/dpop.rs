@@ -574,11 +574,7 @@ async fn rsa_and_eddsa_proofs_are_accepted() {
     let keys = proofs::keys(&[("r", "PS256"), ("e", "EdDSA")]);
     for name in ["r", "e"] {
         let jkt = proofs::thumbprint(&keys, name);
-        let token = issuer
-            .access_token("client")
-            .claim("cnf", json!({ "jkt": jkt }))
-            .sign()
-            .unwrap();
+        let token = issuer.access_token("client").jkt(&jkt).sign().unwrap();
         let proof = proofs::proof(
             &keys,
             json!({"key": name, "htm": "GET", "htu": HTU, "accessToken": token.as_str()}),

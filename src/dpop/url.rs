@@ -141,7 +141,7 @@ fn normalize_percent(path: &str) -> Option<String> {
             i += 1;
         }
     }
-    (out.is_ascii()).then_some(out)
+    out.is_ascii().then_some(out)
 }
 
 /// RFC 3986 section 5.2.4.
