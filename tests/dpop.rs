@@ -106,12 +106,20 @@ async fn verifier(idp: &Provider) -> Verifier {
         .unwrap()
 }
 
-fn dpop() -> Dpop {
+fn dpop(cache: &Arc<MemoryReplayCache>) -> Dpop {
     Dpop::builder()
         .base_url(API)
-        .replay_cache(MemoryReplayCache::new(1_000))
+        .replay_cache(Arc::clone(cache))
         .build()
         .unwrap()
+}
+
+/// How the layer takes tokens.
+#[derive(Clone, Copy)]
+enum Mode {
+    Bearer,
+    OrBearer,
+    Only,
 }
 
 /// The status, the `WWW-Authenticate` lines, the error kind, and how often
@@ -122,15 +130,25 @@ struct Reply {
     nonce: Option<String>,
     kind: Option<AuthErrorKind>,
     calls: usize,
+    /// How many proofs the replay cache recorded.
+    recorded: usize,
     body: String,
 }
 
-async fn send(idp: &Provider, presentation: Presentation, request: Request<()>) -> Reply {
+async fn send(idp: &Provider, mode: Mode, request: Request<()>) -> Reply {
+    let cache = Arc::new(MemoryReplayCache::new(1_000));
+    let presentation = match mode {
+        Mode::Bearer => Presentation::bearer(),
+        Mode::OrBearer => dpop(&cache).or_bearer(),
+        Mode::Only => dpop(&cache).only(),
+    };
     let layer = JwtAuthLayer::<Value>::builder(verifier(idp).await)
         .presentation(presentation)
         .build()
         .unwrap();
-    send_to(&layer, request).await
+    let mut reply = send_to(&layer, request).await;
+    reply.recorded = cache.len();
+    reply
 }
 
 async fn send_to(layer: &JwtAuthLayer<Value>, request: Request<()>) -> Reply {
@@ -165,6 +183,7 @@ async fn send_to(layer: &JwtAuthLayer<Value>, request: Request<()>) -> Reply {
             .get::<AuthError>()
             .map(AuthError::kind),
         calls: calls.load(Ordering::SeqCst),
+        recorded: 0,
         body: response.into_body(),
     }
 }
@@ -186,11 +205,12 @@ fn proof_for(fixture: &Fixture, key: &str, overrides: Value) -> String {
     proofs::proof(&fixture.keys, spec)
 }
 
-/// A refusal: 401, the inner service never called, the error on the DPoP
-/// challenge beside a plain Bearer one.
+/// A refusal: 401, the inner service never called, no proof recorded, the
+/// error on the DPoP challenge beside a plain Bearer one.
 fn assert_dpop_refusal(reply: &Reply, kind: AuthErrorKind, code: &str, description: &str) {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
     assert_eq!(reply.calls, 0, "the inner service must not run");
+    assert_eq!(reply.recorded, 0, "a refused proof is not recorded");
     assert_eq!(reply.kind, Some(kind));
     assert_eq!(
         reply.challenges,
@@ -209,12 +229,13 @@ async fn a_bound_token_with_its_proof_is_accepted() {
     let proof = proof_for(fx, "a", json!({}));
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("DPoP", &fx.bound, Some(&proof)),
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.challenges);
     assert_eq!(reply.calls, 1);
+    assert_eq!(reply.recorded, 1, "the proof is recorded once accepted");
     // The token's cnf.jkt is jose's thumbprint of the key.
     assert_eq!(reply.body, proofs::thumbprint(&fx.keys, "a"));
 }
@@ -224,7 +245,7 @@ async fn an_unbound_bearer_token_is_still_accepted_beside_dpop() {
     let Some(fx) = fixture().await else { return };
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("Bearer", &fx.unbound, None),
     )
     .await;
@@ -238,7 +259,7 @@ async fn wrong_htu_is_refused() {
     let proof = proof_for(fx, "a", json!({"htu": "https://api.example.test/other"}));
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("DPoP", &fx.bound, Some(&proof)),
     )
     .await;
@@ -261,7 +282,7 @@ async fn htu_compares_normalized() {
     );
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("DPoP", &fx.bound, Some(&proof)),
     )
     .await;
@@ -274,7 +295,7 @@ async fn wrong_htm_is_refused() {
     let proof = proof_for(fx, "a", json!({"htm": "POST"}));
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("DPoP", &fx.bound, Some(&proof)),
     )
     .await;
@@ -292,7 +313,7 @@ async fn a_proof_by_another_key_is_refused() {
     let proof = proof_for(fx, "b", json!({}));
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("DPoP", &fx.bound, Some(&proof)),
     )
     .await;
@@ -308,7 +329,7 @@ async fn a_proof_by_another_key_is_refused() {
 async fn a_replayed_proof_is_refused() {
     let Some(fx) = fixture().await else { return };
     let layer = JwtAuthLayer::<Value>::builder(verifier(&fx.idp).await)
-        .presentation(dpop().or_bearer())
+        .presentation(dpop(&Arc::new(MemoryReplayCache::new(1_000))).or_bearer())
         .build()
         .unwrap();
     let proof = proof_for(fx, "a", json!({}));
@@ -329,7 +350,7 @@ async fn a_stale_proof_is_refused() {
     let proof = proof_for(fx, "a", json!({"iat": now() - 120}));
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("DPoP", &fx.bound, Some(&proof)),
     )
     .await;
@@ -342,7 +363,7 @@ async fn a_stale_proof_is_refused() {
     let future = proof_for(fx, "a", json!({"iat": now() + 60}));
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("DPoP", &fx.bound, Some(&future)),
     )
     .await;
@@ -356,7 +377,7 @@ async fn wrong_ath_is_refused() {
     let proof = proof_for(fx, "a", json!({"accessToken": fx.unbound}));
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("DPoP", &fx.bound, Some(&proof)),
     )
     .await;
@@ -371,12 +392,7 @@ async fn wrong_ath_is_refused() {
 #[tokio::test]
 async fn a_bound_token_as_bearer_is_refused() {
     let Some(fx) = fixture().await else { return };
-    let reply = send(
-        &fx.idp,
-        dpop().or_bearer(),
-        request("Bearer", &fx.bound, None),
-    )
-    .await;
+    let reply = send(&fx.idp, Mode::OrBearer, request("Bearer", &fx.bound, None)).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.calls, 0);
     assert_eq!(reply.kind, Some(AuthErrorKind::ProofRequired));
@@ -388,12 +404,7 @@ async fn a_bound_token_as_bearer_is_refused() {
         ]
     );
     // A layer without DPoP refuses it too: the binding is never dropped.
-    let reply = send(
-        &fx.idp,
-        Presentation::bearer(),
-        request("Bearer", &fx.bound, None),
-    )
-    .await;
+    let reply = send(&fx.idp, Mode::Bearer, request("Bearer", &fx.bound, None)).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.calls, 0);
     assert_eq!(
@@ -407,12 +418,7 @@ async fn a_bound_token_as_bearer_is_refused() {
 #[tokio::test]
 async fn a_missing_proof_is_refused() {
     let Some(fx) = fixture().await else { return };
-    let reply = send(
-        &fx.idp,
-        dpop().or_bearer(),
-        request("DPoP", &fx.bound, None),
-    )
-    .await;
+    let reply = send(&fx.idp, Mode::OrBearer, request("DPoP", &fx.bound, None)).await;
     assert_dpop_refusal(
         &reply,
         AuthErrorKind::InvalidDpopProof,
@@ -427,7 +433,7 @@ async fn a_proof_with_a_private_key_in_its_header_is_refused() {
     let proof = proof_for(fx, "a", json!({"privateJwk": true}));
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("DPoP", &fx.bound, Some(&proof)),
     )
     .await;
@@ -440,26 +446,43 @@ async fn a_proof_with_a_private_key_in_its_header_is_refused() {
 }
 
 #[tokio::test]
-async fn none_and_hs256_proofs_are_refused() {
+async fn a_none_proof_is_refused() {
     let Some(fx) = fixture().await else { return };
-    for spec in [
-        json!({"unsecured": true}),
+    let proof = proof_for(fx, "a", json!({"unsecured": true}));
+    let reply = send(
+        &fx.idp,
+        Mode::OrBearer,
+        request("DPoP", &fx.bound, Some(&proof)),
+    )
+    .await;
+    assert_dpop_refusal(
+        &reply,
+        AuthErrorKind::InvalidDpopProof,
+        "invalid_dpop_proof",
+        "the DPoP proof's algorithm is not accepted",
+    );
+}
+
+#[tokio::test]
+async fn an_hs256_proof_is_refused() {
+    let Some(fx) = fixture().await else { return };
+    let proof = proof_for(
+        fx,
+        "a",
         json!({"hmacSecret": "a secret of at least thirty-two bytes!"}),
-    ] {
-        let proof = proof_for(fx, "a", spec.clone());
-        let reply = send(
-            &fx.idp,
-            dpop().or_bearer(),
-            request("DPoP", &fx.bound, Some(&proof)),
-        )
-        .await;
-        assert_dpop_refusal(
-            &reply,
-            AuthErrorKind::InvalidDpopProof,
-            "invalid_dpop_proof",
-            "the DPoP proof's algorithm is not accepted",
-        );
-    }
+    );
+    let reply = send(
+        &fx.idp,
+        Mode::OrBearer,
+        request("DPoP", &fx.bound, Some(&proof)),
+    )
+    .await;
+    assert_dpop_refusal(
+        &reply,
+        AuthErrorKind::InvalidDpopProof,
+        "invalid_dpop_proof",
+        "the DPoP proof's algorithm is not accepted",
+    );
 }
 
 #[tokio::test]
@@ -468,7 +491,7 @@ async fn a_proof_without_dpop_typ_is_refused() {
     let proof = proof_for(fx, "a", json!({"typ": "JWT"}));
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("DPoP", &fx.bound, Some(&proof)),
     )
     .await;
@@ -486,7 +509,7 @@ async fn an_unbound_token_with_a_proof_is_refused() {
     let proof = proof_for(fx, "a", json!({"accessToken": fx.unbound}));
     let reply = send(
         &fx.idp,
-        dpop().or_bearer(),
+        Mode::OrBearer,
         request("DPoP", &fx.unbound, Some(&proof)),
     )
     .await;
@@ -501,7 +524,7 @@ async fn an_unbound_token_with_a_proof_is_refused() {
 #[tokio::test]
 async fn dpop_only_refuses_bearer_tokens() {
     let Some(fx) = fixture().await else { return };
-    let reply = send(&fx.idp, dpop().only(), request("Bearer", &fx.unbound, None)).await;
+    let reply = send(&fx.idp, Mode::Only, request("Bearer", &fx.unbound, None)).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.calls, 0);
     assert_eq!(reply.kind, Some(AuthErrorKind::ProofRequired));
@@ -512,7 +535,7 @@ async fn dpop_only_refuses_bearer_tokens() {
         )]
     );
     // Without credentials: the DPoP challenge alone, no error code.
-    let reply = send(&fx.idp, dpop().only(), Request::get(PATH).body(()).unwrap()).await;
+    let reply = send(&fx.idp, Mode::Only, Request::get(PATH).body(()).unwrap()).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         reply.challenges,
@@ -568,7 +591,7 @@ async fn rsa_and_eddsa_proofs_are_accepted() {
         .build()
         .unwrap();
     let layer = JwtAuthLayer::<Value>::builder(verifier)
-        .presentation(dpop().or_bearer())
+        .presentation(dpop(&Arc::new(MemoryReplayCache::new(1_000))).or_bearer())
         .build()
         .unwrap();
     let keys = proofs::keys(&[("r", "PS256"), ("e", "EdDSA")]);

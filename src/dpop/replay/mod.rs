@@ -77,6 +77,15 @@ pub trait ReplayCache: Send + Sync + fmt::Debug + 'static {
     async fn first_use(&self, key: &ReplayKey, expires_at: i64) -> Result<bool, ReplayCacheError>;
 }
 
+/// A shared cache: one cache for several [`Dpop`](super::Dpop) rules (an
+/// API's and its token endpoint's), or kept by the application to watch.
+#[async_trait]
+impl<T: ReplayCache + ?Sized> ReplayCache for std::sync::Arc<T> {
+    async fn first_use(&self, key: &ReplayKey, expires_at: i64) -> Result<bool, ReplayCacheError> {
+        (**self).first_use(key, expires_at).await
+    }
+}
+
 /// A replay cache failure: unreachable, full.
 ///
 /// Its [`Display`](fmt::Display) is the message only; the driver's error,
