@@ -89,6 +89,8 @@ fn bench(c: &mut Criterion) {
         expires_at: t0 + 3600,
         generation: 0,
         revoked: false,
+        auth_time: 0,
+        jkt: None,
     };
     let mut hash = TokenHash::from_bytes(rand::random());
     runtime

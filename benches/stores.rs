@@ -81,6 +81,8 @@ impl Chain {
             expires_at: now + 86_400,
             generation: 0,
             revoked: false,
+            auth_time: 0,
+            jkt: None,
         };
         let newest = random_hash();
         let token = TokenRecord {

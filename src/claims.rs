@@ -51,7 +51,7 @@ fn string_or_seq<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Erro
     })
 }
 
-fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let value = f64::deserialize(d)?;
     to_seconds(value)
         .map(Some)
@@ -67,6 +67,8 @@ pub(crate) fn to_seconds(value: f64) -> Option<i64> {
 pub(crate) struct Payload {
     json: Box<[u8]>,
     registered: OnceLock<RegisteredClaims>,
+    /// `cnf.jkt`: the thumbprint of the key the token is bound to (RFC 9449).
+    jkt: Option<Box<str>>,
 }
 
 /// The verified, undecoded payload; inserted next to [`Claims`] so that
@@ -75,11 +77,17 @@ pub(crate) struct Payload {
 pub(crate) struct VerifiedPayload(pub(crate) Arc<Payload>);
 
 impl VerifiedPayload {
-    pub(crate) fn new(json: Box<[u8]>) -> Self {
+    pub(crate) fn new(json: Box<[u8]>, jkt: Option<Box<str>>) -> Self {
         Self(Arc::new(Payload {
             json,
             registered: OnceLock::new(),
+            jkt,
         }))
+    }
+
+    /// `cnf.jkt`, read by the verifier's one pass over the payload.
+    pub(crate) fn jkt(&self) -> Option<&str> {
+        self.0.jkt.as_deref()
     }
 
     pub(crate) fn json(&self) -> &[u8] {
@@ -155,6 +163,13 @@ impl<C> Claims<C> {
     /// The subject (`sub`), usually the user id.
     pub fn subject(&self) -> Option<&str> {
         self.registered().sub.as_deref()
+    }
+
+    /// The JWK SHA-256 thumbprint the token is bound to (`cnf.jkt`, RFC
+    /// 9449 section 6), if it is a DPoP-bound token. The layer accepts such a
+    /// token only with a DPoP proof signed by that key.
+    pub fn jkt(&self) -> Option<&str> {
+        self.payload.jkt()
     }
 }
 

@@ -4,6 +4,8 @@ use std::{borrow::Cow, error::Error as StdError, fmt, sync::Arc};
 
 use http::StatusCode;
 
+use crate::challenge::{ChallengeContext, Scheme};
+
 type BoxError = Arc<dyn StdError + Send + Sync + 'static>;
 
 /// Why a request was rejected by [`JwtAuthLayer`](crate::JwtAuthLayer) or
@@ -26,6 +28,20 @@ pub struct AuthError {
     kind: AuthErrorKind,
     description: Cow<'static, str>,
     source: Option<BoxError>,
+    /// The scheme the failure concerns; `None`: every accepted scheme.
+    scheme: Option<Scheme>,
+    /// What the layer advertises in its challenges.
+    context: Option<Arc<ChallengeContext>>,
+    /// Parameters of this error alone: a nonce, step-up requirements.
+    extra: Option<Box<Extra>>,
+}
+
+/// Challenge parameters and headers of one error.
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    dpop_nonce: Option<String>,
+    acr_values: Option<String>,
+    max_age: Option<u64>,
 }
 
 /// The kind of an [`AuthError`].
@@ -76,6 +92,23 @@ pub enum AuthErrorKind {
     InsufficientScope,
     /// A check needed a backend that failed (503).
     Unavailable,
+    /// The DPoP proof (RFC 9449) is missing, malformed, signed with a key or
+    /// algorithm that is not accepted, made for another request, stale, or
+    /// replayed (401 `invalid_dpop_proof`).
+    InvalidDpopProof,
+    /// The DPoP proof lacks the server's current nonce; the response carries
+    /// a fresh one in `DPoP-Nonce` (401 `use_dpop_nonce`).
+    UseDpopNonce,
+    /// The token is bound to another key than the DPoP proof's, or to no key
+    /// at all (RFC 9449 section 7.1, 401 `invalid_token`).
+    KeyMismatch,
+    /// The token is bound to a key (`cnf.jkt`) but was presented without a
+    /// proof of possession, as a bearer token; or the layer accepts only
+    /// DPoP (401 `invalid_token`).
+    ProofRequired,
+    /// The token's authentication is too old (`auth_time`) or too weak
+    /// (`acr`) for the resource (RFC 9470, 401 `insufficient_user_authentication`).
+    InsufficientUserAuthentication,
 }
 
 impl AuthErrorKind {
@@ -88,6 +121,9 @@ impl AuthErrorKind {
             Self::MissingCredentials | Self::Unavailable => None,
             Self::InvalidRequest => Some("invalid_request"),
             Self::InsufficientScope => Some("insufficient_scope"),
+            Self::InvalidDpopProof => Some("invalid_dpop_proof"),
+            Self::UseDpopNonce => Some("use_dpop_nonce"),
+            Self::InsufficientUserAuthentication => Some("insufficient_user_authentication"),
             _ => Some("invalid_token"),
         }
     }
@@ -123,6 +159,11 @@ impl AuthErrorKind {
             Self::Rejected => "rejected",
             Self::InsufficientScope => "insufficient_scope",
             Self::Unavailable => "unavailable",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
+            Self::KeyMismatch => "key_mismatch",
+            Self::ProofRequired => "proof_required",
+            Self::InsufficientUserAuthentication => "insufficient_user_authentication",
         }
     }
 
@@ -157,6 +198,13 @@ impl AuthErrorKind {
             Self::Rejected => "the token was rejected",
             Self::InsufficientScope => "the token lacks the required role",
             Self::Unavailable => "authentication is temporarily unavailable",
+            Self::InvalidDpopProof => "the DPoP proof is invalid",
+            Self::UseDpopNonce => "a DPoP proof with the server's nonce is required",
+            Self::KeyMismatch => "the token is not bound to the DPoP proof's key",
+            Self::ProofRequired => "the token must be presented with a DPoP proof",
+            Self::InsufficientUserAuthentication => {
+                "a more recent or stronger authentication is required"
+            }
         }
     }
 }
@@ -168,6 +216,9 @@ impl AuthError {
             kind,
             description: Cow::Borrowed(kind.default_description()),
             source: None,
+            scheme: None,
+            context: None,
+            extra: None,
         }
     }
 
@@ -222,6 +273,57 @@ impl AuthError {
         self
     }
 
+    /// The scheme this failure concerns: its challenge carries the error.
+    pub(crate) fn with_scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = Some(scheme);
+        self
+    }
+
+    /// The challenges name what the layer accepts, unless a layer already
+    /// said so.
+    pub(crate) fn with_context(mut self, context: Option<&Arc<ChallengeContext>>) -> Self {
+        if self.context.is_none() {
+            self.context = context.cloned();
+        }
+        self
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// A fresh DPoP nonce for the client, sent in `DPoP-Nonce`.
+    pub(crate) fn with_dpop_nonce(mut self, nonce: String) -> Self {
+        self.extra_mut().dpop_nonce = Some(nonce);
+        self
+    }
+
+    /// The step-up requirements (RFC 9470 section 3): space-separated `acr`
+    /// values (checked header-safe by the layer's builder), a maximum age.
+    pub(crate) fn with_step_up(mut self, acr_values: Option<String>, max_age: Option<u64>) -> Self {
+        let extra = self.extra_mut();
+        extra.acr_values = acr_values;
+        extra.max_age = max_age;
+        self
+    }
+
+    /// The nonce to send in the `DPoP-Nonce` response header (RFC 9449
+    /// section 9), with `use_dpop_nonce` and other DPoP errors of a layer
+    /// that requires nonces.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.extra.as_ref()?.dpop_nonce.as_deref()
+    }
+
+    /// The `acr` values a step-up rejection asks for (RFC 9470), space-separated.
+    pub fn acr_values(&self) -> Option<&str> {
+        self.extra.as_ref()?.acr_values.as_deref()
+    }
+
+    /// The maximum authentication age, in seconds, a step-up rejection asks for (RFC 9470).
+    pub fn max_age(&self) -> Option<u64> {
+        self.extra.as_ref()?.max_age
+    }
+
     /// What kind of error this is.
     pub fn kind(&self) -> AuthErrorKind {
         self.kind
@@ -244,8 +346,107 @@ impl AuthError {
         &self.description
     }
 
-    /// The `WWW-Authenticate` challenge for this error (RFC 6750 section 3),
-    /// or `None` for errors that are not authentication failures (503).
+    /// The `WWW-Authenticate` challenges for this error, one per scheme the
+    /// layer accepts (RFC 6750 section 3, RFC 9449 section 7.1), or none for
+    /// errors that are not authentication failures (503).
+    ///
+    /// The error code goes on the challenge of the scheme the request used;
+    /// a `DPoP` challenge lists the accepted algorithms; every challenge
+    /// names the resource metadata when the layer is configured with it
+    /// (RFC 9728 section 5.1).
+    ///
+    /// ```
+    /// use tower_jwt_auth::{AuthError, AuthErrorKind};
+    /// assert_eq!(
+    ///     AuthError::new(AuthErrorKind::Expired).challenges("api"),
+    ///     [r#"Bearer realm="api", error="invalid_token", error_description="the token has expired""#],
+    /// );
+    /// ```
+    pub fn challenges(&self, realm: &str) -> Vec<String> {
+        if self.kind == AuthErrorKind::Unavailable {
+            return Vec::new();
+        }
+        let default = ChallengeContext::default();
+        let context = self.context.as_deref().unwrap_or(&default);
+        let offered = |scheme: Scheme| match scheme {
+            Scheme::Bearer => context.bearer,
+            Scheme::Dpop => context.dpop_algs.is_some(),
+        };
+        // The error goes on its scheme's challenge, or on every one when its
+        // scheme is not offered (a bearer token sent to a DPoP-only layer).
+        let carries_error = |scheme: Scheme| match self.scheme {
+            Some(own) => own == scheme || !offered(own),
+            None => true,
+        };
+        let mut challenges = Vec::with_capacity(2);
+        if context.bearer {
+            challenges.push(self.render(
+                "Bearer",
+                realm,
+                carries_error(Scheme::Bearer),
+                None,
+                context,
+            ));
+        }
+        if let Some(algs) = &context.dpop_algs {
+            challenges.push(self.render(
+                "DPoP",
+                realm,
+                carries_error(Scheme::Dpop),
+                Some(algs),
+                context,
+            ));
+        }
+        challenges
+    }
+
+    fn render(
+        &self,
+        scheme: &str,
+        realm: &str,
+        with_error: bool,
+        algs: Option<&str>,
+        context: &ChallengeContext,
+    ) -> String {
+        let mut challenge = format!("{scheme} realm=\"{realm}\"");
+        if with_error && let Some(code) = self.error_code() {
+            challenge.push_str(", error=\"");
+            challenge.push_str(code);
+            challenge.push_str("\", error_description=\"");
+            // RFC 6750 section 3 allows no `"` in the header's description: a
+            // quoted claim name is written with single quotes there.
+            challenge.extend(
+                self.description
+                    .chars()
+                    .map(|c| if c == '"' { '\'' } else { c }),
+            );
+            challenge.push('"');
+            if let Some(acr) = self.acr_values() {
+                challenge.push_str(", acr_values=\"");
+                challenge.push_str(acr);
+                challenge.push('"');
+            }
+            if let Some(max_age) = self.max_age() {
+                challenge.push_str(&format!(", max_age={max_age}"));
+            }
+        }
+        if let Some(algs) = algs {
+            challenge.push_str(", algs=\"");
+            challenge.push_str(algs);
+            challenge.push('"');
+        }
+        if let Some(url) = &context.resource_metadata {
+            challenge.push_str(", resource_metadata=\"");
+            challenge.push_str(url);
+            challenge.push('"');
+        }
+        challenge
+    }
+
+    /// The `WWW-Authenticate` value for this error: its
+    /// [`challenges`](Self::challenges) joined into one field value (RFC
+    /// 9110 section 11.6.1), or `None` for errors that are not
+    /// authentication failures (503).
     ///
     /// ```
     /// use tower_jwt_auth::{AuthError, AuthErrorKind};
@@ -259,24 +460,8 @@ impl AuthError {
     /// );
     /// ```
     pub fn challenge(&self, realm: &str) -> Option<String> {
-        if self.kind == AuthErrorKind::Unavailable {
-            return None;
-        }
-        let mut challenge = format!("Bearer realm=\"{realm}\"");
-        if let Some(code) = self.error_code() {
-            challenge.push_str(", error=\"");
-            challenge.push_str(code);
-            challenge.push_str("\", error_description=\"");
-            // RFC 6750 section 3 allows no `"` in the header's description: a
-            // quoted claim name is written with single quotes there.
-            challenge.extend(
-                self.description
-                    .chars()
-                    .map(|c| if c == '"' { '\'' } else { c }),
-            );
-            challenge.push('"');
-        }
-        Some(challenge)
+        let challenges = self.challenges(realm);
+        (!challenges.is_empty()).then(|| challenges.join(", "))
     }
 }
 
@@ -291,6 +476,8 @@ impl fmt::Debug for AuthError {
             .field("kind", &self.kind)
             .field("description", &self.description)
             .field("source", &self.source)
+            .field("scheme", &self.scheme)
+            .field("extra", &self.extra)
             .finish()
     }
 }

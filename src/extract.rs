@@ -10,6 +10,7 @@ use std::{borrow::Cow, fmt, sync::Arc};
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
 
 use crate::{
+    challenge::Scheme,
     cookie::{self, CookieError},
     error::{AuthError, AuthErrorKind, ConfigError},
 };
@@ -201,13 +202,17 @@ fn invalid_request(description: &'static str) -> AuthError {
     AuthError::new(AuthErrorKind::InvalidRequest).with_description(description)
 }
 
-/// The token of the request, `Ok(None)` if it carries none.
+/// The token of the request and the scheme it came with, `Ok(None)` if it
+/// carries none. `dpop`: whether `Authorization: DPoP <token>` is accepted
+/// (RFC 9449 section 7.1); otherwise that scheme carries no token for us.
+/// Tokens from the other sources are bearer tokens.
 pub(crate) fn find_token<'a>(
     head: &RequestHead<'a>,
     fallback: &TokenSource,
-) -> Result<Option<Cow<'a, str>>, AuthError> {
-    if let Some(token) = find_borrowed(head, fallback)? {
-        return Ok(Some(Cow::Borrowed(token)));
+    dpop: bool,
+) -> Result<Option<(Cow<'a, str>, Scheme)>, AuthError> {
+    if let Some((token, scheme)) = find_borrowed(head, fallback, dpop)? {
+        return Ok(Some((Cow::Borrowed(token), scheme)));
     }
     let TokenSource::Custom(custom) = fallback else {
         return Ok(None);
@@ -216,7 +221,7 @@ pub(crate) fn find_token<'a>(
         return Ok(None);
     }
     match (custom.0)(head)? {
-        Some(token) if is_b64token(&token) => Ok(Some(token)),
+        Some(token) if is_b64token(&token) => Ok(Some((token, Scheme::Bearer))),
         Some(_) => Err(invalid_request("the token is malformed")),
         None => Ok(None),
     }
@@ -226,7 +231,8 @@ pub(crate) fn find_token<'a>(
 fn find_borrowed<'a>(
     head: &RequestHead<'a>,
     fallback: &TokenSource,
-) -> Result<Option<&'a str>, AuthError> {
+    dpop: bool,
+) -> Result<Option<(&'a str, Scheme)>, AuthError> {
     let headers = head.headers;
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     if let Some(value) = values.next() {
@@ -236,31 +242,45 @@ fn find_borrowed<'a>(
         let value = value
             .to_str()
             .map_err(|_| invalid_request("the Authorization header is not valid ASCII"))?;
-        return match split_scheme(value) {
-            Some((scheme, credentials)) if scheme.eq_ignore_ascii_case("bearer") => {
-                if credentials.is_empty() {
-                    return Err(invalid_request("the bearer token is empty"));
-                }
-                if !is_b64token(credentials) {
-                    return Err(invalid_request("the bearer token is malformed"));
-                }
-                Ok(Some(credentials))
+        let scheme_of = |name: &str| {
+            if name.eq_ignore_ascii_case("bearer") {
+                Some(Scheme::Bearer)
+            } else if dpop && name.eq_ignore_ascii_case("dpop") {
+                Some(Scheme::Dpop)
+            } else {
+                None
             }
-            // Another scheme (Basic, ...) carries no bearer credentials.
-            Some(_) => Ok(None),
+        };
+        return match split_scheme(value) {
+            Some((name, credentials)) => match scheme_of(name) {
+                Some(scheme) => {
+                    if credentials.is_empty() {
+                        return Err(invalid_request(empty(scheme)));
+                    }
+                    if !is_b64token(credentials) {
+                        return Err(invalid_request(match scheme {
+                            Scheme::Bearer => "the bearer token is malformed",
+                            Scheme::Dpop => "the DPoP token is malformed",
+                        }));
+                    }
+                    Ok(Some((credentials, scheme)))
+                }
+                // Another scheme (Basic, ...) carries no token for us.
+                None => Ok(None),
+            },
             None if value.trim().is_empty() => {
                 Err(invalid_request("the Authorization header is empty"))
             }
             // A lone word: "Bearer" without a token is malformed, anything
             // else is a scheme we do not handle.
-            None if value.trim().eq_ignore_ascii_case("bearer") => {
-                Err(invalid_request("the bearer token is empty"))
-            }
-            None => Ok(None),
+            None => match scheme_of(value.trim()) {
+                Some(scheme) => Err(invalid_request(empty(scheme))),
+                None => Ok(None),
+            },
         };
     }
-    match fallback {
-        TokenSource::AuthorizationHeader => Ok(None),
+    let token = match fallback {
+        TokenSource::AuthorizationHeader => None,
         TokenSource::Header(name) => {
             let mut values = headers.get_all(name).iter();
             let Some(value) = values.next() else {
@@ -270,13 +290,21 @@ fn find_borrowed<'a>(
                 return Err(invalid_request("the token header is repeated"));
             }
             match value.to_str() {
-                Ok(token) if is_b64token(token) => Ok(Some(token)),
-                _ => Err(invalid_request("the token header is malformed")),
+                Ok(token) if is_b64token(token) => Some(token),
+                _ => return Err(invalid_request("the token header is malformed")),
             }
         }
-        TokenSource::Cookie(name) => find_cookie(headers, name),
-        TokenSource::WebSocketProtocol(name) => find_subprotocol(headers, name),
-        TokenSource::Custom(_) => Ok(None),
+        TokenSource::Cookie(name) => find_cookie(headers, name)?,
+        TokenSource::WebSocketProtocol(name) => find_subprotocol(headers, name)?,
+        TokenSource::Custom(_) => None,
+    };
+    Ok(token.map(|token| (token, Scheme::Bearer)))
+}
+
+fn empty(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Bearer => "the bearer token is empty",
+        Scheme::Dpop => "the DPoP token is empty",
     }
 }
 
@@ -348,8 +376,8 @@ mod tests {
         let mut request = http::Request::new(());
         *request.headers_mut() = headers(pairs);
         let request: &'static http::Request<()> = Box::leak(Box::new(request));
-        find_token(&RequestHead::new(request), source)
-            .map(|token| token.map(|t| &*Box::leak(t.into_owned().into_boxed_str())))
+        find_token(&RequestHead::new(request), source, false)
+            .map(|token| token.map(|(t, _)| &*Box::leak(t.into_owned().into_boxed_str())))
             .map_err(|e| e.kind())
     }
 

@@ -9,16 +9,20 @@ compile_error!("enable a crypto backend: the `rust_crypto` (default) or `aws_lc_
 pub mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;
+mod challenge;
 mod claims;
 mod cookie;
+pub mod dpop;
 mod error;
 mod extract;
 mod issuer;
 pub mod keys;
 pub mod metrics;
 pub mod refresh;
+pub mod resource_metadata;
 mod response;
 pub mod role;
+pub mod step_up;
 #[cfg(feature = "tonic")]
 pub mod tonic;
 mod verifier;
@@ -26,7 +30,7 @@ mod verifier;
 #[cfg(feature = "key-ring")]
 pub use crate::issuer::{DEFAULT_JWKS_MAX_AGE, JwksService, JwksServiceBuilder};
 pub use crate::{
-    auth::{JwtAuth, JwtAuthLayer, JwtAuthLayerBuilder},
+    auth::{JwtAuth, JwtAuthLayer, JwtAuthLayerBuilder, Presentation},
     claims::{Claims, RegisteredClaims},
     error::{AuthError, AuthErrorKind, ConfigError},
     extract::{CustomSource, RequestHead, TokenSource},
@@ -36,6 +40,7 @@ pub use crate::{
     },
     response::{DefaultResponder, RejectionBody, Responder},
     role::{RequireRole, RequireRoleLayer, RoleHierarchy},
+    step_up::{StepUp, StepUpLayer, StepUpLayerBuilder},
     verifier::{
         DEFAULT_CACHE_ENTRIES, DEFAULT_CACHE_MEMORY, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN,
         Verifier, VerifierBuilder,

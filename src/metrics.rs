@@ -93,7 +93,8 @@ pub(crate) fn token_rejected(kind: AuthErrorKind) {
         MissingCredentials, InvalidRequest, TokenTooLong, Malformed, UnsupportedAlgorithm,
         UnknownKey, InvalidSignature, UnsupportedCritical, InvalidType, DuplicateClaim,
         MissingClaim, InvalidClaims, Expired, NotYetValid, InvalidIssuer, InvalidAudience,
-        Rejected, InsufficientScope, Unavailable,
+        Rejected, InsufficientScope, Unavailable, InvalidDpopProof, UseDpopNonce, KeyMismatch,
+        ProofRequired, InsufficientUserAuthentication,
     );
     increment(key, 1);
 }

@@ -160,10 +160,11 @@ impl<B: RejectionBody> Responder<B> for DefaultResponder {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let Some(challenge) = error.challenge(self.realm()) {
-            // The realm and description were checked for header safety.
+        // One header line per challenge (Bearer, DPoP). The realm,
+        // description and parameters were checked for header safety.
+        for challenge in error.challenges(self.realm()) {
             if let Ok(value) = HeaderValue::try_from(challenge) {
-                headers.insert(header::WWW_AUTHENTICATE, value);
+                headers.append(header::WWW_AUTHENTICATE, value);
             }
         }
         response
@@ -220,6 +221,12 @@ where
     } else {
         responder.respond(&error)
     };
+    // RFC 9449 section 9: the nonce travels whatever the responder wrote.
+    if let Some(nonce) = error.dpop_nonce()
+        && let Ok(value) = HeaderValue::from_str(nonce)
+    {
+        response.headers_mut().insert("dpop-nonce", value);
+    }
     response.extensions_mut().insert(error);
     response
 }

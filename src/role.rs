@@ -23,6 +23,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
+    challenge::SharedContext,
     claims::VerifiedPayload,
     error::{AuthError, AuthErrorKind},
     response::{DefaultResponder, Responder, is_grpc, reject},
@@ -357,6 +358,12 @@ where
             },
             Err(error) => {
                 tracing::debug!(kind = ?error.kind(), "role requirement not met");
+                let error = error.with_context(
+                    request
+                        .extensions()
+                        .get::<SharedContext>()
+                        .map(|context| &context.0),
+                );
                 let response = reject(error, is_grpc(&request), &self.responder);
                 ResponseFuture {
                     state: RoleState::Rejected {

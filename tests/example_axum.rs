@@ -176,7 +176,21 @@ async fn login_succeeds_for_both_demo_users() {
         names.sort_unstable();
         assert_eq!(
             names,
-            ["aud", "exp", "iat", "iss", "jti", "role", "sid", "sub"]
+            [
+                "aud",
+                "auth_time",
+                "exp",
+                "iat",
+                "iss",
+                "jti",
+                "role",
+                "sid",
+                "sub"
+            ]
+        );
+        // The login's time: refreshed tokens keep it (step-up, RFC 9470).
+        assert!(
+            (claims["auth_time"].as_i64().unwrap() - claims["iat"].as_i64().unwrap()).abs() <= 1
         );
         assert_eq!(claims["sub"], id);
         assert_eq!(claims["role"], role);

@@ -8,6 +8,8 @@ mod axum_server;
 
 #[path = "support/oidc.rs"]
 mod oidc;
+#[path = "support/dpop.rs"]
+mod proofs;
 
 use std::{
     sync::Arc,
@@ -608,5 +610,112 @@ async fn an_unreachable_provider_names_its_issuer() {
             r#"cannot load the provider's keys (issuer "http://127.0.0.1:1/realms/a"): "#
         ),
         "{error}"
+    );
+}
+
+/// A token of `idp`'s client `client_id` bound (DPoP) to the key `name` of `keys`.
+async fn dpop_token(idp: &Provider, client_id: &str, keys: &Value, name: &str) -> String {
+    let proof = proofs::proof(
+        keys,
+        json!({"key": name, "htm": "POST", "htu": idp.token_endpoint()}),
+    );
+    let resource = idp.resource().to_owned();
+    let response = idp
+        .token_request(
+            client_id,
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "read"),
+                ("resource", &resource),
+            ],
+            &[("DPoP", &proof)],
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.body["token_type"], "DPoP");
+    response.body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// `GET uri` with `Authorization: DPoP <token>` and a proof by `key` made by `jose`.
+async fn get_dpop(app: &Router, uri: &str, token: &str, keys: &Value, key: &str) -> Reply {
+    let htu = format!("https://api.example.test{uri}");
+    let proof = proofs::proof(
+        keys,
+        json!({"key": key, "htm": "GET", "htu": htu, "accessToken": token}),
+    );
+    let request = Request::get(uri)
+        .header(header::AUTHORIZATION, format!("DPoP {token}"))
+        .header("DPoP", proof)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes().to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn dpop_bound_tokens_with_proofs_pass_every_protected_route() {
+    let Some(a) = idp_a().await else { return };
+    let app = router(&[
+        ("OIDC_ISSUER", a.issuer()),
+        ("JWT_AUDIENCE", AUDIENCE),
+        ("PUBLIC_URL", "https://api.example.test"),
+    ])
+    .await;
+    let keys = proofs::keys(&[("k", "ES256"), ("other", "ES256")]);
+    // The administrator client's token, bound to `k`.
+    let token = dpop_token(a, "client-rs256", &keys, "k").await;
+    assert_eq!(
+        payload(&token)["cnf"]["jkt"],
+        proofs::thumbprint(&keys, "k").as_str()
+    );
+    let me = get_dpop(&app, "/users/me", &token, &keys, "k").await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    assert_eq!(me.json()["id"], "client-rs256");
+    let admin = get_dpop(&app, "/admin/users", &token, &keys, "k").await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.text());
+
+    // Without the key: another key's proof, or no proof at all.
+    let stolen = get_dpop(&app, "/users/me", &token, &keys, "other").await;
+    assert_eq!(stolen.status, StatusCode::UNAUTHORIZED);
+    let as_bearer = get(&app, "/users/me", &token).await;
+    assert_eq!(as_bearer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        as_bearer.challenge(),
+        Some(
+            r#"Bearer realm="tower-jwt-auth-example", error="invalid_token", error_description="the token must be presented with a DPoP proof""#
+        )
+    );
+}
+
+#[tokio::test]
+async fn provider_mode_serves_its_resource_metadata() {
+    let (Some(a), Some(b)) = (idp_a().await, idp_b().await) else {
+        return;
+    };
+    let issuers = format!("{}, {}", a.issuer(), b.issuer());
+    let app = router(&[("OIDC_ISSUER", &issuers), ("JWT_AUDIENCE", AUDIENCE)]).await;
+    let reply = send(
+        &app,
+        Method::GET,
+        "/.well-known/oauth-protected-resource",
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let json = reply.json();
+    assert_eq!(json["resource"], AUDIENCE);
+    assert_eq!(
+        json["authorization_servers"],
+        json!([a.issuer(), b.issuer()])
+    );
+    assert_eq!(json["bearer_methods_supported"], json!(["header"]));
+    assert_eq!(
+        json["dpop_signing_alg_values_supported"],
+        json!(["ES256", "ES384", "EdDSA", "PS256", "RS256"])
     );
 }

@@ -568,7 +568,10 @@ async fn a_login_racing_a_password_change_keeps_no_session() {
     assert_eq!(status, StatusCode::OK);
     // Now the racing login finishes: its session was started under the old
     // credentials, so neither its refresh token nor its access token works.
-    let late = state.issue_tokens(&racer, Some("racer")).await.unwrap();
+    let late = state
+        .issue_tokens(&racer, Some("racer"), None)
+        .await
+        .unwrap();
     let late_refresh = late.refresh_token.clone().unwrap();
     let (status, json) = send(&app, refresh(&late_refresh)).await;
     assert_eq!((status, json), (StatusCode::BAD_REQUEST, invalid_grant()));

@@ -106,7 +106,10 @@ async fn schema_version(pool: &PgPool) -> i32 {
 }
 
 async fn rotate_function(pool: &PgPool) -> String {
-    sqlx::query_scalar("SELECT pg_get_functiondef('tjwt_rotate'::regproc)")
+    // The name is a parameter: a constant `regproc` would be resolved once,
+    // in the connection's cached plan, and migrate() replaces the function.
+    sqlx::query_scalar("SELECT pg_get_functiondef($1::text::regproc)")
+        .bind("tjwt_rotate")
         .fetch_one(pool)
         .await
         .unwrap()
@@ -249,6 +252,9 @@ async fn migrate_upgrades_a_version_2_database_in_place() {
         expires_at: now + 3600,
         generation: 0,
         revoked: false,
+
+        auth_time: now + 3,
+        jkt: None,
     };
     let token = TokenRecord {
         hash: random_hash(),
@@ -322,6 +328,8 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         expires_at: now + 3600,
         generation: 0,
         revoked: false,
+        auth_time: 0,
+        jkt: None,
     };
     let hash = random_hash();
     let token = TokenRecord {
@@ -386,4 +394,97 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     ));
     drop(pool);
     db.remove().await;
+}
+
+/// A database of an older schema version upgrades in place: version 2,
+/// version 3 of the DPoP branch (`auth_time` and `jkt`, no session cap or
+/// retry permits) and version 4 (session cap and retry permits, no
+/// `auth_time` or `jkt`). Its sessions read their creation as their login
+/// when they have none, stay unbound, keep rotating under the current
+/// functions, and count toward the session cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrates_versions_2_3_and_4() {
+    for (version, schema) in [
+        (2, include_str!("fixtures/postgres_schema_v2.sql")),
+        (3, include_str!("fixtures/postgres_schema_v3_dpop.sql")),
+        (4, include_str!("fixtures/postgres_schema_v4.sql")),
+    ] {
+        let Some(db) = Isolated::new().await else {
+            return;
+        };
+        let pool = db.pool(1).await;
+        sqlx::raw_sql(schema).execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO tjwt_schema (id, version) VALUES (true, $1)")
+            .bind(version)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO tjwt_families
+                 (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked)
+                 VALUES ('old-session', 'old-user', NULL, 1000, 1000, 4000000000, 0, false);
+             INSERT INTO tjwt_tokens (hash, family_id, parent, generation, created_at, status)
+                 VALUES (decode(repeat('ab', 32), 'hex'), 'old-session', NULL, 0, 1000, 0);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let store = db.store().await;
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("migrate from version {version}: {e}"));
+        store.migrate().await.expect("and again: already current");
+        assert_eq!(schema_version(&pool).await, 5, "from version {version}");
+        let session = store.session("old-session").await.unwrap().unwrap();
+        assert_eq!((session.auth_time, session.jkt), (1000, None));
+        let outcome = store
+            .rotate(&Rotation {
+                presented: TokenHash::from_bytes([0xab; 32]),
+                child: random_hash(),
+                now: 2000,
+                idle_cutoff: 0,
+                grace_cutoff: None,
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(&outcome, RotateOutcome::Rotated(s) if s.auth_time == 1000),
+            "from version {version}: {outcome:?}"
+        );
+        // A bound session with a cap of one: the old session is evicted.
+        let session = Session {
+            id: unique("new-"),
+            user_id: "old-user".to_owned(),
+            device: None,
+            created_at: 3000,
+            last_used_at: 3000,
+            expires_at: 4_000_000_000,
+            generation: 0,
+            revoked: false,
+            auth_time: 2500,
+            jkt: Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".to_owned()),
+        };
+        let token = TokenRecord {
+            hash: random_hash(),
+            session_id: session.id.clone(),
+            parent: None,
+            generation: 0,
+            created_at: 3000,
+            status: TokenStatus::Active,
+        };
+        let evicted = store.create(&session, &token, 1).await.unwrap();
+        assert_eq!(
+            evicted,
+            vec!["old-session".to_owned()],
+            "from version {version}"
+        );
+        assert_eq!(
+            store.session(&session.id).await.unwrap().as_ref(),
+            Some(&session)
+        );
+        drop(store);
+        pool.close().await;
+        db.remove().await;
+    }
 }

@@ -192,6 +192,8 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         expires_at: now + 3600,
         generation: 0,
         revoked: false,
+        auth_time: 0,
+        jkt: None,
     };
     // Fixed hashes are fine: the prefix is unique.
     let hash = TokenHash::from_bytes([7; 32]);
@@ -523,4 +525,52 @@ async fn a_retry_after_a_redis_timeout_is_not_reuse() {
         .await
         .expect("the retried pair works");
     store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
+}
+
+/// The DPoP replay cache on Redis: shared by instances, one `SET NX EXAT`
+/// per proof, forgotten by Redis when the proof could no longer be accepted.
+#[tokio::test]
+async fn the_dpop_replay_cache_is_shared_and_expires() {
+    use tower_jwt_auth::dpop::{RedisReplayCache, ReplayCache, ReplayKey};
+    let _shared = REDIS.read().await;
+
+    let prefix = format!("{}:", unique("tjwt-dpop-test-"));
+    let first = match RedisReplayCache::new(&redis_url()).await {
+        Ok(cache) => cache.with_prefix(&prefix),
+        Err(e) => {
+            unreachable::<()>("Redis", "REDIS_URL", &e);
+            return;
+        }
+    };
+    let second = RedisReplayCache::new(&redis_url())
+        .await
+        .unwrap()
+        .with_prefix(&prefix);
+    let key = ReplayKey::from_bytes(rand::random());
+    let expires_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 65;
+    assert!(first.first_use(&key, expires_at).await.unwrap());
+    assert!(
+        !second.first_use(&key, expires_at).await.unwrap(),
+        "another instance sees the replay"
+    );
+    assert!(
+        second
+            .first_use(&ReplayKey::from_bytes(rand::random()), expires_at)
+            .await
+            .unwrap()
+    );
+    let mut conn = raw_connection().await;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{prefix}{}", key.to_hex()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        (1..=65).contains(&ttl),
+        "the key expires with the proof: {ttl}"
+    );
 }

@@ -10,10 +10,12 @@ use serde::Deserialize;
 use tower_jwt_auth::{
     Algorithm, AuthError, Claims, ConfigError, DefaultResponder, JwtAuthLayer, RequireRoleLayer,
     RoleHierarchy, SigningKey, TokenIssuer, VerificationKey, Verifier,
+    dpop::{Dpop, DpopProof},
     refresh::{
         DEFAULT_SESSION_LIFETIME, MemoryStore, RefreshError, RefreshTokens, Subject, TokenPair,
         TokenResponse, store::RefreshStore,
     },
+    resource_metadata::ProtectedResourceMetadata,
 };
 
 use super::{
@@ -63,6 +65,9 @@ pub struct ProviderAuth {
     /// The verifier inside `auth`: [`Verifier::is_ready`] turns true once
     /// every issuer's keys are at hand (with `JWKS_LAZY=1`, not at start).
     pub verifier: Verifier,
+    /// `/.well-known/oauth-protected-resource` (RFC 9728): the audience as
+    /// the resource, the providers as its authorization servers.
+    pub metadata: ProtectedResourceMetadata,
 }
 
 impl ProviderAuth {
@@ -70,11 +75,19 @@ impl ProviderAuth {
     pub fn new(
         verifier: Verifier,
         provider: &ProviderConfig,
+        audience: &str,
+        dpop: &Dpop,
         responder: &DefaultResponder,
     ) -> Result<Self, ConfigError> {
         // No session check: the provider's tokens carry no local session.
+        // Bearer tokens, and DPoP-bound ones with their proofs.
         let auth = JwtAuthLayer::builder(verifier.clone())
+            .presentation(dpop.or_bearer())
             .responder(responder.clone())
+            .build()?;
+        let metadata = ProtectedResourceMetadata::builder(audience)
+            .authorization_servers(provider.issuers.iter().map(|keys| keys.issuer()))
+            .dpop(dpop)
             .build()?;
         let admins = RequireRoleLayer::any_of([provider.admin_role.as_str()]);
         let admins = match &provider.role_claim {
@@ -86,6 +99,7 @@ impl ProviderAuth {
             auth,
             admins: admins.responder(responder.clone()),
             verifier,
+            metadata,
         })
     }
 }
@@ -103,6 +117,11 @@ pub struct AppState {
     pub responder: DefaultResponder,
     /// Refresh-token rotation and sessions.
     pub refresh: RefreshTokens,
+    /// The DPoP proof rules: for the protected routes, and for the login and
+    /// refresh endpoints, where a proof binds the session to its key.
+    pub dpop: Dpop,
+    /// `/.well-known/oauth-protected-resource` of issuing mode.
+    pub metadata: ProtectedResourceMetadata,
     /// Provider mode (`OIDC_ISSUER` or `JWKS_URL`): its layers verify the
     /// providers' tokens instead of `auth`, and this server issues none.
     pub provider: Option<ProviderAuth>,
@@ -157,12 +176,15 @@ impl AppState {
         let responder = DefaultResponder::new(REALM)?;
         let refresh = RefreshTokens::new(store, tokens.clone());
         let users = UserStore::with_demo_users();
+        let dpop = dpop(config)?;
         // Access tokens of ended sessions are refused at once, and so are
         // those of sessions started under older credentials (a login that
-        // raced a password change).
+        // raced a password change); DPoP-bound tokens (a login with a proof)
+        // need their proofs.
         let session_check = refresh.session_check::<AccessClaims>();
         let epochs = users.clone();
         let auth = JwtAuthLayer::builder(verifier)
+            .presentation(dpop.or_bearer())
             .responder(responder.clone())
             .check(move |claims: &Claims<AccessClaims>| {
                 let live = session_check(claims);
@@ -180,12 +202,18 @@ impl AppState {
                 }
             })
             .build()?;
+        let metadata = ProtectedResourceMetadata::builder(&config.audience)
+            .authorization_server(&config.issuer)
+            .dpop(&dpop)
+            .build()?;
         Ok(Self {
             users,
             tokens,
             auth,
             responder,
             refresh,
+            dpop,
+            metadata,
             provider: None,
             login_limiter: LoginLimiter::per_minute(config.login_rate_per_min),
             well_known: None,
@@ -212,35 +240,53 @@ impl AppState {
         };
         if let Some(provider) = &config.provider {
             let verifier = provider_verifier(provider, &config.audience).await?;
-            state.provider =
-                Some(ProviderAuth::new(verifier, provider, &state.responder).map_err(invalid)?);
+            state.provider = Some(
+                ProviderAuth::new(
+                    verifier,
+                    provider,
+                    &config.audience,
+                    &state.dpop,
+                    &state.responder,
+                )
+                .map_err(invalid)?,
+            );
         }
         Ok(state)
     }
 
     /// The token response of a successful login: a new session on `device`,
-    /// under the credential epoch `user` was read with.
+    /// under the credential epoch `user` was read with, bound to the key of
+    /// `proof` when the login carried one (`token_type` `DPoP`).
     pub async fn issue_tokens(
         &self,
         user: &User,
         device: Option<&str>,
+        proof: Option<&DpopProof>,
     ) -> Result<TokenResponse, RefreshError> {
         Ok(self
-            .start_session(user, user.epoch, device)
+            .start_session(user, user.epoch, device, proof)
             .await?
             .response())
     }
 
     /// A new session for `user` on `device`, remembered as started under the
-    /// credential epoch `epoch`.
+    /// credential epoch `epoch`, bound to the key of `proof` if any.
     pub async fn start_session(
         &self,
         user: &User,
         epoch: u64,
         device: Option<&str>,
+        proof: Option<&DpopProof>,
     ) -> Result<TokenPair, RefreshError> {
         let subject = Subject::new(&user.id).role(user.role.as_str());
-        let pair = self.refresh.login(subject, device).await?;
+        let pair = match proof {
+            Some(proof) => {
+                self.refresh
+                    .login_with_proof(subject, device, proof)
+                    .await?
+            }
+            None => self.refresh.login(subject, device).await?,
+        };
         let lifetime = i64::try_from(DEFAULT_SESSION_LIFETIME.as_secs()).unwrap_or(i64::MAX);
         self.users
             .record_session(
@@ -252,6 +298,19 @@ impl AppState {
             )
             .await;
         Ok(pair)
+    }
+}
+
+/// The DPoP rules: proofs name `PUBLIC_URL`, or else the `Host` the client
+/// called, over `http` (a developer's machine; behind a proxy, set
+/// `PUBLIC_URL`).
+fn dpop(config: &Config) -> Result<Dpop, ConfigError> {
+    match &config.public_url {
+        Some(url) => Dpop::builder().base_url(url).build(),
+        None => Dpop::builder()
+            .base_url("http://localhost")
+            .trust_forwarded_headers()
+            .build(),
     }
 }
 
@@ -339,7 +398,8 @@ pub fn app(state: AppState) -> Router {
     let login_limit = middleware::from_fn_with_state(state.login_limiter.clone(), limit_logins);
     let public = Router::new()
         .route("/users/login", post(login).route_layer(login_limit))
-        .route_service("/users/refresh", refresh_endpoint(&state));
+        .route_service("/users/refresh", refresh_endpoint(&state))
+        .route_service(state.metadata.well_known_path(), state.metadata.clone());
 
     // Key-ring mode: the JWK Set and the discovery document, no token needed.
     let well_known = state.well_known.clone();
@@ -360,6 +420,10 @@ fn provider_app(state: AppState, provider: ProviderAuth) -> Router {
         .route("/admin/users", get(list_users).route_layer(provider.admins))
         .layer(provider.auth);
     Router::new()
+        .route_service(
+            provider.metadata.well_known_path(),
+            provider.metadata.clone(),
+        )
         .route("/users/login", post(not_in_provider_mode))
         .route("/users/refresh", post(not_in_provider_mode))
         .route("/users/logout", post(not_in_provider_mode))

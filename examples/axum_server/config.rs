@@ -35,6 +35,10 @@ pub struct Config {
     /// Login attempts allowed a minute per client IP (`LOGIN_RATE_PER_MIN`,
     /// default 10).
     pub login_rate_per_min: NonZeroU32,
+    /// `PUBLIC_URL`: the URL clients call this server at, which their DPoP
+    /// proofs name (`htu`). When unset, the `Host` header is trusted, with
+    /// `http`: fine on a developer's machine, not behind a proxy.
+    pub public_url: Option<String>,
     /// Provider mode: identity providers whose tokens are verified instead
     /// of our own (`OIDC_ISSUER` or `JWKS_URL`).
     pub provider: Option<ProviderConfig>,
@@ -278,6 +282,7 @@ impl Config {
             audience: non_empty("JWT_AUDIENCE", "example-api")?,
             store,
             login_rate_per_min,
+            public_url: var("PUBLIC_URL")?,
         })
     }
 }

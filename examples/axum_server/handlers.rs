@@ -5,7 +5,7 @@ use std::{fmt, future::Future, pin::Pin};
 use axum::{
     Form, Json,
     extract::State,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ pub fn refresh_endpoint(
 ) -> RefreshEndpoint<impl Fn(String) -> RefreshLookup + Clone + Send + Sync + 'static> {
     let users = state.users.clone();
     let refresh = state.refresh.clone();
-    RefreshEndpoint::new(state.refresh.clone(), move |user_id: String| {
+    RefreshEndpoint::builder(state.refresh.clone(), move |user_id: String| {
         let users = users.clone();
         let refresh = refresh.clone();
         Box::pin(async move {
@@ -87,6 +87,10 @@ pub fn refresh_endpoint(
                 .map(|user| Subject::new(user.id).role(user.role.as_str())))
         }) as RefreshLookup
     })
+    // A session bound at login refreshes only with a proof by its key.
+    .dpop(state.dpop.clone())
+    .build()
+    .expect("no cookie: nothing to refuse")
 }
 
 /// The future of the refresh endpoint's user lookup.
@@ -99,12 +103,14 @@ fn device_label(headers: &HeaderMap) -> Option<String> {
 }
 
 fn refresh_error(error: RefreshError) -> Response {
-    tracing::error!(error = %error, "refresh store");
+    tracing::info!(error = %error, "token request refused");
     error.to_response().map(axum::body::Body::from)
 }
 
 pub async fn login(
     State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -132,9 +138,18 @@ pub async fn login(
         )
         .into_response();
     };
-    tracing::info!(user = %user.id, "login");
+    // A `DPoP` proof binds the session to its key (RFC 9449 section 5).
+    let proof = match state
+        .dpop
+        .check_token_request(&method, &uri, &headers)
+        .await
+    {
+        Ok(proof) => proof,
+        Err(error) => return refresh_error(RefreshError::dpop(error)),
+    };
+    tracing::info!(user = %user.id, bound = proof.is_some(), "login");
     match state
-        .issue_tokens(&user, device_label(&headers).as_deref())
+        .issue_tokens(&user, device_label(&headers).as_deref(), proof.as_ref())
         .await
     {
         Ok(tokens) => no_store(Json(tokens).into_response()),
@@ -345,7 +360,9 @@ pub async fn update_me(
     })?;
     let epoch = user.epoch + 1;
     let fresh = state
-        .start_session(&user, epoch, device_label(&headers).as_deref())
+        // Not bound to a DPoP key: the request's proof was made for this
+        // resource, not for a token request.
+        .start_session(&user, epoch, device_label(&headers).as_deref(), None)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "starting a session failed; the password was not changed");

@@ -91,7 +91,23 @@
 //!   before reading the body. The client is the TCP peer (axum's
 //!   `ConnectInfo`); no `X-Forwarded-For` is trusted, so behind a reverse
 //!   proxy all clients share the proxy's budget (see `limit.rs`).
+//! - `PUBLIC_URL`: the URL clients call the server at (`https://api.example.com`),
+//!   which their DPoP proofs name as `htu`. When unset, the `Host` header
+//!   is trusted, over `http`: right on a developer's machine, wrong behind
+//!   a proxy.
 //! - `RUST_LOG`: the log filter (default `info`).
+//!
+//! DPoP (RFC 9449), in both modes: every protected route takes bearer
+//! tokens and DPoP-bound tokens (`Authorization: DPoP <token>` with a `DPoP`
+//! proof); a bound token sent as a bearer token is refused. In issuing mode
+//! a login with a `DPoP` proof binds the session to the proof's key: the
+//! pair's `token_type` is `DPoP`, its access tokens carry `cnf.jkt`, and
+//! `/users/refresh` refreshes it only with a proof by that key. Every access
+//! token carries the login's `auth_time`, refreshed ones included.
+//!
+//! `GET /.well-known/oauth-protected-resource` (RFC 9728), in both modes:
+//! `resource` is `JWT_AUDIENCE`, `authorization_servers` the issuers
+//! (`JWT_ISSUER`, or the providers'), with the DPoP algorithms.
 //!
 //! Routes (issuing mode, the default):
 //!

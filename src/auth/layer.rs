@@ -2,8 +2,9 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 use tower_layer::Layer;
 
-use super::JwtAuth;
+use super::{JwtAuth, Presentation};
 use crate::{
+    challenge::ChallengeContext,
     claims::Claims,
     error::{AuthError, ConfigError},
     extract::{RequestHead, TokenSource},
@@ -23,6 +24,9 @@ pub(crate) struct Shared<C> {
     pub(crate) optional: bool,
     pub(crate) check: Option<CheckFn<C>>,
     pub(crate) resolver: Option<ResolverFn>,
+    pub(crate) presentation: Presentation,
+    /// What the challenges advertise; `None`: Bearer alone, nothing more.
+    pub(crate) context: Option<Arc<ChallengeContext>>,
 }
 
 /// Authenticates requests by bearer token; see the [module docs](crate::auth).
@@ -71,6 +75,7 @@ impl<C, R: fmt::Debug> fmt::Debug for JwtAuthLayer<C, R> {
             .field("source", &self.shared.source)
             .field("optional", &self.shared.optional)
             .field("check", &self.shared.check.is_some())
+            .field("presentation", &self.shared.presentation)
             .field("responder", &self.responder)
             .finish()
     }
@@ -87,6 +92,8 @@ impl<C> JwtAuthLayer<C> {
                 optional: false,
                 check: None,
                 resolver: None,
+                presentation: Presentation::bearer(),
+                context: None,
             }),
             responder: DefaultResponder::default(),
         }
@@ -100,6 +107,8 @@ impl<C> JwtAuthLayer<C> {
             optional: false,
             check: None,
             resolver: None,
+            presentation: Presentation::bearer(),
+            resource_metadata: None,
             responder: DefaultResponder::default(),
             error: None,
         }
@@ -129,6 +138,8 @@ pub struct JwtAuthLayerBuilder<C, R = DefaultResponder> {
     optional: bool,
     check: Option<CheckFn<C>>,
     resolver: Option<ResolverFn>,
+    presentation: Presentation,
+    resource_metadata: Option<String>,
     responder: R,
     error: Option<ConfigError>,
 }
@@ -141,6 +152,8 @@ impl<C, R: fmt::Debug> fmt::Debug for JwtAuthLayerBuilder<C, R> {
             .field("optional", &self.optional)
             .field("check", &self.check.is_some())
             .field("resolver", &self.resolver.is_some())
+            .field("presentation", &self.presentation)
+            .field("resource_metadata", &self.resource_metadata)
             .field("responder", &self.responder)
             .finish()
     }
@@ -245,6 +258,37 @@ impl<C, R> JwtAuthLayerBuilder<C, R> {
         self
     }
 
+    /// How requests present their tokens: bearer tokens only (the default),
+    /// or DPoP-bound tokens with proofs, alone or beside bearer tokens
+    /// (RFC 9449); see [`crate::dpop`].
+    ///
+    /// ```
+    /// use tower_jwt_auth::{JwtAuthLayer, VerificationKey, Verifier, dpop::Dpop};
+    /// # let verifier = Verifier::builder()
+    /// #     .key(VerificationKey::hmac(b"a secret of at least thirty-two bytes!")?)
+    /// #     .build()?;
+    /// let dpop = Dpop::builder().base_url("https://api.example.com").build()?;
+    /// let layer = JwtAuthLayer::<serde_json::Value>::builder(verifier)
+    ///     .presentation(dpop.or_bearer())
+    ///     .build()?;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn presentation(mut self, presentation: Presentation) -> Self {
+        self.presentation = presentation;
+        self
+    }
+
+    /// The URL of this resource's metadata (RFC 9728), named as
+    /// `resource_metadata` in every challenge so that clients can find the
+    /// authorization servers; see
+    /// [`ProtectedResourceMetadata::metadata_url`](crate::resource_metadata::ProtectedResourceMetadata::metadata_url).
+    /// An absolute `https` or `http` URL without quotes or backslashes,
+    /// checked by [`build`](Self::build).
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
+    }
+
     /// Replaces how rejections become responses; see [`Responder`](crate::Responder).
     pub fn responder<R2>(self, responder: R2) -> JwtAuthLayerBuilder<C, R2> {
         JwtAuthLayerBuilder {
@@ -253,6 +297,8 @@ impl<C, R> JwtAuthLayerBuilder<C, R> {
             optional: self.optional,
             check: self.check,
             resolver: self.resolver,
+            presentation: self.presentation,
+            resource_metadata: self.resource_metadata,
             responder,
             error: self.error,
         }
@@ -264,6 +310,23 @@ impl<C, R> JwtAuthLayerBuilder<C, R> {
             return Err(error);
         }
         self.source.check()?;
+        if let Some(url) = &self.resource_metadata {
+            let absolute = url.starts_with("https://") || url.starts_with("http://");
+            if !absolute || !url.bytes().all(crate::error::is_qdtext) {
+                return Err(ConfigError::new(
+                    "the resource metadata URL must be an absolute http(s) URL \
+                     without quotes or backslashes",
+                ));
+            }
+        }
+        let proof = self.presentation.proof.as_ref();
+        let context = (proof.is_some() || self.resource_metadata.is_some()).then(|| {
+            Arc::new(ChallengeContext {
+                bearer: self.presentation.bearer,
+                dpop_algs: proof.map(|proof| proof.algs().to_owned()),
+                resource_metadata: self.resource_metadata,
+            })
+        });
         Ok(JwtAuthLayer {
             shared: Arc::new(Shared {
                 verifier: self.verifier,
@@ -271,6 +334,8 @@ impl<C, R> JwtAuthLayerBuilder<C, R> {
                 optional: self.optional,
                 check: self.check,
                 resolver: self.resolver,
+                presentation: self.presentation,
+                context,
             }),
             responder: self.responder,
         })

@@ -6,13 +6,20 @@
 //! fails is answered by the layer (RFC 6750: 401 with a `WWW-Authenticate:
 //! Bearer` challenge, 400 for a malformed request) and never reaches the
 //! inner service.
+//!
+//! With a DPoP [`Presentation`] (see [`crate::dpop`]), tokens come as
+//! `Authorization: DPoP <token>` with a `DPoP` proof header (RFC 9449), and
+//! the challenges name the `DPoP` scheme too.
 
 mod future;
 mod layer;
+mod presentation;
 mod service;
 
+pub(crate) use self::presentation::{ProofCheck, Proven};
 pub use self::{
     future::ResponseFuture,
     layer::{CheckFuture, JwtAuthLayer, JwtAuthLayerBuilder},
+    presentation::Presentation,
     service::JwtAuth,
 };

@@ -14,6 +14,8 @@ use super::{
     layer::Shared,
 };
 use crate::{
+    challenge::{Scheme, SharedContext},
+    claims::Claims,
     error::{AuthError, AuthErrorKind},
     extract::{RequestHead, find_token},
     response::Responder,
@@ -77,42 +79,79 @@ where
     C: DeserializeOwned + Clone + Send + Sync + 'static,
 {
     /// Authenticates without waiting when it can (the common case), or
-    /// returns the one asynchronous step: the verifier's key refresh and the
-    /// application's check.
+    /// returns the one asynchronous step: the verifier's key refresh, the
+    /// proof's replay check and the application's check.
     fn authenticate<B>(&self, request: &Request<B>) -> Step<C> {
         let shared = &*self.shared;
+        let context = shared.context.as_ref();
+        let fail = |error: AuthError| Step::Failed(error.with_context(context));
         let head = RequestHead::new(request);
-        let token = match find_token(&head, &shared.source) {
-            Ok(Some(token)) => token,
+        let presentation = &shared.presentation;
+        let (token, scheme) = match find_token(&head, &shared.source, presentation.proof.is_some())
+        {
+            Ok(Some(found)) => found,
             Ok(None) if shared.optional => return Step::Anonymous,
-            Ok(None) => return Step::Failed(AuthError::new(AuthErrorKind::MissingCredentials)),
-            Err(error) => return Step::Failed(error),
+            Ok(None) => return fail(AuthError::new(AuthErrorKind::MissingCredentials)),
+            Err(error) => return fail(error),
+        };
+        let proven = match (scheme, &presentation.proof) {
+            (Scheme::Dpop, Some(proof)) => match proof.prove(&head, &token) {
+                Ok(proven) => Some(proven),
+                Err(error) => return fail(error.with_scheme(Scheme::Dpop)),
+            },
+            (Scheme::Bearer, _) if !presentation.bearer => {
+                return fail(
+                    AuthError::new(AuthErrorKind::ProofRequired).with_scheme(Scheme::Bearer),
+                );
+            }
+            _ => None,
         };
         let issuer = shared.resolver.as_ref().and_then(|resolve| resolve(&head));
         match (
             shared.verifier.start::<C>(&token, issuer.as_deref()),
+            proven,
             &shared.check,
         ) {
-            (Verification::Done(Err(error)), _) => Step::Failed(error),
-            (Verification::Done(Ok(claims)), None) => Step::Verified(claims),
-            (Verification::Done(Ok(claims)), Some(check)) => {
-                let check = check(&claims);
-                Step::Pending(Box::pin(async move {
-                    check.await.inspect_err(log_check)?;
-                    Ok(claims)
-                }))
-            }
-            (Verification::Pending(verification), check) => {
+            (Verification::Done(Err(error)), _, _) => fail(error.with_scheme(scheme)),
+            (Verification::Done(Ok(claims)), None, None) => match bind(&claims, None) {
+                Ok(()) => Step::Verified(claims),
+                Err(error) => fail(error.with_scheme(scheme)),
+            },
+            (verification, proven, check) => {
                 let check = check.clone();
+                let context = context.cloned();
                 Step::Pending(Box::pin(async move {
-                    let claims = verification.await?;
-                    if let Some(check) = check {
-                        check(&claims).await.inspect_err(log_check)?;
-                    }
-                    Ok(claims)
+                    let outcome = async move {
+                        let claims = match verification {
+                            Verification::Done(result) => result?,
+                            Verification::Pending(pending) => pending.await?,
+                        };
+                        bind(&claims, proven.as_ref().map(|p| p.jkt.as_str()))?;
+                        if let Some(proven) = proven {
+                            proven.commit.await?;
+                        }
+                        if let Some(check) = check {
+                            check(&claims).await.inspect_err(log_check)?;
+                        }
+                        Ok(claims)
+                    };
+                    outcome.await.map_err(|error: AuthError| {
+                        error.with_scheme(scheme).with_context(context.as_ref())
+                    })
                 }))
             }
         }
+    }
+}
+
+/// A token bound to a key (`cnf.jkt`, RFC 9449 section 6) needs a proof by
+/// that key; a proof needs a token bound to its key.
+fn bind<C>(claims: &Claims<C>, proof_jkt: Option<&str>) -> Result<(), AuthError> {
+    match (claims.jkt(), proof_jkt) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(AuthError::new(AuthErrorKind::ProofRequired)),
+        (Some(bound), Some(proof)) if bound == proof => Ok(()),
+        (_, Some(_)) => Err(AuthError::new(AuthErrorKind::KeyMismatch)),
     }
 }
 
@@ -133,6 +172,12 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let step = self.authenticate(&request);
+        // The layers after this one (roles, step-up) challenge alike.
+        if let Some(context) = &self.shared.context {
+            request
+                .extensions_mut()
+                .insert(SharedContext(Arc::clone(context)));
+        }
         let echo = self.shared.source.echo(request.headers());
         match step {
             // Decided now (the common case): the service that was polled

@@ -18,7 +18,18 @@ use crate::{
 pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// Claims the issuer sets itself; an extra claim may not replace them.
-const RESERVED: &[&str] = &["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"];
+const RESERVED: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "sid",
+    "auth_time",
+    "cnf",
+];
 
 /// Mints short-lived access tokens.
 ///
@@ -158,6 +169,8 @@ impl TokenIssuer {
             ttl: self.ttl,
             role: None,
             session: None,
+            auth_time: None,
+            jkt: None,
             extra: Map::new(),
             error: None,
         }
@@ -172,6 +185,8 @@ pub struct AccessTokenBuilder<'a> {
     ttl: Duration,
     role: Option<Value>,
     session: Option<String>,
+    auth_time: Option<i64>,
+    jkt: Option<String>,
     extra: Map<String, Value>,
     error: Option<IssueError>,
 }
@@ -213,6 +228,21 @@ impl AccessTokenBuilder<'_> {
     /// The session (`sid`) this token belongs to.
     pub fn session_id(mut self, sid: impl Into<String>) -> Self {
         self.session = Some(sid.into());
+        self
+    }
+
+    /// When the user authenticated (`auth_time`, Unix seconds): the login,
+    /// not the refresh, for step-up checks (RFC 9470).
+    pub fn auth_time(mut self, auth_time: i64) -> Self {
+        self.auth_time = Some(auth_time);
+        self
+    }
+
+    /// Binds the token to a DPoP key (`cnf.jkt`, RFC 9449 section 6): its
+    /// RFC 7638 thumbprint, as [`DpopProof::jkt`](crate::dpop::DpopProof::jkt)
+    /// gives it. The token is then accepted only with proofs by that key.
+    pub fn jkt(mut self, thumbprint: impl Into<String>) -> Self {
+        self.jkt = Some(thumbprint.into());
         self
     }
 
@@ -283,6 +313,12 @@ impl AccessTokenBuilder<'_> {
         claims.insert("jti".into(), Value::String(jti.clone()));
         if let Some(sid) = self.session {
             claims.insert("sid".into(), Value::String(sid));
+        }
+        if let Some(auth_time) = self.auth_time {
+            claims.insert("auth_time".into(), auth_time.into());
+        }
+        if let Some(jkt) = self.jkt {
+            claims.insert("cnf".into(), serde_json::json!({ "jkt": jkt }));
         }
         if let Some(role) = self.role {
             claims.insert(issuer.role_claim.clone(), role);

@@ -35,7 +35,7 @@ use super::{
         TokenStatus,
     },
 };
-use crate::{Algorithm, SigningKey, TokenIssuer};
+use crate::{Algorithm, SigningKey, TokenIssuer, VerificationKey, Verifier, dpop::DpopProof};
 
 /// How many concurrent rotations of one token [`race`] starts.
 pub const RACE_WIDTH: usize = 32;
@@ -57,6 +57,7 @@ pub async fn run(store: Arc<dyn RefreshStore>) {
     purge(&*store).await;
     hash_only(Arc::clone(&store)).await;
     lost_answer_through_refresh_tokens(Arc::clone(&store)).await;
+    bound_sessions(Arc::clone(&store)).await;
     race(store).await;
 }
 
@@ -77,6 +78,8 @@ async fn new_session(store: &dyn RefreshStore, now: i64, lifetime: i64) -> (Sess
         expires_at: now + lifetime,
         generation: 0,
         revoked: false,
+        auth_time: now - 30,
+        jkt: None,
     };
     let token = hash();
     let record = TokenRecord {
@@ -533,6 +536,8 @@ async fn user_session(
         expires_at: at + 3600,
         generation: 0,
         revoked: false,
+        auth_time: at,
+        jkt: None,
     };
     let record = TokenRecord {
         hash: hash(),
@@ -857,6 +862,122 @@ pub async fn lost_answer_through_refresh_tokens(store: Arc<dyn RefreshStore>) {
             .unwrap()
             .revoked
     );
+}
+
+/// A session keeps its login time (`auth_time`) and its DPoP key (`jkt`)
+/// through every read and rotation; through [`RefreshTokens`], a session
+/// bound at login refreshes only with a proof by its key, and a refusal
+/// spends nothing.
+pub async fn bound_sessions(store: Arc<dyn RefreshStore>) {
+    // The records, as the store keeps them.
+    let t0 = now();
+    let session = Session {
+        id: random_id(),
+        user_id: format!("user-{}", random_id()),
+        device: None,
+        created_at: t0,
+        last_used_at: t0,
+        expires_at: t0 + 3600,
+        generation: 0,
+        revoked: false,
+        auth_time: t0 - 100,
+        jkt: Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".to_owned()),
+    };
+    let r0 = hash();
+    let record = TokenRecord {
+        hash: r0,
+        session_id: session.id.clone(),
+        parent: None,
+        generation: 0,
+        created_at: t0,
+        status: TokenStatus::Active,
+    };
+    store
+        .create(&session, &record, NO_CAP)
+        .await
+        .expect("create");
+    assert_eq!(
+        store.session(&session.id).await.unwrap().as_ref(),
+        Some(&session),
+        "auth_time and jkt are stored"
+    );
+    let RotateOutcome::Rotated(rotated) = rotate(&*store, &plain(r0, hash(), t0 + 5)).await else {
+        panic!("a bound session rotates like any other");
+    };
+    assert_eq!(
+        (rotated.auth_time, rotated.jkt.as_deref()),
+        (session.auth_time, session.jkt.as_deref()),
+        "rotation keeps auth_time and jkt"
+    );
+    let listed = store.sessions(&session.user_id, t0).await.unwrap();
+    assert_eq!(listed[0].jkt, session.jkt);
+    assert_eq!(listed[0].auth_time, session.auth_time);
+
+    // Through RefreshTokens.
+    let tokens = RefreshTokens::new(Arc::clone(&store), issuer());
+    let verifier = Verifier::builder()
+        .key(VerificationKey::hmac(b"conformance-suite-secret-of-32-bytes!").expect("a valid key"))
+        .build()
+        .expect("a verifier");
+    let key = DpopProof::from_jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+    let other = DpopProof::from_jkt("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    let subject = |u: String| async move { Ok(Some(Subject::new(u))) };
+    let login = tokens
+        .login_with_proof(Subject::new(format!("user-{}", random_id())), None, &key)
+        .await
+        .expect("login");
+    assert_eq!(login.session.jkt.as_deref(), Some(key.jkt()));
+    assert_eq!(login.response().token_type, "DPoP");
+    let claims = verifier
+        .verify::<serde_json::Value>(login.access_token.as_str())
+        .expect("the access token verifies");
+    assert_eq!(claims.jkt(), Some(key.jkt()), "access tokens carry cnf.jkt");
+    let login_time = claims["auth_time"].as_i64().expect("auth_time");
+
+    let stolen = tokens
+        .refresh(login.refresh_token.as_str(), subject)
+        .await
+        .expect_err("no proof, no refresh");
+    assert_eq!(stolen.kind(), RefreshErrorKind::InvalidDpopProof);
+    let wrong = tokens
+        .refresh_with_proof(login.refresh_token.as_str(), Some(&other), subject)
+        .await
+        .expect_err("another key's proof, no refresh");
+    assert_eq!(wrong.kind(), RefreshErrorKind::InvalidGrant);
+    assert_eq!(
+        store
+            .token(&tokens.hash(login.refresh_token.as_str()))
+            .await
+            .unwrap()
+            .map(|t| t.status),
+        Some(TokenStatus::Active),
+        "a refused refresh spends nothing"
+    );
+    let refreshed = tokens
+        .refresh_with_proof(login.refresh_token.as_str(), Some(&key), subject)
+        .await
+        .expect("the key's proof refreshes");
+    assert_eq!(refreshed.response().token_type, "DPoP");
+    let claims = verifier
+        .verify::<serde_json::Value>(refreshed.access_token.as_str())
+        .expect("the refreshed access token verifies");
+    assert_eq!(claims.jkt(), Some(key.jkt()));
+    assert_eq!(
+        claims["auth_time"].as_i64(),
+        Some(login_time),
+        "a refreshed token is never fresher than its login"
+    );
+    // An unbound session ignores a proof, and stays unbound.
+    let plain_login = tokens
+        .login(Subject::new(format!("user-{}", random_id())), None)
+        .await
+        .expect("login");
+    let again = tokens
+        .refresh_with_proof(plain_login.refresh_token.as_str(), Some(&key), subject)
+        .await
+        .expect("refresh");
+    assert_eq!(again.session.jkt, None);
+    assert_eq!(again.response().token_type, "bearer");
 }
 
 /// [`RACE_WIDTH`] concurrent rotations of one token: exactly one wins.

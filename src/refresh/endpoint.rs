@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use tower_service::Service;
 
+use super::RefreshError;
 use super::{
     RefreshTokens, Subject,
     clock::now,
@@ -25,6 +26,7 @@ use super::{
 use crate::{
     ConfigError,
     cookie::{self, CookieError},
+    dpop::Dpop,
 };
 
 /// The largest request body the endpoint reads.
@@ -128,6 +130,7 @@ pub struct RefreshEndpoint<F> {
     tokens: RefreshTokens,
     subject: F,
     cookie: Option<Arc<CookieMode>>,
+    dpop: Option<Dpop>,
 }
 
 /// Cookie mode: the cookie's name and the CSRF checks a refresh from it must pass.
@@ -155,6 +158,7 @@ impl<F> RefreshEndpoint<F> {
             tokens,
             subject,
             cookie: None,
+            dpop: None,
         }
     }
 
@@ -185,6 +189,7 @@ impl<F> RefreshEndpoint<F> {
             subject,
             cookie: None,
             csrf: CsrfSettings::default(),
+            dpop: None,
         }
     }
 }
@@ -196,6 +201,7 @@ pub struct RefreshEndpointBuilder<F> {
     subject: F,
     cookie: Option<String>,
     csrf: CsrfSettings,
+    dpop: Option<Dpop>,
 }
 
 impl<F> fmt::Debug for RefreshEndpointBuilder<F> {
@@ -364,6 +370,18 @@ impl<F> RefreshEndpointBuilder<F> {
         self
     }
 
+    /// Checks the `DPoP` proof of each request (RFC 9449 section 5) with
+    /// `dpop`, configured with the URL clients call this endpoint at: a
+    /// session bound to a key at login refreshes only with a proof by that
+    /// key, and its new access token stays bound (`token_type` `DPoP`). A bad
+    /// proof is 400 `invalid_dpop_proof` (or `use_dpop_nonce` with
+    /// `DPoP-Nonce`). Without this, every refresh of a bound session is
+    /// refused.
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// The configured [`RefreshEndpoint`].
     ///
     /// # Errors
@@ -396,6 +414,7 @@ impl<F> RefreshEndpointBuilder<F> {
             tokens: self.tokens,
             subject: self.subject,
             cookie,
+            dpop: self.dpop,
         })
     }
 }
@@ -492,7 +511,21 @@ where
             },
             Err(bad) => return bad.to_response(),
         };
-        match self.tokens.refresh(&token, &self.subject).await {
+        let proof = match &self.dpop {
+            Some(dpop) => match dpop
+                .check_token_request(&parts.method, &parts.uri, &parts.headers)
+                .await
+            {
+                Ok(proof) => proof,
+                Err(error) => return RefreshError::dpop(error).to_response(),
+            },
+            None => None,
+        };
+        match self
+            .tokens
+            .refresh_with_proof(&token, proof.as_ref(), &self.subject)
+            .await
+        {
             Ok(pair) => {
                 let Some(CookieMode { name, .. }) = self.cookie.as_deref() else {
                     return pair.to_response();

@@ -5,6 +5,7 @@ use std::{error::Error as StdError, fmt};
 use http::{Response, StatusCode};
 
 use super::{oauth, store::StoreError};
+use crate::error::{AuthError, AuthErrorKind};
 
 /// Why a refresh failed.
 ///
@@ -14,6 +15,8 @@ use super::{oauth, store::StoreError};
 pub struct RefreshError {
     kind: RefreshErrorKind,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+    /// A DPoP nonce for the client (`DPoP-Nonce`).
+    nonce: Option<String>,
 }
 
 /// The kind of a [`RefreshError`].
@@ -33,24 +36,51 @@ pub enum RefreshErrorKind {
     Unavailable,
     /// The access token could not be signed.
     Issue,
+    /// The request's DPoP proof is missing (for a DPoP-bound session) or
+    /// invalid: OAuth `invalid_dpop_proof` (RFC 9449 section 5).
+    InvalidDpopProof,
+    /// The DPoP proof lacks the server's nonce: OAuth `use_dpop_nonce`, with
+    /// a fresh nonce in `DPoP-Nonce` (RFC 9449 section 8).
+    UseDpopNonce,
 }
 
 impl RefreshError {
     pub(super) fn new(kind: RefreshErrorKind) -> Self {
-        Self { kind, source: None }
+        Self {
+            kind,
+            source: None,
+            nonce: None,
+        }
     }
 
     pub(super) fn store(error: StoreError) -> Self {
         Self {
-            kind: RefreshErrorKind::Unavailable,
             source: Some(Box::new(error)),
+            ..Self::new(RefreshErrorKind::Unavailable)
         }
     }
 
     pub(super) fn issue(error: impl StdError + Send + Sync + 'static) -> Self {
         Self {
-            kind: RefreshErrorKind::Issue,
             source: Some(Box::new(error)),
+            ..Self::new(RefreshErrorKind::Issue)
+        }
+    }
+
+    /// The refusal of a token request whose DPoP proof failed
+    /// [`Dpop::check_token_request`](crate::dpop::Dpop::check_token_request):
+    /// `InvalidDpopProof`, `UseDpopNonce` (keeping the nonce to send), or
+    /// `Unavailable` when the replay cache failed. The [`AuthError`] is the source.
+    pub fn dpop(error: AuthError) -> Self {
+        let kind = match error.kind() {
+            AuthErrorKind::UseDpopNonce => RefreshErrorKind::UseDpopNonce,
+            AuthErrorKind::Unavailable => RefreshErrorKind::Unavailable,
+            _ => RefreshErrorKind::InvalidDpopProof,
+        };
+        Self {
+            nonce: error.dpop_nonce().map(str::to_owned),
+            source: Some(Box::new(error)),
+            ..Self::new(kind)
         }
     }
 
@@ -60,8 +90,19 @@ impl RefreshError {
     }
 
     /// The RFC 6749 section 5.2 response for this error: 400 `invalid_grant`
-    /// (reuse included), 503 `temporarily_unavailable`, or 500 `server_error`.
+    /// (reuse included), `invalid_dpop_proof` or `use_dpop_nonce` (with
+    /// `DPoP-Nonce`), 503 `temporarily_unavailable`, or 500 `server_error`.
     pub fn to_response(&self) -> Response<String> {
+        let mut response = self.oauth_response();
+        if let Some(nonce) = &self.nonce
+            && let Ok(value) = http::HeaderValue::from_str(nonce)
+        {
+            response.headers_mut().insert("dpop-nonce", value);
+        }
+        response
+    }
+
+    fn oauth_response(&self) -> Response<String> {
         match self.kind {
             RefreshErrorKind::InvalidGrant | RefreshErrorKind::Reused => oauth::error(
                 StatusCode::BAD_REQUEST,
@@ -78,6 +119,16 @@ impl RefreshError {
                 "server_error",
                 "the token could not be issued",
             ),
+            RefreshErrorKind::InvalidDpopProof => oauth::error(
+                StatusCode::BAD_REQUEST,
+                "invalid_dpop_proof",
+                "a valid DPoP proof by the session's key is required",
+            ),
+            RefreshErrorKind::UseDpopNonce => oauth::error(
+                StatusCode::BAD_REQUEST,
+                "use_dpop_nonce",
+                "a DPoP proof with the server's nonce is required",
+            ),
         }
     }
 }
@@ -89,6 +140,8 @@ impl fmt::Display for RefreshError {
             RefreshErrorKind::Reused => "the refresh token was reused: its session is revoked",
             RefreshErrorKind::Unavailable => "the token store is unavailable",
             RefreshErrorKind::Issue => "the access token could not be issued",
+            RefreshErrorKind::InvalidDpopProof => "the DPoP proof is missing or invalid",
+            RefreshErrorKind::UseDpopNonce => "the DPoP proof lacks the server's nonce",
         })
     }
 }

@@ -27,6 +27,8 @@ use crate::{AuthError, Claims, auth::CheckFuture};
 ///     expires_at: 1_702_592_000,
 ///     generation: 0,
 ///     revoked: false,
+///     auth_time: 1_700_000_000,
+///     jkt: None,
 /// };
 /// # let _ = session;
 /// ```
@@ -48,6 +50,16 @@ pub struct Session {
     pub generation: u32,
     /// Whether the session was revoked (logout, reuse detected).
     pub revoked: bool,
+    /// When the user authenticated for this session, in Unix seconds: the
+    /// login's time, kept by every rotation. Access tokens carry it as
+    /// `auth_time`, so a refreshed token is never fresher than its login
+    /// (RFC 9470 step-up checks).
+    pub auth_time: i64,
+    /// The DPoP key the session is bound to: the RFC 7638 thumbprint of the
+    /// key whose proof came with the login (RFC 9449 section 5). Every
+    /// refresh then needs a proof by that key, and access tokens carry it as
+    /// `cnf.jkt`. `None` for an unbound session.
+    pub jkt: Option<String>,
 }
 
 impl Session {
@@ -71,6 +83,8 @@ impl Session {
     ///     expires_at: 5_000,
     ///     generation: 3,
     ///     revoked: false,
+    ///     auth_time: 1_000,
+    ///     jkt: None,
     /// };
     /// let idle = 600; // seconds
     /// assert!(session.is_live(2_000, 2_000 - idle));

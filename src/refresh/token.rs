@@ -91,11 +91,17 @@ pub struct TokenPair {
 }
 
 impl TokenPair {
-    /// The OAuth 2.0 token response (RFC 6749 section 5.1).
+    /// The OAuth 2.0 token response (RFC 6749 section 5.1): `token_type`
+    /// `DPoP` for a session bound to a DPoP key (RFC 9449 section 5), else
+    /// `bearer`.
     pub fn response(&self) -> TokenResponse {
         TokenResponse {
             access_token: self.access_token.as_str().to_owned(),
-            token_type: "bearer",
+            token_type: if self.session.jkt.is_some() {
+                "DPoP"
+            } else {
+                "bearer"
+            },
             expires_in: self.access_token.expires_in().as_secs(),
             refresh_token: Some(self.refresh_token.as_str().to_owned()),
         }
@@ -112,7 +118,7 @@ impl TokenPair {
 pub struct TokenResponse {
     /// The access token.
     pub access_token: String,
-    /// Always `bearer`.
+    /// `bearer`, or `DPoP` for a DPoP-bound session.
     pub token_type: &'static str,
     /// The access token's lifetime in seconds.
     pub expires_in: u64,

@@ -21,6 +21,7 @@ use super::{
 };
 use crate::{
     ConfigError, IssuedToken, TokenIssuer,
+    dpop::DpopProof,
     metrics::{self, Refresh},
 };
 
@@ -356,12 +357,20 @@ impl RefreshTokens {
         Ok((token, hash))
     }
 
-    fn access_token(&self, subject: Subject, sid: &str) -> Result<IssuedToken, RefreshError> {
+    fn access_token(
+        &self,
+        subject: Subject,
+        session: &Session,
+    ) -> Result<IssuedToken, RefreshError> {
         let mut builder = self
             .inner
             .issuer
             .access_token(subject.user_id)
-            .session_id(sid);
+            .session_id(&session.id)
+            .auth_time(session.auth_time);
+        if let Some(jkt) = &session.jkt {
+            builder = builder.jkt(jkt);
+        }
         if let Some(Value::String(role)) = subject.role {
             builder = builder.role(role);
         }
@@ -375,7 +384,8 @@ impl RefreshTokens {
     }
 
     /// Starts a session for `subject` on `device`: stores it with its first
-    /// refresh token, and issues an access token carrying the session id as `sid`.
+    /// refresh token, and issues an access token carrying the session id as
+    /// `sid` and the login time as `auth_time`.
     ///
     /// If the user already has as many sessions as the cap
     /// ([`RefreshTokensBuilder::max_sessions`]), their oldest session is
@@ -384,6 +394,53 @@ impl RefreshTokens {
         &self,
         subject: Subject,
         device: Option<&str>,
+    ) -> Result<TokenPair, RefreshError> {
+        self.start(subject, device, None).await
+    }
+
+    /// Starts a session bound to the key of a DPoP proof that came with the
+    /// login (RFC 9449 section 5), checked with
+    /// [`Dpop::check_token_request`](crate::dpop::Dpop::check_token_request):
+    /// the access tokens carry its thumbprint as `cnf.jkt`, and every
+    /// refresh of the session needs a proof by the same key
+    /// ([`refresh_with_proof`](Self::refresh_with_proof)). A stolen refresh
+    /// token alone then refreshes nothing.
+    ///
+    /// ```
+    /// use tower_jwt_auth::dpop::Dpop;
+    /// use tower_jwt_auth::refresh::{RefreshError, RefreshTokens, Subject, TokenPair};
+    ///
+    /// async fn login(
+    ///     tokens: &RefreshTokens,
+    ///     dpop: &Dpop,
+    ///     request: &http::request::Parts,
+    /// ) -> Result<TokenPair, RefreshError> {
+    ///     let proof = dpop
+    ///         .check_token_request(&request.method, &request.uri, &request.headers)
+    ///         .await
+    ///         .map_err(RefreshError::dpop)?;
+    ///     let subject = Subject::new("user-1");
+    ///     match proof {
+    ///         Some(proof) => tokens.login_with_proof(subject, None, &proof).await,
+    ///         None => tokens.login(subject, None).await,
+    ///     }
+    /// }
+    /// ```
+    pub async fn login_with_proof(
+        &self,
+        subject: Subject,
+        device: Option<&str>,
+        proof: &DpopProof,
+    ) -> Result<TokenPair, RefreshError> {
+        self.start(subject, device, Some(proof.jkt().to_owned()))
+            .await
+    }
+
+    async fn start(
+        &self,
+        subject: Subject,
+        device: Option<&str>,
+        jkt: Option<String>,
     ) -> Result<TokenPair, RefreshError> {
         let now = now();
         let session = Session {
@@ -395,6 +452,8 @@ impl RefreshTokens {
             expires_at: now.saturating_add(secs(self.inner.session_lifetime)),
             generation: 0,
             revoked: false,
+            auth_time: now,
+            jkt,
         };
         let (refresh_token, hash) = self.new_refresh_token()?;
         let record = TokenRecord {
@@ -405,7 +464,7 @@ impl RefreshTokens {
             created_at: now,
             status: TokenStatus::Active,
         };
-        let access_token = self.access_token(subject, &session.id)?;
+        let access_token = self.access_token(subject, &session)?;
         let evicted = self
             .inner
             .store
@@ -435,6 +494,9 @@ impl RefreshTokens {
     /// revokes nothing; if it struck the rotation itself, the token gets a
     /// retry permit (see [`RefreshTokensBuilder::retry_window`]), so the
     /// client's retry is not taken for reuse.
+    ///
+    /// A session bound to a DPoP key refuses this call
+    /// (`InvalidDpopProof`): see [`refresh_with_proof`](Self::refresh_with_proof).
     pub async fn refresh<F, Fut>(
         &self,
         refresh_token: &str,
@@ -444,11 +506,36 @@ impl RefreshTokens {
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<Option<Subject>, StoreError>>,
     {
-        let result = self.rotate(refresh_token, subject).await;
+        self.refresh_with_proof(refresh_token, None, subject).await
+    }
+
+    /// Rotates `refresh_token` like [`refresh`](Self::refresh), with the
+    /// DPoP proof that came with the request, if any (checked with
+    /// [`Dpop::check_token_request`](crate::dpop::Dpop::check_token_request)).
+    ///
+    /// A session bound to a key needs a proof by that key: without a proof
+    /// the refresh fails with `InvalidDpopProof`, with another key's proof
+    /// with `InvalidGrant`; neither spends the token nor ends the session.
+    /// A proof that comes with an unbound session's token is ignored (the
+    /// session stays unbound). The new access token keeps the session's
+    /// `auth_time` and `cnf.jkt`.
+    pub async fn refresh_with_proof<F, Fut>(
+        &self,
+        refresh_token: &str,
+        proof: Option<&DpopProof>,
+        subject: F,
+    ) -> Result<TokenPair, RefreshError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<Option<Subject>, StoreError>>,
+    {
+        let result = self.rotate(refresh_token, proof, subject).await;
         metrics::refresh(match &result {
             Ok((_, outcome)) => *outcome,
             Err(error) => match error.kind() {
-                RefreshErrorKind::InvalidGrant => Refresh::Invalid,
+                RefreshErrorKind::InvalidGrant
+                | RefreshErrorKind::InvalidDpopProof
+                | RefreshErrorKind::UseDpopNonce => Refresh::Invalid,
                 RefreshErrorKind::Reused => Refresh::Reuse,
                 RefreshErrorKind::Unavailable => Refresh::Unavailable,
                 RefreshErrorKind::Issue => Refresh::Error,
@@ -457,10 +544,11 @@ impl RefreshTokens {
         result.map(|(pair, _)| pair)
     }
 
-    /// [`refresh`](Self::refresh), with the outcome it counts.
+    /// [`refresh_with_proof`](Self::refresh_with_proof), with the outcome it counts.
     async fn rotate<F, Fut>(
         &self,
         refresh_token: &str,
+        proof: Option<&DpopProof>,
         subject: F,
     ) -> Result<(TokenPair, Refresh), RefreshError>
     where
@@ -491,6 +579,19 @@ impl RefreshTokens {
             tracing::debug!("refresh token of an ended session refused");
             return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
         }
+        // Before anything is spent: a stolen refresh token alone refreshes nothing.
+        match (&session.jkt, proof) {
+            (None, _) => {}
+            (Some(_), None) => {
+                tracing::info!(session = %session.id, "refresh of a DPoP-bound session without a proof refused");
+                return Err(RefreshError::new(RefreshErrorKind::InvalidDpopProof));
+            }
+            (Some(bound), Some(proof)) if bound == proof.jkt() => {}
+            (Some(_), Some(_)) => {
+                tracing::warn!(session = %session.id, "refresh of a DPoP-bound session with another key's proof refused");
+                return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
+            }
+        }
         let subject = match subject(session.user_id.clone()).await {
             Ok(Some(subject)) if subject.user_id == session.user_id => subject,
             Ok(_) => {
@@ -503,7 +604,7 @@ impl RefreshTokens {
             }
             Err(error) => return Err(RefreshError::store(error)),
         };
-        let access_token = self.access_token(subject, &session.id)?;
+        let access_token = self.access_token(subject, &session)?;
 
         let (child_token, child) = self.new_refresh_token()?;
         let rotation = Rotation {

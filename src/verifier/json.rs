@@ -264,6 +264,15 @@ pub(crate) struct ClaimsSink<'de> {
     pub(crate) aud: Option<Audience<'de>>,
     pub(crate) exp: Option<i64>,
     pub(crate) nbf: Option<i64>,
+    /// `cnf.jkt` (RFC 9449 section 6.1).
+    pub(crate) jkt: Option<Cow<'de, str>>,
+}
+
+/// `cnf` (RFC 7800): an object; only `jkt` is read.
+#[derive(Deserialize)]
+struct Confirmation<'a> {
+    #[serde(borrow, default)]
+    jkt: Option<Cow<'a, str>>,
 }
 
 fn numeric_date<'de, A: MapAccess<'de>>(map: &mut A) -> Result<i64, A::Error> {
@@ -281,6 +290,7 @@ impl<'de> Sink<'de> for ClaimsSink<'de> {
             }
             "exp" => self.exp = Some(numeric_date(map)?),
             "nbf" => self.nbf = Some(numeric_date(map)?),
+            "cnf" => self.jkt = map.next_value::<Confirmation<'de>>()?.jkt,
             "iat" => {
                 numeric_date(map)?;
             }

@@ -569,7 +569,7 @@ impl Routes {
     fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let (header_b64, payload_b64, signature) = split(token, self.max_len)?;
         let json = decode_payload(payload_b64)?;
-        let (index, generation, exp, nbf) = {
+        let (index, generation, exp, nbf, jkt) = {
             let mut sink = ClaimsSink::default();
             let names = scan_payload(&json, &mut sink);
             // The payload's own errors only count once the signature holds;
@@ -582,10 +582,16 @@ impl Routes {
             let generation =
                 policy.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
             policy.validate(&names?, &sink)?;
-            (index, generation, sink.exp, sink.nbf)
+            (
+                index,
+                generation,
+                sink.exp,
+                sink.nbf,
+                sink.jkt.map(Box::from),
+            )
         };
         Ok(Verified {
-            payload: VerifiedPayload::new(json),
+            payload: VerifiedPayload::new(json, jkt),
             exp,
             nbf,
             policy: index,
@@ -602,7 +608,7 @@ impl Policy {
         let generation =
             self.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
         let json = decode_payload(payload_b64)?;
-        let (exp, nbf) = {
+        let (exp, nbf, jkt) = {
             let mut sink = ClaimsSink::default();
             let names = scan_payload(&json, &mut sink)?;
             self.validate(&names, &sink)?;
@@ -611,10 +617,10 @@ impl Policy {
             {
                 return Err(AuthError::new(AuthErrorKind::InvalidIssuer));
             }
-            (sink.exp, sink.nbf)
+            (sink.exp, sink.nbf, sink.jkt.map(Box::from))
         };
         Ok(Verified {
-            payload: VerifiedPayload::new(json),
+            payload: VerifiedPayload::new(json, jkt),
             exp,
             nbf,
             policy: 0,

@@ -288,6 +288,8 @@ mod tests {
             expires_at: at + 3600,
             generation: 0,
             revoked: false,
+            auth_time: at,
+            jkt: None,
         };
         let token = TokenRecord {
             hash: TokenHash::from_bytes(rand::random()),

@@ -18,7 +18,7 @@ const SCHEMA: &str = include_str!("postgres.sql");
 /// The advisory lock key that serializes concurrent migrations ("tjwt").
 const MIGRATION_LOCK: i64 = 0x746a_7774;
 /// The version of [`SCHEMA`]; bump it with every change to the file.
-const SCHEMA_VERSION: i32 = 4;
+const SCHEMA_VERSION: i32 = 5;
 /// How long a call waits for a pooled connection (or a new one) before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The server-side `statement_timeout` of the pools built from a URL.
@@ -253,6 +253,8 @@ fn read_session(row: &PgRow, prefix: &str) -> Result<Session, StoreError> {
             "session",
         )?,
         revoked: row.try_get(get("revoked").as_str()).map_err(map)?,
+        auth_time: row.try_get(get("auth_time").as_str()).map_err(map)?,
+        jkt: row.try_get(get("jkt").as_str()).map_err(map)?,
     })
 }
 
@@ -281,7 +283,7 @@ impl RefreshStore for PostgresStore {
         // token, then the session cap.
         sqlx::query_scalar(
             "SELECT id FROM tjwt_create(
-                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17
              ) AS id",
         )
         .bind(&session.id)
@@ -299,6 +301,8 @@ impl RefreshStore for PostgresStore {
         .bind(status)
         .bind(rotated_at)
         .bind(i32::try_from(max_sessions).unwrap_or(i32::MAX))
+        .bind(session.auth_time)
+        .bind(session.jkt.as_deref())
         .fetch_all(&self.pool)
         .await
         .map_err(error("create failed"))
@@ -360,7 +364,8 @@ impl RefreshStore for PostgresStore {
             "SELECT t.family_id, t.parent, t.generation AS t_generation,
                     t.created_at AS t_created_at, t.status, t.rotated_at,
                     f.id, f.user_id, f.device, f.created_at, f.last_used_at, f.expires_at,
-                    f.generation, f.revoked
+                    f.generation, f.revoked, COALESCE(f.auth_time, f.created_at) AS auth_time,
+                    f.jkt
              FROM tjwt_tokens t JOIN tjwt_families f ON f.id = t.family_id
              WHERE t.hash = $1",
         )
@@ -374,7 +379,8 @@ impl RefreshStore for PostgresStore {
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked
+            "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked,
+                    COALESCE(auth_time, created_at) AS auth_time, jkt
              FROM tjwt_families WHERE id = $1",
         )
         .bind(id)
@@ -412,7 +418,8 @@ impl RefreshStore for PostgresStore {
 
     async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked
+            "SELECT id, user_id, device, created_at, last_used_at, expires_at, generation, revoked,
+                    COALESCE(auth_time, created_at) AS auth_time, jkt
              FROM tjwt_families
              WHERE user_id = $1 AND NOT revoked AND expires_at > $2
              ORDER BY created_at, id",

@@ -21,6 +21,10 @@ CREATE INDEX IF NOT EXISTS tjwt_families_user_live_idx ON tjwt_families (user_id
     WHERE NOT revoked;
 -- Version 2 indexed every family of a user; the partial index replaces it.
 DROP INDEX IF EXISTS tjwt_families_user_idx;
+-- Version 5: the session's login time (auth_time; NULL for sessions created
+-- before, read as created_at) and the DPoP key it is bound to (jkt).
+ALTER TABLE tjwt_families ADD COLUMN IF NOT EXISTS auth_time bigint;
+ALTER TABLE tjwt_families ADD COLUMN IF NOT EXISTS jkt text;
 -- purge(): expired families.
 CREATE INDEX IF NOT EXISTS tjwt_families_expires_idx ON tjwt_families (expires_at);
 -- purge(): revoked families idle since before the cutoff.
@@ -48,11 +52,15 @@ CREATE INDEX IF NOT EXISTS tjwt_tokens_family_idx ON tjwt_tokens (family_id);
 -- locks the family first, so there is no lock-order deadlock. Under READ
 -- COMMITTED each statement below takes a fresh snapshot, so a rotation that
 -- waited for the lock sees the winner's writes.
-CREATE OR REPLACE FUNCTION tjwt_rotate(
+-- Version 5 returns two more columns (auth_time, jkt): a function's result type cannot be
+-- replaced in place.
+DROP FUNCTION IF EXISTS tjwt_rotate(bytea, bytea, bigint, bigint, bigint);
+CREATE FUNCTION tjwt_rotate(
     p_presented bytea, p_child bytea, p_now bigint, p_idle_cutoff bigint, p_grace_cutoff bigint
 ) RETURNS TABLE (
     o_outcome text, o_id text, o_user_id text, o_device text, o_created_at bigint,
-    o_last_used_at bigint, o_expires_at bigint, o_generation bigint, o_revoked boolean
+    o_last_used_at bigint, o_expires_at bigint, o_generation bigint, o_revoked boolean,
+    o_auth_time bigint, o_jkt text
 ) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_family_id text;
@@ -63,7 +71,7 @@ BEGIN
     SELECT tk.family_id INTO v_family_id FROM tjwt_tokens tk WHERE tk.hash = p_presented;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::text, NULL::text, NULL::bigint,
-            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean;
+            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean, NULL::bigint, NULL::text;
         RETURN;
     END IF;
     SELECT * INTO f FROM tjwt_families fa WHERE fa.id = v_family_id FOR UPDATE;
@@ -72,7 +80,7 @@ BEGIN
     END IF;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::text, NULL::text, NULL::bigint,
-            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean;
+            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean, NULL::bigint, NULL::text;
         RETURN;
     END IF;
     IF f.revoked OR t.status = 2 THEN
@@ -108,11 +116,11 @@ BEGIN
     END IF;
     IF v_outcome IN ('revoked', 'expired') THEN
         RETURN QUERY SELECT v_outcome, NULL::text, NULL::text, NULL::text, NULL::bigint,
-            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean;
+            NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean, NULL::bigint, NULL::text;
         RETURN;
     END IF;
     RETURN QUERY SELECT v_outcome, f.id, f.user_id, f.device, f.created_at, f.last_used_at,
-        f.expires_at, f.generation, f.revoked;
+        f.expires_at, f.generation, f.revoked, COALESCE(f.auth_time, f.created_at), f.jkt;
 END;
 $$;
 
@@ -122,18 +130,26 @@ $$;
 -- migrate()'s one-key lock), so two concurrent logins cannot both miss each
 -- other's session. The sessions beyond the cap are locked in index order,
 -- like revoke_user, so the two never deadlock. Returns the revoked ids.
+-- Version 5 takes two more arguments (auth_time, jkt): the version 3 and 4
+-- function is dropped, not left behind as an overload.
+DROP FUNCTION IF EXISTS tjwt_create(
+    text, text, text, bigint, bigint, bigint, bigint, boolean,
+    bytea, bytea, bigint, bigint, smallint, bigint, integer
+);
 CREATE OR REPLACE FUNCTION tjwt_create(
     p_id text, p_user_id text, p_device text, p_created_at bigint, p_last_used_at bigint,
     p_expires_at bigint, p_generation bigint, p_revoked boolean,
     p_hash bytea, p_parent bytea, p_t_generation bigint, p_t_created_at bigint,
-    p_status smallint, p_rotated_at bigint, p_max_sessions integer
+    p_status smallint, p_rotated_at bigint, p_max_sessions integer,
+    p_auth_time bigint, p_jkt text
 ) RETURNS SETOF text LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(1953134453, hashtext(p_user_id));
     INSERT INTO tjwt_families
-        (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked)
+        (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked,
+         auth_time, jkt)
         VALUES (p_id, p_user_id, p_device, p_created_at, p_last_used_at, p_expires_at,
-            p_generation, p_revoked);
+            p_generation, p_revoked, p_auth_time, p_jkt);
     INSERT INTO tjwt_tokens (hash, family_id, parent, generation, created_at, status, rotated_at)
         VALUES (p_hash, p_id, p_parent, p_t_generation, p_t_created_at, p_status, p_rotated_at);
     IF p_revoked THEN

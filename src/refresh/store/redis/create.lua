@@ -4,7 +4,7 @@
 -- ARGV: session id, user id, device flag (0|1), device, created_at,
 -- last_used_at, expires_at, generation, revoked (0|1), token hex, token
 -- generation, token created_at, token status, token rotated_at, expire-at,
--- max sessions, prefix.
+-- max sessions, prefix, auth_time, jkt flag (0|1), jkt.
 -- Returns the ids of the sessions the cap revoked, oldest first. The work is
 -- bounded by the excess over the cap: one session once a user is at it.
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
@@ -14,6 +14,8 @@ local at = tonumber(ARGV[15])
 redis.call('HSET', KEYS[1], 'uid', ARGV[2], 'cat', ARGV[5], 'lat', ARGV[6], 'exp', ARGV[7],
   'gen', ARGV[8], 'rev', ARGV[9])
 if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'dev', ARGV[4]) end
+redis.call('HSET', KEYS[1], 'at', ARGV[18])
+if ARGV[19] == '1' then redis.call('HSET', KEYS[1], 'jkt', ARGV[20]) end
 redis.call('HSET', KEYS[2], 'fam', ARGV[1], 'gen', ARGV[11], 'cat', ARGV[12], 'st', ARGV[13])
 if ARGV[14] ~= '' then redis.call('HSET', KEYS[2], 'rat', ARGV[14]) end
 redis.call('SADD', KEYS[3], ARGV[10])

@@ -31,7 +31,8 @@ const USER_BATCH: u32 = 128;
 //
 // - `Pt:{hex hash}`    hash: fam (session id), par (hex, absent for the login's token), gen, cat, st (a|r|x), rat,
 //                      rty (the retry permit's end, absent without one)
-// - `Pf:{session id}`  hash: uid, dev (absent for None), cat, lat, exp, gen, rev (0|1)
+// - `Pf:{session id}`  hash: uid, dev (absent for None), cat, lat, exp, gen, rev (0|1),
+//                      at (auth_time), jkt (absent for an unbound session)
 // - `Pft:{session id}` set of the hex hashes of the session's tokens (for purge)
 // - `Pu:{user id}`     sorted set of the ids of the user's sessions that are not
 //                      revoked, by created_at (sessions, revoke_user, the session
@@ -270,11 +271,18 @@ fn pairs(values: &[String]) -> HashMap<String, String> {
 
 fn parse_session(id: &str, map: &HashMap<String, String>) -> Result<Session, StoreError> {
     const WHAT: &str = "session";
+    let created_at = number(map, "cat", WHAT)?;
     Ok(Session {
+        // Sessions stored before `at` existed: their login is their creation.
+        auth_time: match map.get("at") {
+            Some(_) => number(map, "at", WHAT)?,
+            None => created_at,
+        },
+        jkt: map.get("jkt").cloned(),
         id: id.to_owned(),
         user_id: field(map, "uid", WHAT)?.to_owned(),
         device: map.get("dev").cloned(),
-        created_at: number(map, "cat", WHAT)?,
+        created_at,
         last_used_at: number(map, "lat", WHAT)?,
         expires_at: number(map, "exp", WHAT)?,
         generation: number(map, "gen", WHAT)?,
@@ -346,6 +354,9 @@ impl RefreshStore for RedisStore {
             .arg(expire_at)
             .arg(max_sessions)
             .arg(&self.prefix)
+            .arg(session.auth_time)
+            .arg(if session.jkt.is_some() { "1" } else { "0" })
+            .arg(session.jkt.as_deref().unwrap_or(""))
             .invoke_async(&mut conn)
             .await
             .map_err(error("create failed"))
