@@ -13,6 +13,7 @@ mod claims;
 mod error;
 mod extract;
 mod issuer;
+mod json;
 pub mod keys;
 pub mod refresh;
 mod response;
