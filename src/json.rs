@@ -3,14 +3,19 @@
 //! RFC 7519 section 4: names must be unique, and we reject rather than
 //! guess), strings borrowed from the input where they can be.
 //!
-//! [`scan_object`]: one object, each member handed to a [`Sink`] (a token's
-//! header and payload, per request).
+//! Three entry points, one rule:
+//! - [`scan_object`]: one object, each member handed to a [`Sink`] (a
+//!   token's header and payload, per request);
+//! - [`read_path`]: the value at a path of nested objects, every object on
+//!   the way checked (the role layer, per request: one linear pass, no tree);
+//! - [`check_unique`]: a whole document, every object at any depth checked
+//!   (JWKs and JWK Sets, once per key set).
 
 use std::{borrow::Cow, cell::Cell, collections::HashSet, fmt};
 
 use serde::{
     Deserialize,
-    de::{self, DeserializeSeed, MapAccess, Visitor},
+    de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor},
 };
 
 use crate::error::{AuthError, AuthErrorKind, JsonError};
@@ -176,4 +181,222 @@ pub(crate) fn scan_object<'de, S: Sink<'de>>(
         duplicate: &duplicate,
     };
     run(json, &duplicate, seed)
+}
+
+/// Checks that no object anywhere in `json` repeats a member name.
+pub(crate) fn check_unique(json: &[u8]) -> Result<(), ScanError> {
+    struct Unique<'f> {
+        duplicate: &'f Cell<bool>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Unique<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Unique<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_none<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq
+                .next_element_seed(Unique {
+                    duplicate: self.duplicate,
+                })?
+                .is_some()
+            {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut names = Names::default();
+            while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
+                if !names.insert(name) {
+                    return Err(duplicate(self.duplicate));
+                }
+                map.next_value_seed(Unique {
+                    duplicate: self.duplicate,
+                })?;
+            }
+            Ok(())
+        }
+    }
+
+    let duplicate = Cell::new(false);
+    run(
+        json,
+        &duplicate,
+        Unique {
+            duplicate: &duplicate,
+        },
+    )
+}
+
+/// The value at `path` in the JSON object `json`, read by `leaf`: one
+/// member name per level of nested objects. `None` when a member on the way
+/// is missing or not an object. Every object on the way (the top level
+/// included) must not repeat a member name; objects off the path, and
+/// inside the leaf, are skipped unread.
+pub(crate) fn read_path<'de, L>(
+    json: &'de [u8],
+    path: &[String],
+    leaf: L,
+) -> Result<Option<L::Value>, ScanError>
+where
+    L: DeserializeSeed<'de>,
+{
+    struct Walk<'p, 'f, L> {
+        path: &'p [String],
+        leaf: L,
+        duplicate: &'f Cell<bool>,
+    }
+
+    impl<'de, L: DeserializeSeed<'de>> DeserializeSeed<'de> for Walk<'_, '_, L> {
+        type Value = Option<L::Value>;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            match self.path.split_first() {
+                None => self.leaf.deserialize(d).map(Some),
+                Some(_) => d.deserialize_any(self),
+            }
+        }
+    }
+
+    impl<'de, L: DeserializeSeed<'de>> Visitor<'de> for Walk<'_, '_, L> {
+        type Value = Option<L::Value>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let (segment, rest) = self.path.split_first().expect("a path to walk");
+            let mut names = Names::default();
+            let mut leaf = Some(self.leaf);
+            let mut found = None;
+            while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
+                match leaf.take_if(|_| name == segment.as_str()) {
+                    Some(leaf) => {
+                        found = map.next_value_seed(Walk {
+                            path: rest,
+                            leaf,
+                            duplicate: self.duplicate,
+                        })?;
+                    }
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                if !names.insert(name) {
+                    return Err(duplicate(self.duplicate));
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    let duplicate = Cell::new(false);
+    if path.is_empty() {
+        return run(json, &duplicate, leaf).map(Some);
+    }
+    let walk = Walk {
+        path,
+        leaf,
+        duplicate: &duplicate,
+    };
+    run(json, &duplicate, walk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unique(json: &str) -> Result<(), ScanError> {
+        check_unique(json.as_bytes())
+    }
+
+    #[test]
+    fn check_unique_looks_at_every_depth() {
+        assert!(unique(r#"{"a":1,"b":{"a":1,"b":[{"a":1},{"a":2}]}}"#).is_ok());
+        for json in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":{"b":1,"b":2}}"#,
+            r#"[{"x":[{"y":1,"\u0079":2}]}]"#,
+            r#"{"keys":[{"kty":"OKP"},{"kty":"OKP","kty":"RSA"}]}"#,
+        ] {
+            assert!(matches!(unique(json), Err(ScanError::Duplicate)), "{json}");
+        }
+        assert!(matches!(unique("{"), Err(ScanError::Json(_))));
+        assert!(matches!(unique("{} {}"), Err(ScanError::Json(_))));
+    }
+
+    fn path(json: &str, path: &[&str]) -> Result<Option<String>, ScanError> {
+        let path: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+        read_path(json.as_bytes(), &path, std::marker::PhantomData::<String>)
+    }
+
+    #[test]
+    fn read_path_walks_nested_objects_and_refuses_duplicates_on_the_way() {
+        let json = r#"{"a":{"b":{"c":"x"},"z":[1,{"q":1,"q":2}]},"d":1}"#;
+        assert_eq!(path(json, &["a", "b", "c"]).unwrap().as_deref(), Some("x"));
+        assert_eq!(path(json, &["a", "missing"]).unwrap(), None);
+        assert_eq!(path(json, &["d", "c"]).unwrap(), None);
+        assert_eq!(path(r#"{"a":[1]}"#, &["a", "b"]).unwrap(), None);
+        for json in [
+            r#"{"a":{"b":{"c":"x","c":"y"}}}"#,
+            r#"{"a":{"b":{"c":"x"},"b":{"c":"y"}}}"#,
+            r#"{"a":{"b":{"c":"x"},"other":1,"other":2}}"#,
+            r#"{"a":{"b":{"c":"x"}},"a":1}"#,
+        ] {
+            assert!(
+                matches!(path(json, &["a", "b", "c"]), Err(ScanError::Duplicate)),
+                "{json}"
+            );
+        }
+    }
 }
