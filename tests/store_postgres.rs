@@ -6,7 +6,7 @@ mod common_store;
 
 use std::{sync::Arc, time::Duration};
 
-use common_store::{login_and_refresh, unique, unreachable, url};
+use common_store::{login_and_refresh, model, unique, unreachable, url};
 use sqlx::{Row, postgres::PgPoolOptions};
 use tower_jwt_auth::refresh::{
     PostgresStore, Session, conformance,
@@ -167,4 +167,19 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         .execute(&pool)
         .await
         .unwrap();
+}
+
+/// The model of the store contract (`common_store::model`), over random
+/// sequences with ids of their own (the tables are shared: no purge).
+#[test]
+fn follows_the_model() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(store) = runtime.block_on(store()) else {
+        return;
+    };
+    model::check(&runtime, 32, 25, false, || Arc::new(store.clone()));
 }

@@ -5,7 +5,7 @@ mod common_store;
 
 use std::{collections::HashMap, sync::Arc};
 
-use common_store::{login_and_refresh, unique, unreachable, url};
+use common_store::{login_and_refresh, model, unique, unreachable, url};
 use tower_jwt_auth::refresh::{
     RedisStore, Session, conformance,
     store::{RefreshStore, Rotation, TokenHash, TokenRecord, TokenStatus},
@@ -217,4 +217,25 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     assert!(!format!("{with_password:?}").contains("hunter2"));
     store.revoke_session(&family.id).await.unwrap();
     store.purge(now + 7200, now + 7200).await.unwrap();
+}
+
+/// The model of the store contract (`common_store::model`), over random
+/// sequences; each case under a prefix of its own, purged at its end.
+#[test]
+fn follows_the_model() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(store) = runtime.block_on(store()) else {
+        return;
+    };
+    model::check(&runtime, 48, 25, true, || {
+        Arc::new(
+            store
+                .clone()
+                .with_prefix(format!("{}:", unique("tjwt-model-"))),
+        )
+    });
 }
