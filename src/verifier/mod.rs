@@ -636,7 +636,10 @@ impl VerifierBuilder {
     }
 
     /// The claims every token must carry, replacing the default (`exp`). A
-    /// claim whose value is `null` counts as missing.
+    /// claim whose value is `null` does not satisfy the requirement
+    /// ([`MissingClaim`](AuthErrorKind::MissingClaim)); a registered claim
+    /// (`iss`, `sub`, `exp`, ...) set to `null` is refused earlier, as
+    /// [`InvalidClaims`](AuthErrorKind::InvalidClaims), for its type.
     ///
     /// Dropping `exp` from the list allows tokens that never expire; think twice.
     pub fn required_claims<I>(mut self, claims: I) -> Self
