@@ -77,6 +77,11 @@ where
 /// claims of that type: `JwtAuthLayer` is not applied to the route, is applied
 /// with another claims type, or runs in optional mode (then extract
 /// `Option<Claims<C>>`). A server bug, so 500.
+///
+/// Its [`Display`](fmt::Display) names the claims type and the layer to
+/// check, and is logged (at `error`) when it becomes a response; the response
+/// body says only `internal server error`, so that no Rust type name (nor
+/// anything else about the server's code) reaches the client.
 #[derive(Debug, Clone)]
 pub struct MissingClaims {
     type_name: &'static str,
@@ -97,7 +102,7 @@ impl std::error::Error for MissingClaims {}
 impl IntoResponse for MissingClaims {
     fn into_response(self) -> Response {
         tracing::error!("{self}");
-        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal server error").into_response()
     }
 }
 

@@ -79,7 +79,9 @@ pub enum AuthErrorKind {
     InvalidClaims,
     /// The token has expired (`exp`) (401 `invalid_token`).
     Expired,
-    /// The token is not valid yet (`nbf`) (401 `invalid_token`).
+    /// The token is not valid yet: its `nbf`, or its `iat` (issued in the
+    /// future, see [`VerifierBuilder::reject_future_iat`](crate::VerifierBuilder::reject_future_iat)),
+    /// is later than now plus the leeway (401 `invalid_token`).
     NotYetValid,
     /// The `iss` claim is not an accepted issuer (401 `invalid_token`).
     InvalidIssuer,

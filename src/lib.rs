@@ -16,6 +16,7 @@ pub mod dpop;
 mod error;
 mod extract;
 mod issuer;
+mod json;
 pub mod keys;
 pub mod metrics;
 pub mod refresh;

@@ -5,7 +5,11 @@
 //! token lacks the role gets 403 with `WWW-Authenticate: Bearer
 //! error="insufficient_scope"`; a request with no verified token at all (the
 //! authentication layer missing, misordered, or in optional mode without
-//! credentials) gets 401 and never passes.
+//! credentials) gets 401 and never passes. A token that repeats a member
+//! name in an object on the roles claim's path (`{"realm_access": {"roles":
+//! [...], "roles": [...]}}`) gets 401 `invalid_token`
+//! ([`DuplicateClaim`](crate::AuthErrorKind::DuplicateClaim)): the verifier
+//! refuses repeats at the top level, this layer in the objects it reads.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -18,7 +22,10 @@ use std::{
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use serde_json::Value;
+use serde::{
+    Deserialize, Deserializer,
+    de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor},
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -26,6 +33,7 @@ use crate::{
     challenge::SharedContext,
     claims::VerifiedPayload,
     error::{AuthError, AuthErrorKind},
+    json::{ScanError, read_path},
     response::{DefaultResponder, Responder, is_grpc, reject},
 };
 
@@ -95,42 +103,142 @@ struct Requirement {
 }
 
 impl Requirement {
-    /// The roles the token holds, read from the configured claim.
-    fn roles_of(&self, payload: &VerifiedPayload) -> Vec<String> {
-        let Ok(root) = serde_json::from_slice::<Value>(payload.json()) else {
-            return Vec::new();
+    /// The roles the token holds, read from the configured claim in one pass
+    /// over the payload (no JSON tree is built). A member name repeated in
+    /// an object on the claim's path is refused: last-wins (or first-wins)
+    /// would let a token carry two answers and have us pick one.
+    fn roles_of(&self, payload: &VerifiedPayload) -> Result<Vec<String>, AuthError> {
+        let seed = Roles {
+            space_delimited: self.space_delimited,
         };
-        let mut value = &root;
-        for segment in &self.path {
-            match value.get(segment) {
-                Some(next) => value = next,
-                None => return Vec::new(),
-            }
-        }
-        match value {
-            Value::String(s) if self.space_delimited => s
-                .split(' ')
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            Value::String(s) => vec![s.clone()],
-            Value::Array(items) => items
-                .iter()
-                .filter_map(|item| item.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
+        match read_path(payload.json(), &self.path, seed) {
+            Ok(roles) => Ok(roles.unwrap_or_default()),
+            Err(ScanError::Duplicate) => Err(AuthError::new(AuthErrorKind::DuplicateClaim)),
+            // A verified payload is JSON; a number beyond f64 on the path is
+            // all that can fail here, and it names no role.
+            Err(ScanError::Json(_)) => Ok(Vec::new()),
         }
     }
 
-    fn is_met_by(&self, payload: &VerifiedPayload) -> bool {
+    fn check(&self, payload: &VerifiedPayload) -> Result<(), AuthError> {
+        let denied = || Err(AuthError::new(AuthErrorKind::InsufficientScope));
         if self.roles.is_empty() {
-            return false;
+            return denied();
         }
-        let held = self.hierarchy.expand(self.roles_of(payload));
-        match self.mode {
+        let held = self.hierarchy.expand(self.roles_of(payload)?);
+        let met = match self.mode {
             Mode::AnyOf => self.roles.iter().any(|r| held.contains(r)),
             Mode::AllOf => self.roles.iter().all(|r| held.contains(r)),
+        };
+        if met { Ok(()) } else { denied() }
+    }
+}
+
+/// Reads the roles claim: a string (one role, or several space-delimited),
+/// or an array whose strings are roles (anything else in it is skipped).
+/// Any other shape holds no role.
+struct Roles {
+    space_delimited: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Roles {
+    type Value = Vec<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<String>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Roles {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a role or a list of roles")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Vec<String>, E> {
+        Ok(if self.space_delimited {
+            s.split(' ')
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect()
+        } else {
+            vec![s.to_owned()]
+        })
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut roles = Vec::new();
+        while let Some(Role(role)) = seq.next_element::<Role>()? {
+            roles.extend(role);
         }
+        Ok(roles)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Vec::new())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Vec<String>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Vec<String>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Vec<String>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Vec<String>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Vec<String>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Vec<String>, E> {
+        Ok(Vec::new())
+    }
+}
+
+/// One item of a roles array: a string is a role, anything else is skipped.
+struct Role(Option<String>);
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Only a string counts; `IgnoredAny` skips the rest unread.
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Role;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a role")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Role, E> {
+                Ok(Role(Some(s.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Role, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Role(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Role, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Role(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Role, E> {
+                Ok(Role(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Role, E> {
+                Ok(Role(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Role, E> {
+                Ok(Role(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Role, E> {
+                Ok(Role(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Role, E> {
+                Ok(Role(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Role, E> {
+                Ok(Role(None))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -346,8 +454,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let verdict = match request.extensions().get::<VerifiedPayload>() {
-            Some(payload) if self.requirement.is_met_by(payload) => Ok(()),
-            Some(_) => Err(AuthError::new(AuthErrorKind::InsufficientScope)),
+            Some(payload) => self.requirement.check(payload),
             None => Err(AuthError::new(AuthErrorKind::MissingCredentials)),
         };
         match verdict {

@@ -11,8 +11,13 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+// Tokio's clock: std's in the tests that run in real time, the paused
+// clock in those that start paused (their waits are tokio timers, so the
+// clock jumps ahead whenever every task waits, and no test sleeps for real).
+use tokio::time::Instant;
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use http::{Request, Response, header::AUTHORIZATION};
@@ -393,7 +398,7 @@ async fn every_key_type_verifies_through_the_remote_set() {
     assert_eq!(provider.fetches(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_rotated_key_is_fetched_on_its_first_token() {
     let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
     let cooldown = Duration::from_millis(300);
@@ -448,7 +453,7 @@ async fn a_removed_key_invalidates_the_tokens_it_verified_at_once() {
     assert_eq!(verifier.cached_tokens(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_flood_of_unknown_kids_costs_one_fetch_per_cooldown() {
     let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
     let cooldown = Duration::from_millis(500);
@@ -497,7 +502,7 @@ fn rand_kid() -> u64 {
     RandomState::new().hash_one(Instant::now())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_provider_outage_keeps_the_last_good_keys() {
     let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
     let remote = remote(&provider, Duration::from_millis(50)).await;
@@ -686,7 +691,7 @@ async fn startup_fails_clearly_without_the_provider() {
     assert!(report(&error).contains("not both"), "{error}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_background_refresh_runs_and_stops_with_the_verifier() {
     let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
     let remote = RemoteJwks::builder(provider.jwks_url())
@@ -1304,7 +1309,7 @@ async fn remote_keys_verify_their_own_issuer_only() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn healthy_keys_never_go_stale_whatever_the_refresh_interval() {
     let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
     let remote = RemoteJwks::builder(provider.jwks_url())
@@ -1427,7 +1432,7 @@ async fn the_default_client_sends_its_user_agent() {
     assert_eq!(provider.user_agents(), vec![agent; 4]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn an_unknown_kid_waits_no_longer_than_max_wait_for_a_hanging_provider() {
     let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
     let max_wait = Duration::from_millis(200);
@@ -1504,7 +1509,7 @@ fn grpc_request(token: &str) -> Req {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_lazy_start_answers_503_until_the_keys_arrive() {
     let provider = Provider::start(vec![jwk(RSA_JWK, "k1", None)]).await;
     provider.set_down(true);

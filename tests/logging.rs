@@ -119,6 +119,8 @@ async fn logs_never_contain_tokens_or_secrets() {
         send(cookie.clone(), None, with_cookie).await;
     }
     send(plain.clone(), None, bearer(&format!("{valid} {valid}"))).await;
+    #[cfg(feature = "axum")]
+    missing_claims_are_logged_not_answered(plain.clone(), &valid).await;
     tracing::info!("capture-marker");
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
@@ -128,6 +130,11 @@ async fn logs_never_contain_tokens_or_secrets() {
     assert!(logs.contains("role requirement not met"), "{logs}");
     assert!(logs.contains("token rejected by check"), "{logs}");
     assert!(logs.contains("InvalidSignature"), "{logs}");
+    #[cfg(feature = "axum")]
+    assert!(
+        logs.contains("Claims<logging::OtherClaims>"),
+        "the extractor's rejection names the claims type in the log: {logs}"
+    );
 
     let secret = std::str::from_utf8(SECRET).unwrap();
     assert!(!logs.contains(secret), "the secret leaked");
@@ -145,5 +152,36 @@ async fn logs_never_contain_tokens_or_secrets() {
         "ADMIN",
     ] {
         assert!(!logs.contains(claim), "a claim value leaked: {claim}");
+    }
+}
+
+#[cfg(feature = "axum")]
+#[derive(Clone, serde::Deserialize)]
+struct OtherClaims {}
+
+/// A handler that extracts claims of another type than the layer's gets a
+/// 500 whose body is generic; the type name goes to the log only.
+#[cfg(feature = "axum")]
+async fn missing_claims_are_logged_not_answered(layer: Layer, token: &str) {
+    use axum::{Router, body::Body, routing::get};
+    use http_body_util::BodyExt;
+
+    let app: Router = Router::new()
+        .route(
+            "/",
+            get(|_claims: Claims<OtherClaims>| async { "unreachable" }),
+        )
+        .layer(layer);
+    let request = Request::get("/")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = std::str::from_utf8(&body).unwrap();
+    assert_eq!(body, "internal server error");
+    for leak in ["OtherClaims", "logging::", "Claims<", "JwtAuthLayer"] {
+        assert!(!body.contains(leak), "{leak} in the body: {body}");
     }
 }

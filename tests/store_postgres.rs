@@ -6,7 +6,7 @@ mod common_store;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
-use common_store::{login_and_refresh, unique, unreachable, url};
+use common_store::{login_and_refresh, model, unique, unreachable, url};
 use sqlx::{
     PgPool, Row,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -487,4 +487,22 @@ async fn migrates_versions_2_3_and_4() {
         pool.close().await;
         db.remove().await;
     }
+}
+
+/// The model of the store contract (`common_store::model`), over random
+/// sequences with ids of their own (the tables are shared: no purge).
+#[test]
+fn follows_the_model() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = runtime.block_on(Isolated::new()) else {
+        return;
+    };
+    let store = runtime.block_on(db.migrated());
+    model::check(&runtime, 32, 25, false, || Arc::new(store.clone()));
+    drop(store);
+    runtime.block_on(db.remove());
 }

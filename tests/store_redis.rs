@@ -14,7 +14,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use common_store::{login_and_refresh, unique, unreachable, url};
+use common_store::{login_and_refresh, model, unique, unreachable, url};
 use tower_jwt_auth::{
     Algorithm, SigningKey, TokenIssuer,
     refresh::{
@@ -573,4 +573,26 @@ async fn the_dpop_replay_cache_is_shared_and_expires() {
         (1..=65).contains(&ttl),
         "the key expires with the proof: {ttl}"
     );
+}
+
+/// The model of the store contract (`common_store::model`), over random
+/// sequences; each case under a prefix of its own, purged at its end.
+#[test]
+fn follows_the_model() {
+    let _shared = REDIS.blocking_read();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(store) = runtime.block_on(store()) else {
+        return;
+    };
+    model::check(&runtime, 48, 25, true, || {
+        Arc::new(
+            store
+                .clone()
+                .with_prefix(format!("{}:", unique("tjwt-model-"))),
+        )
+    });
 }

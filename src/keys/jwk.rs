@@ -11,11 +11,14 @@ use jsonwebtoken as jwt;
 
 use crate::{
     error::ConfigError,
+    json::{ScanError, check_unique},
     keys::{Algorithm, VerificationKey},
 };
 
-/// The members of a JWK this crate reads. Unknown members are ignored;
-/// a member given twice is an error (serde refuses duplicate fields).
+/// The members of a JWK this crate reads. Unknown members are ignored; a
+/// member name given twice anywhere in the JSON is an error (RFC 7517
+/// section 4 allows refusing, and we never guess), checked by
+/// [`check_unique`] before this is read.
 #[derive(Deserialize)]
 struct RawJwk {
     kty: String,
@@ -75,7 +78,8 @@ impl fmt::Debug for JwkSet {
 impl JwkSet {
     /// Parses a JWK Set. Keys that cannot be used for verification are
     /// skipped with a warning (see the [module docs](crate::keys)); a set
-    /// without any usable key, JSON that is not a JWK Set, or two keys with
+    /// without any usable key, JSON that is not a JWK Set, a member name
+    /// repeated in any object of it (RFC 7517 section 4), or two keys with
     /// the same `kid` are errors.
     pub fn from_json(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         Self::from_json_with_defaults(json, [])
@@ -139,7 +143,9 @@ impl VerificationKey {
     /// # Ok::<_, tower_jwt_auth::ConfigError>(())
     /// ```
     pub fn from_jwk(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        let raw: RawJwk = serde_json::from_slice(json.as_ref())
+        let json = json.as_ref();
+        unique_members(json, "a JWK must be a JSON object")?;
+        let raw: RawJwk = serde_json::from_slice(json)
             .map_err(|e| ConfigError::with_source("a JWK must be a JSON object", e))?;
         from_raw(raw, Symmetric::Allow, &[])
     }
@@ -170,6 +176,7 @@ impl VerificationKey {
 /// # Ok::<_, tower_jwt_auth::ConfigError>(())
 /// ```
 pub fn thumbprint(jwk: impl AsRef<[u8]>) -> Result<String, ConfigError> {
+    unique_members(jwk.as_ref(), "a JWK must be a JSON object")?;
     let raw: RawJwk = serde_json::from_slice(jwk.as_ref())
         .map_err(|e| ConfigError::with_source("a JWK must be a JSON object", e))?;
     let kty = raw.kty.as_str();
@@ -304,12 +311,22 @@ impl PublicJwk {
     }
 }
 
-/// Parses a JWK Set, skipping unusable keys with a warning.
+/// Refuses JSON in which an object, at any depth, repeats a member name.
+fn unique_members(json: &[u8], not_json: &'static str) -> Result<(), ConfigError> {
+    check_unique(json).map_err(|e| match e {
+        ScanError::Duplicate => ConfigError::new("the JSON repeats a member name in an object"),
+        ScanError::Json(e) => ConfigError::with_source(not_json, e),
+    })
+}
+
+/// Parses a JWK Set, skipping unusable keys with a warning. A member name
+/// repeated anywhere (in the set or in any key) refuses the whole set.
 pub(crate) fn parse_set(
     json: &[u8],
     symmetric: Symmetric,
     without_alg: &[Algorithm],
 ) -> Result<Vec<VerificationKey>, ConfigError> {
+    unique_members(json, "a JWK Set must be a JSON object with a `keys` array")?;
     let set: RawJwkSet = serde_json::from_slice(json).map_err(|e| {
         ConfigError::with_source("a JWK Set must be a JSON object with a `keys` array", e)
     })?;
@@ -560,5 +577,37 @@ mod tests {
     fn duplicate_members_are_refused() {
         let jwk = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{ED_X}","x":"{ED_X}"}}"#);
         assert!(VerificationKey::from_jwk(jwk).is_err());
+        // Members this crate does not read, and nested objects, too.
+        for jwk in [
+            format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{ED_X}","ext":true,"ext":false}}"#),
+            format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{ED_X}","meta":{{"a":1,"a":2}}}}"#),
+        ] {
+            assert!(VerificationKey::from_jwk(&jwk).is_err(), "{jwk}");
+        }
+    }
+
+    #[test]
+    fn duplicate_members_in_a_set_are_refused() {
+        let other_x = URL_SAFE_NO_PAD.encode([9u8; 32]);
+        let ed = format!(r#"{{"kty":"OKP","crv":"Ed25519","kid":"a","x":"{ED_X}"}}"#);
+        for set in [
+            // Last-wins would pick one `x` or the other: refuse, do not guess.
+            format!(
+                r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"a","x":"{other_x}","x":"{ED_X}"}}]}}"#
+            ),
+            format!(
+                r#"{{"keys":[{ed},{{"kty":"OKP","crv":"Ed25519","kid":"b","kid":"a","x":"{ED_X}"}}]}}"#
+            ),
+            format!(r#"{{"keys":[{ed}],"keys":[{ed}]}}"#),
+            format!(r#"{{"keys":[{ed}],"meta":{{"v":1,"v":2}}}}"#),
+        ] {
+            assert!(JwkSet::from_json(&set).is_err(), "{set}");
+            assert!(
+                parse_set(set.as_bytes(), Symmetric::Skip, &[]).is_err(),
+                "{set}"
+            );
+        }
+        // Control: the same key set without repeats.
+        assert!(JwkSet::from_json(format!(r#"{{"keys":[{ed}],"meta":{{"v":1}}}}"#)).is_ok());
     }
 }

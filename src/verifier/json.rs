@@ -1,44 +1,21 @@
-//! The one JSON pass over a token's header and payload: each member handed
-//! to a sink in order, duplicate member names refused (RFC 7515 section 4,
-//! RFC 7519 section 4), strings borrowed from the input where they can be.
+//! The one JSON pass over a token's header and payload, through the
+//! crate's strict reader ([`crate::json`]): each member handed to a sink in
+//! order, duplicate member names refused, strings borrowed from the input
+//! where they can be.
 
-use std::{borrow::Cow, collections::HashSet, fmt};
+use std::{borrow::Cow, fmt};
 
 use serde::{
     Deserialize,
-    de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor},
+    de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor},
 };
 use serde_json::value::RawValue;
 
 use crate::{
     claims::to_seconds,
-    error::{AuthError, AuthErrorKind, JsonError},
+    error::{AuthError, AuthErrorKind},
+    json::{ScanError, Sink, Str, scan_object},
 };
-
-/// A JSON string that borrows from the input when it has no escapes.
-pub(crate) struct Str<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Str<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Str(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
 
 /// `aud`: one string or an array of strings, kept as the raw JSON it was
 /// (no allocation) and read again when matched against the policy.
@@ -79,139 +56,6 @@ impl<'de> Audience<'de> {
     }
 }
 
-/// Receives each member of a JSON object, in order.
-pub(crate) trait Sink<'de> {
-    fn member<A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<(), A::Error>;
-}
-
-/// The names seen so far; a repeated name is an error (RFC 7515 section 4,
-/// RFC 7519 section 4: names must be unique, and we reject rather than guess).
-///
-/// The first names sit in a fixed array (no allocation for the usual header
-/// and payload); a hash set takes over beyond that, so a hostile payload with
-/// thousands of names stays linear overall.
-pub(crate) struct Names<'de> {
-    inline: [Cow<'de, str>; INLINE_NAMES],
-    len: usize,
-    set: Option<HashSet<Cow<'de, str>>>,
-}
-
-const INLINE_NAMES: usize = 16;
-
-impl Default for Names<'_> {
-    fn default() -> Self {
-        Self {
-            inline: [const { Cow::Borrowed("") }; INLINE_NAMES],
-            len: 0,
-            set: None,
-        }
-    }
-}
-
-impl<'de> Names<'de> {
-    fn insert(&mut self, name: Cow<'de, str>) -> bool {
-        if let Some(set) = &mut self.set {
-            return set.insert(name);
-        }
-        if self.inline[..self.len].contains(&name) {
-            return false;
-        }
-        if self.len == INLINE_NAMES {
-            let mut set: HashSet<_> = self.inline.iter_mut().map(std::mem::take).collect();
-            set.insert(name);
-            self.set = Some(set);
-            self.len = 0;
-            return true;
-        }
-        self.inline[self.len] = name;
-        self.len += 1;
-        true
-    }
-
-    pub(crate) fn contains(&self, name: &str) -> bool {
-        match &self.set {
-            Some(set) => set.contains(name),
-            None => self.inline[..self.len].iter().any(|n| n == name),
-        }
-    }
-}
-
-/// Why a JSON object could not be scanned.
-pub(crate) enum ScanError {
-    /// A member name appears twice.
-    Duplicate,
-    /// Not JSON, or a member of the wrong type.
-    Json(serde_json::Error),
-}
-
-impl ScanError {
-    /// The error kind for a token whose header or payload failed the scan.
-    pub(crate) fn into_auth_error(self, data: AuthErrorKind) -> AuthError {
-        match self {
-            Self::Duplicate => AuthError::new(AuthErrorKind::DuplicateClaim),
-            Self::Json(e) => {
-                let kind = if e.is_data() {
-                    data
-                } else {
-                    AuthErrorKind::Malformed
-                };
-                AuthError::new(kind).with_source(JsonError::from(e))
-            }
-        }
-    }
-}
-
-/// Walks a JSON object once, refusing duplicate member names and handing each
-/// member to `sink`; returns the names seen.
-pub(crate) fn scan_object<'de, S: Sink<'de>>(
-    json: &'de [u8],
-    sink: &mut S,
-) -> Result<Names<'de>, ScanError> {
-    struct ObjectVisitor<'s, S> {
-        sink: &'s mut S,
-        duplicate: &'s mut bool,
-    }
-
-    impl<'de, S: Sink<'de>> Visitor<'de> for ObjectVisitor<'_, S> {
-        type Value = Names<'de>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Names<'de>, A::Error> {
-            let mut names = Names::default();
-            while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
-                self.sink.member(&name, &mut map)?;
-                if !names.insert(name) {
-                    *self.duplicate = true;
-                    return Err(de::Error::custom("duplicate member name"));
-                }
-            }
-            Ok(names)
-        }
-    }
-
-    impl<'de, S: Sink<'de>> DeserializeSeed<'de> for ObjectVisitor<'_, S> {
-        type Value = Names<'de>;
-        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Names<'de>, D::Error> {
-            d.deserialize_map(self)
-        }
-    }
-
-    let mut duplicate = false;
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let scanned = ObjectVisitor {
-        sink,
-        duplicate: &mut duplicate,
-    }
-    .deserialize(&mut de)
-    .and_then(|names| de.end().map(|()| names));
-    match scanned {
-        Ok(names) => Ok(names),
-        Err(_) if duplicate => Err(ScanError::Duplicate),
-        Err(e) => Err(ScanError::Json(e)),
-    }
-}
-
 pub(crate) struct Header<'de> {
     pub(crate) alg: Option<Cow<'de, str>>,
     pub(crate) kid: Option<Cow<'de, str>>,
@@ -220,8 +64,12 @@ pub(crate) struct Header<'de> {
 }
 
 impl<'de> Sink<'de> for Header<'de> {
-    fn member<A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<(), A::Error> {
-        match name {
+    fn member<A: MapAccess<'de>>(
+        &mut self,
+        name: &Cow<'de, str>,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match name.as_ref() {
             "alg" => self.alg = Some(map.next_value::<Str<'de>>()?.0),
             "kid" => self.kid = Some(map.next_value::<Str<'de>>()?.0),
             "typ" => self.typ = Some(map.next_value::<Str<'de>>()?.0),
@@ -266,6 +114,14 @@ pub(crate) struct ClaimsSink<'de> {
     pub(crate) nbf: Option<i64>,
     /// `cnf.jkt` (RFC 9449 section 6.1).
     pub(crate) jkt: Option<Cow<'de, str>>,
+    pub(crate) iat: Option<i64>,
+    /// The members whose value is `null`: absent, to the required-claims
+    /// check. Rare, so usually never allocated.
+    pub(crate) nulls: Vec<Cow<'de, str>>,
+    /// The first claim of the RFC 9068 profile (`client_id`, `scope`,
+    /// `auth_time`, `acr`, `amr`) whose value has the wrong type. Recorded,
+    /// not refused: only a verifier with the profile refuses it.
+    pub(crate) mistyped: Option<&'static str>,
 }
 
 /// `cnf` (RFC 7800): an object; only `jkt` is read.
@@ -280,9 +136,38 @@ fn numeric_date<'de, A: MapAccess<'de>>(map: &mut A) -> Result<i64, A::Error> {
         .ok_or_else(|| de::Error::custom("a NumericDate must be a finite number"))
 }
 
+impl<'de> ClaimsSink<'de> {
+    /// Reads a claim of the RFC 9068 profile and records whether its type fits.
+    fn profile_claim<A: MapAccess<'de>>(
+        &mut self,
+        name: &Cow<'de, str>,
+        expected: &'static str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        let shape = map.next_value::<Shape>()?;
+        if shape == Shape::Null {
+            self.nulls.push(name.clone());
+        }
+        let fits = match expected {
+            "auth_time" => shape == Shape::Number,
+            "amr" => shape == Shape::Strings,
+            // client_id, scope, acr
+            _ => shape == Shape::String,
+        };
+        if !fits {
+            self.mistyped.get_or_insert(expected);
+        }
+        Ok(())
+    }
+}
+
 impl<'de> Sink<'de> for ClaimsSink<'de> {
-    fn member<A: MapAccess<'de>>(&mut self, name: &str, map: &mut A) -> Result<(), A::Error> {
-        match name {
+    fn member<A: MapAccess<'de>>(
+        &mut self,
+        name: &Cow<'de, str>,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match name.as_ref() {
             "iss" => self.iss = Some(map.next_value::<Str<'de>>()?.0),
             "aud" => {
                 let raw = map.next_value::<&'de RawValue>()?;
@@ -291,16 +176,88 @@ impl<'de> Sink<'de> for ClaimsSink<'de> {
             "exp" => self.exp = Some(numeric_date(map)?),
             "nbf" => self.nbf = Some(numeric_date(map)?),
             "cnf" => self.jkt = map.next_value::<Confirmation<'de>>()?.jkt,
-            "iat" => {
-                numeric_date(map)?;
-            }
+            "iat" => self.iat = Some(numeric_date(map)?),
             "sub" | "jti" | "sid" => {
                 map.next_value::<Str<'de>>()?;
             }
+            // RFC 9068 section 2.2 (and RFC 8693 section 4.3 for client_id).
+            "client_id" => self.profile_claim(name, "client_id", map)?,
+            "scope" => self.profile_claim(name, "scope", map)?,
+            "acr" => self.profile_claim(name, "acr", map)?,
+            "auth_time" => self.profile_claim(name, "auth_time", map)?,
+            "amr" => self.profile_claim(name, "amr", map)?,
             _ => {
-                map.next_value::<IgnoredAny>()?;
+                // `Option` reads `null` and skips anything else unread.
+                if map.next_value::<Option<IgnoredAny>>()?.is_none() {
+                    self.nulls.push(name.clone());
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// The type of a JSON value, for the claims whose type a profile fixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Null,
+    Bool,
+    /// A number (a NumericDate).
+    Number,
+    String,
+    /// An array of strings only (an empty one included).
+    Strings,
+    /// Any other array.
+    Array,
+    Object,
+}
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Shape;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shape, E> {
+                Ok(Shape::Bool)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Shape, E> {
+                Ok(Shape::Number)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Shape, E> {
+                Ok(Shape::Number)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Shape, E> {
+                // serde_json refuses numbers beyond f64: what it hands over is finite.
+                Ok(Shape::Number)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Shape, E> {
+                Ok(Shape::String)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+                Ok(Shape::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Shape, E> {
+                Ok(Shape::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+                let mut strings = true;
+                while let Some(item) = seq.next_element::<Shape>()? {
+                    strings &= item == Shape::String;
+                }
+                Ok(if strings {
+                    Shape::Strings
+                } else {
+                    Shape::Array
+                })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Shape::Object)
+            }
+        }
+        d.deserialize_any(V)
     }
 }

@@ -31,11 +31,12 @@ use serde::de::DeserializeOwned;
 
 use self::{
     cache::{CacheSize, Entry, TokenCache},
-    json::{ClaimsSink, Names, parse_header, scan_object},
+    json::{ClaimsSink, parse_header},
 };
 use crate::{
     claims::{Claims, VerifiedPayload},
     error::{AuthError, AuthErrorKind, ConfigError, JsonError},
+    json::{Names, scan_object},
     keys::{Algorithm, KeySet, KeySource, VerificationKey},
 };
 
@@ -102,6 +103,9 @@ struct Policy {
     leeway: i64,
     max_len: usize,
     typ: Option<String>,
+    /// The RFC 9068 profile: its claims must have their types.
+    rfc9068: bool,
+    reject_future_iat: bool,
 }
 
 struct Routes {
@@ -123,6 +127,8 @@ impl fmt::Debug for Verifier {
                 .field("leeway", &policy.leeway)
                 .field("max_len", &policy.max_len)
                 .field("typ", &policy.typ)
+                .field("rfc9068", &policy.rfc9068)
+                .field("reject_future_iat", &policy.reject_future_iat)
                 .field("cache", &cache)
                 .finish(),
             Rules::ByIssuer(routes) => f
@@ -164,11 +170,13 @@ pub struct VerifierBuilder {
     typ: Option<String>,
     rfc9068: bool,
     cache: Option<CacheSize>,
+    reject_future_iat: bool,
 }
 
 impl Verifier {
-    /// A builder with the secure defaults: `exp` required, 30 s leeway, 8 KiB
-    /// maximum token length, and no keys yet.
+    /// A builder with the secure defaults: `exp` required, 30 s leeway, a
+    /// token issued in the future (`iat`) refused, 8 KiB maximum token
+    /// length, and no keys yet.
     pub fn builder() -> VerifierBuilder {
         VerifierBuilder {
             keys: Vec::new(),
@@ -187,6 +195,7 @@ impl Verifier {
                 max_entries: DEFAULT_CACHE_ENTRIES,
                 max_memory: DEFAULT_CACHE_MEMORY,
             }),
+            reject_future_iat: true,
         }
     }
 
@@ -674,10 +683,17 @@ impl Policy {
     }
 
     fn validate(&self, names: &Names<'_>, sink: &ClaimsSink<'_>) -> Result<(), AuthError> {
+        // A claim whose value is `null` is as good as absent.
         for name in &self.required {
-            if !names.contains(name) {
+            if !names.contains(name) || sink.nulls.iter().any(|n| n == name) {
                 return Err(AuthError::new(AuthErrorKind::MissingClaim));
             }
+        }
+        if self.rfc9068
+            && let Some(claim) = sink.mistyped
+        {
+            return Err(AuthError::new(AuthErrorKind::InvalidClaims)
+                .naming_claim("invalid claim", Some(claim)));
         }
         let now = now();
         if let Some(exp) = sink.exp
@@ -687,6 +703,15 @@ impl Policy {
         }
         if let Some(nbf) = sink.nbf
             && now.saturating_add(self.leeway) < nbf
+        {
+            return Err(AuthError::new(AuthErrorKind::NotYetValid));
+        }
+        // A token issued in the future is not valid yet either: the issuer's
+        // clock (or the token) is wrong. The same kind as `nbf`, so clients
+        // and logs treat both alike.
+        if self.reject_future_iat
+            && let Some(iat) = sink.iat
+            && now.saturating_add(self.leeway) < iat
         {
             return Err(AuthError::new(AuthErrorKind::NotYetValid));
         }
@@ -864,7 +889,8 @@ impl VerifierBuilder {
         self
     }
 
-    /// The claims every token must carry, replacing the default (`exp`).
+    /// The claims every token must carry, replacing the default (`exp`). A
+    /// claim whose value is `null` counts as missing.
     ///
     /// Dropping `exp` from the list allows tokens that never expire; think twice.
     pub fn required_claims<I>(mut self, claims: I) -> Self
@@ -876,9 +902,31 @@ impl VerifierBuilder {
         self
     }
 
-    /// The clock skew tolerated for `exp` and `nbf` (default 30 s).
+    /// The clock skew tolerated for `exp`, `nbf` and `iat` (default 30 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
+        self
+    }
+
+    /// Whether a token issued in the future, its `iat` later than now plus
+    /// the [`leeway`](Self::leeway), is refused as
+    /// [`NotYetValid`](AuthErrorKind::NotYetValid) (default: refused). A
+    /// token without `iat` is not affected; to require it, add it to the
+    /// [`required_claims`](Self::required_claims).
+    ///
+    /// ```
+    /// use tower_jwt_auth::{VerificationKey, Verifier};
+    ///
+    /// // An issuer whose clock is known to run ahead, by more than the leeway.
+    /// let verifier = Verifier::builder()
+    ///     .key(VerificationKey::hmac(b"a secret of at least thirty-two bytes!")?)
+    ///     .reject_future_iat(false)
+    ///     .build()?;
+    /// # let _ = verifier;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reject_future_iat(mut self, reject: bool) -> Self {
+        self.reject_future_iat = reject;
         self
     }
 
@@ -898,6 +946,13 @@ impl VerifierBuilder {
     /// The strict profile of RFC 9068 (JWT access tokens): `typ` must be
     /// `at+jwt`, and `iss`, `exp`, `aud`, `sub`, `client_id`, `iat` and `jti`
     /// are required.
+    ///
+    /// The profile's claims must have their types (RFC 9068 section 2.2),
+    /// or the token is refused as [`InvalidClaims`](AuthErrorKind::InvalidClaims),
+    /// the description naming the claim: `client_id`, `scope` (space-delimited,
+    /// RFC 8693 section 4.2) and `acr` strings, `auth_time` a NumericDate,
+    /// `amr` an array of strings. `iss`, `sub`, `jti` (strings), `aud`, `exp`
+    /// and `iat` are type-checked with or without the profile.
     ///
     /// The profile also needs an [`issuer`](Self::issuer) and an
     /// [`audience`](Self::audience) (RFC 9068 section 4): [`build`](Self::build)
@@ -1000,6 +1055,8 @@ impl VerifierBuilder {
                     leeway,
                     max_len: self.max_len,
                     typ: self.typ,
+                    rfc9068: self.rfc9068,
+                    reject_future_iat: self.reject_future_iat,
                 }),
                 cache: self.cache.map(TokenCache::new),
             }),

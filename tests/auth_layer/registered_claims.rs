@@ -284,3 +284,60 @@ fn assert_claim_named(res: &Res, calls: usize, what: &str, claim: &str) {
     assert_eq!(attached.kind(), AuthErrorKind::InvalidClaims);
     assert_eq!(attached.description(), description);
 }
+
+#[tokio::test]
+async fn a_required_claim_set_to_null_is_missing() {
+    let verifier = verifier_builder(VerificationKey::hmac(SECRET).unwrap())
+        .required_claims(["exp", "tenant"])
+        .build()
+        .unwrap();
+    for tenant in [r#","tenant":null"#, r#","tenant":null,"other":1"#] {
+        let token = hs(HS_HEADER, &payload(tenant));
+        let (res, calls) = send!(layer_with(verifier.clone()), bearer(&token));
+        assert_invalid_token(&res, calls, AuthErrorKind::MissingClaim);
+    }
+    // Control: any non-null value satisfies the requirement.
+    for tenant in [
+        r#","tenant":"acme""#,
+        r#","tenant":0"#,
+        r#","tenant":false"#,
+    ] {
+        let token = hs(HS_HEADER, &payload(tenant));
+        let (res, calls) = send!(layer_with(verifier.clone()), bearer(&token));
+        assert_passed(&res, calls);
+    }
+    // A claim that is not required may be null.
+    let token = hs(HS_HEADER, &payload(r#","tenant":"acme","note":null"#));
+    let (res, calls) = send!(layer_with(verifier), bearer(&token));
+    assert_passed(&res, calls);
+}
+
+#[tokio::test]
+async fn iat_in_the_future_beyond_the_leeway_is_not_yet_valid() {
+    let n = now();
+    for iat in [n + 600, n + 31 + 60, i64::MAX] {
+        let token = hs(HS_HEADER, &payload(&format!(r#","iat":{iat}"#)));
+        let (res, calls) = send!(layer(), bearer(&token));
+        assert_invalid_token(&res, calls, AuthErrorKind::NotYetValid);
+    }
+    let token = hs(HS_HEADER, &payload(r#","iat":1e300"#));
+    let (res, calls) = send!(layer(), bearer(&token));
+    assert_invalid_token(&res, calls, AuthErrorKind::NotYetValid);
+    // Within the leeway, now, or in the past: accepted.
+    for iat in [n + 10, n, n - 3600, 0] {
+        let token = hs(HS_HEADER, &payload(&format!(r#","iat":{iat}"#)));
+        let (res, calls) = send!(layer(), bearer(&token));
+        assert_passed(&res, calls);
+    }
+}
+
+#[tokio::test]
+async fn future_iat_is_accepted_when_the_check_is_turned_off() {
+    let verifier = verifier_builder(VerificationKey::hmac(SECRET).unwrap())
+        .reject_future_iat(false)
+        .build()
+        .unwrap();
+    let token = hs(HS_HEADER, &payload(&format!(r#","iat":{}"#, now() + 600)));
+    let (res, calls) = send!(layer_with(verifier), bearer(&token));
+    assert_passed(&res, calls);
+}

@@ -206,6 +206,31 @@ async fn nested_claim_path() {
 }
 
 #[tokio::test]
+async fn duplicate_names_on_the_claim_path_are_refused() {
+    let layer_for =
+        |role: &str| RequireRoleLayer::any_of([role]).claim_path(["realm_access", "roles"]);
+    for extra in [
+        // Last-wins would grant admin; first-wins would not: neither guesses.
+        r#","realm_access":{"roles":["user"],"roles":["admin"]}"#,
+        r#","realm_access":{"roles":["admin"],"roles":["user"]}"#,
+        r#","realm_access":{"roles":["user"],"r\u006fles":["admin"]}"#,
+        // Any repeated name in an object the layer reads.
+        r#","realm_access":{"roles":["admin"],"x":1,"x":2}"#,
+    ] {
+        let token = token_with(extra);
+        let (res, calls) = send_role!(layer(), layer_for("admin"), bearer(&token));
+        assert_invalid_token(&res, calls, AuthErrorKind::DuplicateClaim);
+    }
+    // Repeats in objects the layer does not read are not its business.
+    let token = token_with(r#","realm_access":{"roles":["admin"]},"other":{"a":1,"a":2}"#);
+    let (res, calls) = send_role!(layer(), layer_for("admin"), bearer(&token));
+    assert_passed(&res, calls);
+    let token = token_with(r#","realm_access":{"roles":[{"a":1,"a":2},"admin"]}"#);
+    let (res, calls) = send_role!(layer(), layer_for("admin"), bearer(&token));
+    assert_passed(&res, calls);
+}
+
+#[tokio::test]
 async fn role_hierarchy() {
     let hierarchy = RoleHierarchy::new()
         .grant("ADMIN", ["MANAGER"])

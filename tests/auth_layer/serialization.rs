@@ -173,7 +173,7 @@ async fn payload_with_trailing_data_is_malformed() {
 }
 
 #[tokio::test]
-async fn deeply_nested_claims_do_not_overflow_and_fail_closed_for_roles() {
+async fn deeply_nested_claims_overflow_neither_the_verifier_nor_the_role_layer() {
     // The verifier skips unknown claims without recursion, so a signed token
     // with a deeply nested unknown claim is accepted, without a stack overflow.
     let depth = 2000;
@@ -185,15 +185,31 @@ async fn deeply_nested_claims_do_not_overflow_and_fail_closed_for_roles() {
     assert!(token.len() < 8 * 1024);
     let (res, calls) = send!(layer(), bearer(&token));
     assert_passed(&res, calls);
-    // The role layer cannot parse such a payload into a JSON tree (recursion
-    // limit): it must deny rather than grant.
-    let (res, calls) = send!(
+    // The role layer reads only the path to its claim, skipping the rest
+    // without recursion either: the role is read and granted.
+    let role_layer = || {
         ServiceBuilder::new()
             .layer(layer())
-            .layer(RequireRoleLayer::any_of(["ADMIN"])),
-        bearer(&token)
-    );
+            .layer(RequireRoleLayer::any_of(["ADMIN"]))
+    };
+    let (res, calls) = send!(role_layer(), bearer(&token));
+    assert_passed(&res, calls);
+    // Deep nesting inside the roles claim (one the application's claims type
+    // does not decode) names no role: denied, no overflow.
+    let roles_layer = || {
+        ServiceBuilder::new()
+            .layer(layer())
+            .layer(RequireRoleLayer::any_of(["ADMIN"]).claim("roles"))
+    };
+    let token = hs(HS_HEADER, &payload(&format!(r#","roles":{nested}"#)));
+    let (res, calls) = send!(roles_layer(), bearer(&token));
     assert_forbidden(&res, calls);
+    let token = hs(
+        HS_HEADER,
+        &payload(&format!(r#","roles":[{nested},"ADMIN"]"#)),
+    );
+    let (res, calls) = send!(roles_layer(), bearer(&token));
+    assert_passed(&res, calls);
     // The same nesting in an unsigned header is rejected at the signature.
     let header = format!(r#"{{"alg":"HS256","deep":{nested}}}"#);
     let forged = format!("{}.{}.{}", b64(header), b64(payload("")), "A".repeat(43));

@@ -1,6 +1,6 @@
 //! typ (RFC 7515 section 4.1.9, RFC 8725 section 3.11, RFC 9068).
 
-use tower_jwt_auth::{AuthErrorKind, VerificationKey, Verifier};
+use tower_jwt_auth::{AuthError, AuthErrorKind, VerificationKey, Verifier};
 
 use crate::support::*;
 
@@ -104,4 +104,81 @@ async fn rfc9068_profile_requires_its_claims() {
     let token = hs(HS_HEADER, &render(None));
     let (res, calls) = send!(layer_with(verifier), bearer(&token));
     assert_invalid_token(&res, calls, AuthErrorKind::InvalidType);
+}
+
+#[tokio::test]
+async fn rfc9068_claims_are_type_checked() {
+    let verifier = verifier_builder(VerificationKey::hmac(SECRET).unwrap())
+        .rfc9068()
+        .build()
+        .unwrap();
+    let n = now();
+    let header = r#"{"alg":"HS256","typ":"at+jwt"}"#;
+    let render = |extra: &str| {
+        format!(
+            r#"{{"iss":"{ISS}","exp":{},"aud":"{AUD}","sub":"user-1","iat":{n},"jti":"j-1"{extra}}}"#,
+            n + 600
+        )
+    };
+    let good = [
+        r#","client_id":"client-1""#,
+        r#","client_id":"client-1","scope":"read write""#,
+        r#","client_id":"client-1","scope":"""#,
+        r#","client_id":"c","auth_time":1700000000,"acr":"urn:mace:incommon:iap:silver""#,
+        r#","client_id":"c","amr":["pwd","otp"],"auth_time":1.5"#,
+        r#","client_id":"c","amr":[]"#,
+        // Claims outside the profile keep any type.
+        r#","client_id":"c","roles":{"a":1},"groups":7"#,
+    ];
+    for extra in good {
+        let (res, calls) = send!(
+            layer_with(verifier.clone()),
+            bearer(&hs(header, &render(extra)))
+        );
+        assert_passed(&res, calls);
+    }
+    // A required claim that is null counts as missing.
+    let (res, calls) = send!(
+        layer_with(verifier.clone()),
+        bearer(&hs(header, &render(r#","client_id":null"#)))
+    );
+    assert_invalid_token(&res, calls, AuthErrorKind::MissingClaim);
+    let bad = [
+        ("client_id", r#","client_id":1"#),
+        ("client_id", r#","client_id":["c"]"#),
+        ("client_id", r#","client_id":{"id":"c"}"#),
+        ("client_id", r#","client_id":true"#),
+        ("scope", r#","client_id":"c","scope":["read"]"#),
+        ("scope", r#","client_id":"c","scope":null"#),
+        ("scope", r#","client_id":"c","scope":1"#),
+        ("auth_time", r#","client_id":"c","auth_time":"1700000000""#),
+        ("auth_time", r#","client_id":"c","auth_time":null"#),
+        ("acr", r#","client_id":"c","acr":1"#),
+        ("amr", r#","client_id":"c","amr":"pwd""#),
+        ("amr", r#","client_id":"c","amr":["pwd",1]"#),
+        ("amr", r#","client_id":"c","amr":[null]"#),
+    ];
+    for (claim, extra) in bad {
+        let (res, calls) = send!(
+            layer_with(verifier.clone()),
+            bearer(&hs(header, &render(extra)))
+        );
+        assert_eq!(calls, 0, "{extra}");
+        assert_eq!(res.status(), 401, "{extra}");
+        let error = res.extensions().get::<AuthError>().unwrap();
+        assert_eq!(error.kind(), AuthErrorKind::InvalidClaims, "{extra}");
+        assert_eq!(error.description(), format!(r#"invalid claim "{claim}""#));
+    }
+    // Without the profile these claims are the application's business.
+    let plain = verifier_builder(VerificationKey::hmac(SECRET).unwrap())
+        .build()
+        .unwrap();
+    let (res, calls) = send!(
+        layer_with(plain),
+        bearer(&hs(
+            HS_HEADER,
+            &render(r#","client_id":1,"scope":["read"]"#)
+        ))
+    );
+    assert_passed(&res, calls);
 }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod model;
+
 use std::sync::Arc;
 
 use tower_jwt_auth::{

@@ -8,13 +8,15 @@ use std::{
         Arc, Mutex, OnceLock, Weak,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use arc_swap::ArcSwapOption;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
+// Tokio's clock, not std's: the same outside tests, and it follows a paused
+// test clock, like the timers of the refresh task do.
+use tokio::{sync::watch, time::Instant};
 
 pub use self::client::{
     BoxFuture, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_RESPONSE_SIZE, DefaultClient, FetchError,
