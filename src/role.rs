@@ -457,28 +457,13 @@ where
             Some(payload) => self.requirement.check(payload),
             None => Err(AuthError::new(AuthErrorKind::MissingCredentials)),
         };
-        match verdict {
-            Ok(()) => ResponseFuture {
-                state: RoleState::Inner {
-                    future: self.inner.call(request),
-                },
-            },
-            Err(error) => {
-                tracing::debug!(kind = ?error.kind(), "role requirement not met");
-                let error = error.with_context(
-                    request
-                        .extensions()
-                        .get::<SharedContext>()
-                        .map(|context| &context.0),
-                );
-                let response = reject(error, is_grpc(&request), &self.responder);
-                ResponseFuture {
-                    state: RoleState::Rejected {
-                        response: Some(response),
-                    },
-                }
-            }
-        }
+        ResponseFuture::decide(
+            &mut self.inner,
+            request,
+            verdict,
+            &self.responder,
+            "role requirement not met",
+        )
     }
 }
 
@@ -495,6 +480,47 @@ pin_project! {
     enum RoleState<F, B> {
         Inner { #[pin] future: F },
         Rejected { response: Option<Response<B>> },
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    /// Calls `inner` when `verdict` allows the request, or answers the
+    /// refusal (with the authentication layer's challenge context): the
+    /// whole of an authorization layer's `call`, shared by the role and
+    /// step-up layers.
+    pub(crate) fn decide<S, ReqBody, R>(
+        inner: &mut S,
+        request: Request<ReqBody>,
+        verdict: Result<(), AuthError>,
+        responder: &R,
+        refused: &'static str,
+    ) -> Self
+    where
+        S: Service<Request<ReqBody>, Future = F, Response = Response<B>>,
+        R: Responder<B>,
+        B: Default,
+    {
+        match verdict {
+            Ok(()) => Self {
+                state: RoleState::Inner {
+                    future: inner.call(request),
+                },
+            },
+            Err(error) => {
+                tracing::debug!(kind = ?error.kind(), "{refused}");
+                let error = error.with_context(
+                    request
+                        .extensions()
+                        .get::<SharedContext>()
+                        .map(|context| &context.0),
+                );
+                Self {
+                    state: RoleState::Rejected {
+                        response: Some(reject(error, is_grpc(&request), responder)),
+                    },
+                }
+            }
+        }
     }
 }
 

@@ -35,24 +35,20 @@
 
 use std::{
     fmt,
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use serde::Deserialize;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    challenge::SharedContext,
     claims::{VerifiedPayload, numeric_date},
     error::{AuthError, AuthErrorKind, ConfigError, is_qdtext},
-    response::{DefaultResponder, Responder, is_grpc, reject},
+    response::{DefaultResponder, Responder},
     verifier::now,
 };
 
@@ -273,68 +269,19 @@ where
             ),
             None => Err(AuthError::new(AuthErrorKind::MissingCredentials)),
         };
-        match verdict {
-            Ok(()) => ResponseFuture {
-                state: State::Inner {
-                    future: self.inner.call(request),
-                },
-            },
-            Err(error) => {
-                tracing::debug!(kind = ?error.kind(), "step-up requirement not met");
-                let error = error.with_context(
-                    request
-                        .extensions()
-                        .get::<SharedContext>()
-                        .map(|context| &context.0),
-                );
-                let response = reject(error, is_grpc(&request), &self.responder);
-                ResponseFuture {
-                    state: State::Rejected {
-                        response: Some(response),
-                    },
-                }
-            }
-        }
+        ResponseFuture::decide(
+            &mut self.inner,
+            request,
+            verdict,
+            &self.responder,
+            "step-up requirement not met",
+        )
     }
 }
 
-pin_project! {
-    /// The response future of [`StepUp`].
-    pub struct ResponseFuture<F, B> {
-        #[pin]
-        state: State<F, B>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, B> {
-        Inner { #[pin] future: F },
-        Rejected { response: Option<Response<B>> },
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx),
-            StateProj::Rejected { response } => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
-        }
-    }
-}
-
-impl<F, B> fmt::Debug for ResponseFuture<F, B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
+/// The response future of [`StepUp`]: the role layer's, since both only
+/// call the inner service or answer a refusal.
+pub use crate::role::ResponseFuture;
 
 #[cfg(test)]
 mod tests {
