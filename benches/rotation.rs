@@ -81,7 +81,7 @@ fn bench(c: &mut Criterion) {
     // The store's atomic step alone.
     let t0 = now();
     let family = Session {
-        id: "bench-family".into(),
+        id: Session::new_id("bench-user"),
         user_id: "bench-user".into(),
         device: None,
         created_at: t0,
@@ -111,6 +111,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let child = TokenHash::from_bytes(rand::random());
             let rotation = Rotation {
+                session_id: family.id.clone(),
                 presented: hash,
                 child,
                 now: t0,

@@ -71,10 +71,11 @@ struct Chain {
 impl Chain {
     async fn new(store: Arc<dyn RefreshStore>) -> Self {
         let now = now();
-        let id = format!("bench-{:x}", rand::random::<u64>());
+        let user = format!("bench-user-{:x}", rand::random::<u64>());
+        let id = Session::new_id(&user);
         let family = Session {
             id: id.clone(),
-            user_id: format!("bench-user-{id}"),
+            user_id: user,
             device: Some("bench".into()),
             created_at: now,
             last_used_at: now,
@@ -107,6 +108,7 @@ impl Chain {
         let outcome = self
             .store
             .rotate(&Rotation {
+                session_id: self.family.clone(),
                 presented: self.newest,
                 child,
                 now,

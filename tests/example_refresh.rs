@@ -199,7 +199,7 @@ async fn refresh_rotates_and_reuse_kills_the_newest_token() {
 #[tokio::test]
 async fn unknown_and_malformed_refresh_requests() {
     let app = new_app();
-    let (status, json) = send(&app, refresh(&"A".repeat(43))).await;
+    let (status, json) = send(&app, refresh(&"A".repeat(64))).await;
     assert_eq!((status, json), (StatusCode::BAD_REQUEST, invalid_grant()));
     let request = Request::post("/users/refresh")
         .header(header::CONTENT_TYPE, "application/json")
@@ -475,11 +475,20 @@ impl RefreshStore for RevocationsFail {
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
         self.inner.rotate(rotation).await
     }
-    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
-        self.inner.allow_retry(hash, until).await
+    async fn allow_retry(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.allow_retry(session_id, hash, until).await
     }
-    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        self.inner.token(hash).await
+    async fn token(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.token(session_id, hash).await
     }
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         self.inner.session(id).await

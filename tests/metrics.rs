@@ -99,7 +99,11 @@ async fn refreshes_are_counted_by_outcome() {
         .await
         .unwrap();
     store
-        .allow_retry(&tokens.hash(first.refresh_token.as_str()), i64::MAX)
+        .allow_retry(
+            &first.session.id,
+            &tokens.hash(first.refresh_token.as_str()),
+            i64::MAX,
+        )
         .await
         .unwrap();
     tokens
@@ -110,7 +114,7 @@ async fn refreshes_are_counted_by_outcome() {
 
     // invalid: malformed, unknown.
     assert!(tokens.refresh("nope", same_user).await.is_err());
-    let unknown = "A".repeat(43);
+    let unknown = "A".repeat(64);
     assert!(tokens.refresh(&unknown, same_user).await.is_err());
     assert_eq!(outcome("invalid"), 2);
 

@@ -15,8 +15,8 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_jwt_auth::{
     Algorithm, AuthErrorKind, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
     refresh::{
-        DEFAULT_MAX_SESSIONS, MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshTokens,
-        ReuseEvent, Session, Subject, conformance,
+        DEFAULT_MAX_SESSIONS, MemoryStore, RefreshEndpoint, RefreshErrorKind, RefreshToken,
+        RefreshTokens, ReuseEvent, Session, Subject, conformance,
         store::{
             RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
         },
@@ -56,8 +56,13 @@ async fn login_then_refresh_rotates() {
         .unwrap();
     assert_eq!(
         login.refresh_token.as_str().len(),
-        43,
-        "256 bits, base64url"
+        64,
+        "the session id's 128 bits, then 256 random bits, base64url"
+    );
+    assert_eq!(
+        RefreshToken::session_id_of(login.refresh_token.as_str()).as_deref(),
+        Some(login.session.id.as_str()),
+        "the token names its session"
     );
     assert_eq!(login.session.device.as_deref(), Some("laptop"));
 
@@ -198,8 +203,15 @@ async fn expired_and_unknown_tokens_are_invalid_grants_that_touch_nothing() {
 
     let tokens = tokens(store.clone());
     let live = tokens.login(Subject::new("v"), None).await.unwrap();
+    // The secret part of a live token under its real session id, and the
+    // live token's secret under another session's id: both unknown.
+    let live_token = live.refresh_token.as_str();
+    let other = tokens.login(Subject::new("w"), None).await.unwrap();
     let before = store.token_hashes().len();
     for bogus in [
+        format!("{}{}", &live_token[..22], "A".repeat(42)),
+        format!("{}{}", &other.refresh_token.as_str()[..22], &live_token[22..]),
+        "x".repeat(64),
         "x".repeat(43),
         String::new(),
         "not a token".into(),
@@ -235,7 +247,11 @@ async fn a_failed_user_lookup_or_signing_spends_nothing() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), RefreshErrorKind::Issue);
-    let token = store.token(&presented).await.unwrap().unwrap();
+    let token = store
+        .token(&login.session.id, &presented)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(token.status, TokenStatus::Active);
     assert_eq!(store.token_hashes().len(), 1, "no child stored");
 
@@ -439,13 +455,22 @@ impl RefreshStore for Down {
         self.check()?;
         self.inner.rotate(r).await
     }
-    async fn allow_retry(&self, h: &TokenHash, until: i64) -> Result<(), StoreError> {
+    async fn allow_retry(
+        &self,
+        session_id: &str,
+        h: &TokenHash,
+        until: i64,
+    ) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.allow_retry(h, until).await
+        self.inner.allow_retry(session_id, h, until).await
     }
-    async fn token(&self, h: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+    async fn token(
+        &self,
+        session_id: &str,
+        h: &TokenHash,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         self.check()?;
-        self.inner.token(h).await
+        self.inner.token(session_id, h).await
     }
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         self.check()?;
@@ -505,7 +530,7 @@ async fn store_failure_is_503_and_revokes_nothing() {
     );
     // Nothing was revoked or rotated; once the store is back the token works.
     let token = memory
-        .token(&tokens.hash(login.refresh_token.as_str()))
+        .token(&login.session.id, &tokens.hash(login.refresh_token.as_str()))
         .await
         .unwrap()
         .unwrap();
@@ -535,7 +560,7 @@ async fn endpoint_answers_in_oauth_shapes() {
     assert_eq!(json["token_type"], "bearer");
     assert_eq!(json["expires_in"], 900);
     assert!(json["access_token"].as_str().unwrap().split('.').count() == 3);
-    assert_eq!(json["refresh_token"].as_str().unwrap().len(), 43);
+    assert_eq!(json["refresh_token"].as_str().unwrap().len(), 64);
 
     let invalid_grant = serde_json::json!({
         "error": "invalid_grant",
@@ -554,7 +579,7 @@ async fn endpoint_answers_in_oauth_shapes() {
         .clone()
         .oneshot(refresh_request(&format!(
             r#"{{"refresh_token":"{}"}}"#,
-            "A".repeat(43)
+            "A".repeat(64)
         )))
         .await
         .unwrap();
@@ -719,7 +744,7 @@ async fn endpoint_reads_and_sets_the_cookie() {
     );
     let (value, attributes) = cookie.split_once(';').unwrap();
     let new_token = value.strip_prefix("rt=").unwrap();
-    assert_eq!(new_token.len(), 43);
+    assert_eq!(new_token.len(), 64);
     assert!(attributes.contains("HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age="));
 
     // The cookie's new token works; a repeated cookie is refused.
@@ -830,8 +855,9 @@ async fn a_non_ascii_cookie_does_not_hide_the_refresh_cookie() {
 
 /// Whether the refresh token of `login` is still active (nothing spent).
 async fn still_active(store: &MemoryStore, tokens: &RefreshTokens, token: &str) -> bool {
+    let session_id = RefreshToken::session_id_of(token).expect("a refresh token");
     store
-        .token(&tokens.hash(token))
+        .token(&session_id, &tokens.hash(token))
         .await
         .unwrap()
         .is_some_and(|record| record.status == TokenStatus::Active)

@@ -221,6 +221,7 @@ async fn migrate_upgrades_a_version_2_database_in_place() {
 
     // The old session rotates under the new functions ...
     let rotation = Rotation {
+        session_id: "old-session".to_owned(),
         presented: old,
         child: random_hash(),
         now: now + 1,
@@ -232,7 +233,10 @@ async fn migrate_upgrades_a_version_2_database_in_place() {
         RotateOutcome::Rotated(_)
     ));
     // ... takes a retry permit (a new column) ...
-    store.allow_retry(&old, now + 60).await.unwrap();
+    store
+        .allow_retry("old-session", &old, now + 60)
+        .await
+        .unwrap();
     let retry = Rotation {
         child: random_hash(),
         now: now + 2,
@@ -347,6 +351,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     assert!(!format!("{dead:?}").contains("hunter2"));
     let started = std::time::Instant::now();
     let rotation = Rotation {
+        session_id: family.id.clone(),
         presented: hash,
         child: random_hash(),
         now: now + 1,
@@ -384,7 +389,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     assert!(!stored.revoked);
     assert_eq!(stored.generation, 0);
     assert_eq!(
-        store.token(&hash).await.unwrap().unwrap().status,
+        store.token(&family.id, &hash).await.unwrap().unwrap().status,
         TokenStatus::Active
     );
     // And the real store rotates it.
@@ -440,6 +445,7 @@ async fn migrates_versions_2_3_and_4() {
         assert_eq!((session.auth_time, session.jkt), (1000, None));
         let outcome = store
             .rotate(&Rotation {
+                session_id: "old-session".to_owned(),
                 presented: TokenHash::from_bytes([0xab; 32]),
                 child: random_hash(),
                 now: 2000,

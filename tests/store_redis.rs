@@ -93,9 +93,13 @@ async fn holds_no_raw_token_and_expires_every_key() {
         }
         keys
     };
-    // A family, its token set, three tokens, the user's set, the expiry index.
+    // A family, its token set, three tokens, the user's set, the expiry
+    // index: all under the user's tag (one hash slot on a cluster).
     assert_eq!(keys.len(), 7, "{keys:?}");
-    assert!(keys.contains(&format!("{prefix}u:{user}")));
+    let tag = &Session::new_id(&user)[..2];
+    let base = format!("{prefix}{{{tag}}}");
+    assert!(keys.iter().all(|k| k.starts_with(&base)), "{keys:?}");
+    assert!(keys.contains(&format!("{base}u:{user}")));
 
     let mut everything = String::new();
     for key in &keys {
@@ -148,7 +152,7 @@ async fn holds_no_raw_token_and_expires_every_key() {
             .query_async(&mut conn)
             .await
             .unwrap();
-        if key != &format!("{prefix}exp") {
+        if key != &format!("{base}exp") {
             assert!(ttl > 0, "{key} has no expiry ({ttl})");
         }
     }
@@ -161,14 +165,11 @@ async fn holds_no_raw_token_and_expires_every_key() {
     // Token keys are named by hash.
     let token_keys = keys
         .iter()
-        .filter(|k| k.starts_with(&format!("{prefix}t:")))
+        .filter(|k| k.starts_with(&format!("{base}t:")))
         .count();
     assert_eq!(token_keys, raw.len());
-    for key in keys
-        .iter()
-        .filter(|k| k.starts_with(&format!("{prefix}t:")))
-    {
-        assert!(TokenHash::from_hex(&key[prefix.len() + 2..]).is_some());
+    for key in keys.iter().filter(|k| k.starts_with(&format!("{base}t:"))) {
+        assert!(TokenHash::from_hex(&key[base.len() + 2..]).is_some());
     }
 
     let _: () = redis::cmd("DEL")
@@ -183,9 +184,10 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     let _shared = REDIS.read().await;
     let Some(store) = store().await else { return };
     let now = 1_900_000_000;
+    let user = unique("user-");
     let family = Session {
-        id: unique("fam-"),
-        user_id: unique("user-"),
+        id: Session::new_id(&user),
+        user_id: user,
         device: None,
         created_at: now,
         last_used_at: now,
@@ -213,6 +215,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
         .with_prefix(store.prefix());
     let started = std::time::Instant::now();
     let rotation = Rotation {
+        session_id: family.id.clone(),
         presented: hash,
         child: TokenHash::from_bytes([8; 32]),
         now: now + 1,
@@ -232,7 +235,7 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     assert!(!stored.revoked);
     assert_eq!(stored.generation, 0);
     assert_eq!(
-        store.token(&hash).await.unwrap().unwrap().status,
+        store.token(&family.id, &hash).await.unwrap().unwrap().status,
         TokenStatus::Active
     );
     assert!(format!("{dead:?}").contains("127.0.0.1:1"));
@@ -255,7 +258,7 @@ fn tokens(store: &RedisStore, max_sessions: u32) -> RefreshTokens {
 async fn indexed(store: &RedisStore, user: &str) -> u64 {
     let mut conn = raw_connection().await;
     redis::cmd("ZCARD")
-        .arg(format!("{}u:{user}", store.prefix()))
+        .arg(format!("{}{{{}}}u:{user}", store.prefix(), &Session::new_id(user)[..2]))
         .query_async(&mut conn)
         .await
         .unwrap()
@@ -411,14 +414,27 @@ impl RefreshStore for Stalling {
         }
         self.inner.rotate(rotation).await
     }
-    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
-        self.inner.allow_retry(hash, until).await
+    async fn allow_retry(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.allow_retry(session_id, hash, until).await
     }
-    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        self.inner.token(hash).await
+    async fn token(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.token(session_id, hash).await
     }
-    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Session)>, StoreError> {
-        self.inner.lookup(hash).await
+    async fn lookup(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Session)>, StoreError> {
+        self.inner.lookup(session_id, hash).await
     }
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         self.inner.session(id).await
@@ -489,7 +505,7 @@ async fn a_retry_after_a_redis_timeout_is_not_reuse() {
     let presented = tokens.hash(login.refresh_token.as_str());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(Some(token)) = store.token(&presented).await
+        if let Ok(Some(token)) = store.token(&login.session.id, &presented).await
             && matches!(token.status, TokenStatus::Rotated(_))
         {
             break;
@@ -504,7 +520,7 @@ async fn a_retry_after_a_redis_timeout_is_not_reuse() {
         Err(error) => {
             let mut conn = raw_connection().await;
             let record: HashMap<String, String> = redis::cmd("HGETALL")
-                .arg(format!("{}t:{}", store.prefix(), presented.to_hex()))
+                .arg(store.token_key_of(&login.session.id, &presented))
                 .query_async(&mut conn)
                 .await
                 .unwrap();
@@ -595,4 +611,123 @@ fn follows_the_model() {
                 .with_prefix(format!("{}:", unique("tjwt-model-"))),
         )
     });
+}
+
+/// A new session of a new user in `store`, with its login token.
+async fn new_session(store: &RedisStore, now: i64) -> (Session, TokenHash) {
+    let user = unique("user-");
+    let session = Session {
+        id: Session::new_id(&user),
+        user_id: user,
+        device: None,
+        created_at: now,
+        last_used_at: now,
+        expires_at: now + 3600,
+        generation: 0,
+        revoked: false,
+        auth_time: now,
+        jkt: None,
+    };
+    let hash = TokenHash::from_bytes(rand::random());
+    let token = TokenRecord {
+        hash,
+        session_id: session.id.clone(),
+        parent: None,
+        generation: 0,
+        created_at: now,
+        status: TokenStatus::Active,
+    };
+    store.create(&session, &token, 100).await.unwrap();
+    (session, hash)
+}
+
+/// The same rotation delivered twice (the client library resending it
+/// after a lost answer, or to a promoted replica after a failover) is
+/// answered as a rotation both times: never reuse, nothing revoked. A
+/// different child for the spent token is still reuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotation_delivered_twice_is_not_reuse() {
+    let _shared = REDIS.read().await;
+    let Some(store) = store().await else { return };
+    let now = 1_900_000_000;
+    let (session, r0) = new_session(&store, now).await;
+    let rotation = Rotation {
+        session_id: session.id.clone(),
+        presented: r0,
+        child: TokenHash::from_bytes(rand::random()),
+        now: now + 1,
+        idle_cutoff: now - 60,
+        grace_cutoff: None,
+    };
+    let first = store.rotate(&rotation).await.unwrap();
+    let RotateOutcome::Rotated(rotated) = &first else {
+        panic!("the first delivery rotates: {first:?}");
+    };
+    let again = store.rotate(&rotation).await.unwrap();
+    assert_eq!(again, first, "the second delivery answers the same");
+    assert_eq!(rotated.generation, 1, "one rotation, not two");
+    let child = store
+        .token(&session.id, &rotation.child)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((child.generation, child.parent), (1, Some(r0)));
+
+    let other_child = Rotation {
+        child: TokenHash::from_bytes(rand::random()),
+        ..rotation.clone()
+    };
+    assert!(matches!(
+        store.rotate(&other_child).await.unwrap(),
+        RotateOutcome::Reused(s) if s.revoked
+    ));
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
+}
+
+/// Session ids carry their user's tag: `create` refuses an id made
+/// otherwise (it would put the session in another hash slot than its user
+/// on a cluster), and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_need_ids_made_for_their_user() {
+    let _shared = REDIS.read().await;
+    let Some(store) = store().await else { return };
+    let now = 1_900_000_000;
+    let user = unique("user-");
+    let mut foreign = Session::new_id("someone else");
+    while foreign[..2] == Session::new_id(&user)[..2] {
+        foreign = Session::new_id(&unique("someone-"));
+    }
+    for id in [foreign, "s-1".to_owned()] {
+        let session = Session {
+            id: id.clone(),
+            user_id: user.clone(),
+            device: None,
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + 3600,
+            generation: 0,
+            revoked: false,
+            auth_time: now,
+            jkt: None,
+        };
+        let token = TokenRecord {
+            hash: TokenHash::from_bytes(rand::random()),
+            session_id: id.clone(),
+            parent: None,
+            generation: 0,
+            created_at: now,
+            status: TokenStatus::Active,
+        };
+        let error = store.create(&session, &token, 100).await.unwrap_err();
+        assert!(error.to_string().contains("Session::new_id"), "{error}");
+        assert_eq!(store.session(&id).await.unwrap(), None);
+        assert!(store.sessions(&user, now).await.unwrap().is_empty());
+    }
+    let mut conn = raw_connection().await;
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", store.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "nothing stored: {left:?}");
 }

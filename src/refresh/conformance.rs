@@ -29,7 +29,6 @@ use async_trait::async_trait;
 use super::{
     RefreshErrorKind, RefreshTokens, Session, Subject,
     clock::now,
-    session::new_session_id as random_id,
     store::{
         InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
         TokenStatus,
@@ -52,6 +51,7 @@ pub async fn run(store: Arc<dyn RefreshStore>) {
     retry_after_a_lost_answer(&*store).await;
     lifetimes(&*store).await;
     unknown_token(&*store).await;
+    wrong_session(&*store).await;
     revocation_and_sessions(&*store).await;
     session_cap(&*store).await;
     purge(&*store).await;
@@ -59,6 +59,11 @@ pub async fn run(store: Arc<dyn RefreshStore>) {
     lost_answer_through_refresh_tokens(Arc::clone(&store)).await;
     bound_sessions(Arc::clone(&store)).await;
     race(store).await;
+}
+
+/// A fresh random string, for user ids.
+fn random_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 fn hash() -> TokenHash {
@@ -69,9 +74,10 @@ fn hash() -> TokenHash {
 
 /// A new session of a new user with its first token, created in `store`.
 async fn new_session(store: &dyn RefreshStore, now: i64, lifetime: i64) -> (Session, TokenHash) {
+    let user_id = format!("user-{}", random_id());
     let session = Session {
-        id: random_id(),
-        user_id: format!("user-{}", random_id()),
+        id: Session::new_id(&user_id),
+        user_id,
         device: Some("conformance device".to_owned()),
         created_at: now,
         last_used_at: now,
@@ -102,8 +108,9 @@ async fn rotate(store: &dyn RefreshStore, rotation: &Rotation) -> RotateOutcome 
     store.rotate(rotation).await.expect("rotate")
 }
 
-fn plain(presented: TokenHash, child: TokenHash, now: i64) -> Rotation {
+fn plain(session: &Session, presented: TokenHash, child: TokenHash, now: i64) -> Rotation {
     Rotation {
+        session_id: session.id.clone(),
         presented,
         child,
         now,
@@ -117,7 +124,7 @@ pub async fn rotation(store: &dyn RefreshStore) {
     let t0 = now();
     let (created, r0) = new_session(store, t0, 3600).await;
     let r1 = hash();
-    let RotateOutcome::Rotated(f) = rotate(store, &plain(r0, r1, t0 + 5)).await else {
+    let RotateOutcome::Rotated(f) = rotate(store, &plain(&created, r0, r1, t0 + 5)).await else {
         panic!("an active token must rotate");
     };
     assert_eq!(f.id, created.id);
@@ -129,26 +136,26 @@ pub async fn rotation(store: &dyn RefreshStore) {
     assert!(!f.revoked);
 
     let (token, session) = store
-        .lookup(&r1)
+        .lookup(&created.id, &r1)
         .await
         .unwrap()
         .expect("lookup finds the child");
     assert_eq!(
         Some(token),
-        store.token(&r1).await.unwrap(),
+        store.token(&created.id, &r1).await.unwrap(),
         "lookup = token"
     );
     assert_eq!(session, f, "lookup = session");
     assert_eq!(
-        store.lookup(&hash()).await.unwrap(),
+        store.lookup(&created.id, &hash()).await.unwrap(),
         None,
         "lookup of an unknown hash"
     );
 
-    let parent = store.token(&r0).await.unwrap().expect("the parent is kept");
+    let parent = store.token(&created.id, &r0).await.unwrap().expect("the parent is kept");
     assert_eq!(parent.status, TokenStatus::Rotated(t0 + 5));
     let child = store
-        .token(&r1)
+        .token(&created.id, &r1)
         .await
         .unwrap()
         .expect("the child is stored");
@@ -160,7 +167,7 @@ pub async fn rotation(store: &dyn RefreshStore) {
 
     let r2 = hash();
     assert!(
-        matches!(rotate(store, &plain(r1, r2, t0 + 6)).await, RotateOutcome::Rotated(f) if f.generation == 2),
+        matches!(rotate(store, &plain(&created, r1, r2, t0 + 6)).await, RotateOutcome::Rotated(f) if f.generation == 2),
         "the child rotates in turn"
     );
 }
@@ -171,22 +178,22 @@ pub async fn reuse_revokes_session(store: &dyn RefreshStore) {
     let (created, r0) = new_session(store, t0, 3600).await;
     let r1 = hash();
     assert!(matches!(
-        rotate(store, &plain(r0, r1, t0)).await,
+        rotate(store, &plain(&created, r0, r1, t0)).await,
         RotateOutcome::Rotated(_)
     ));
-    let outcome = rotate(store, &plain(r0, hash(), t0 + 1)).await;
+    let outcome = rotate(store, &plain(&created, r0, hash(), t0 + 1)).await;
     assert!(
         matches!(&outcome, RotateOutcome::Reused(f) if f.id == created.id && f.revoked),
         "reuse must revoke the session, got {outcome:?}"
     );
     assert!(store.session(&created.id).await.unwrap().unwrap().revoked);
     assert_eq!(
-        rotate(store, &plain(r1, hash(), t0 + 2)).await,
+        rotate(store, &plain(&created, r1, hash(), t0 + 2)).await,
         RotateOutcome::Invalid(InvalidReason::Revoked),
         "the newest token dies with its session"
     );
     assert_eq!(
-        rotate(store, &plain(r0, hash(), t0 + 3)).await,
+        rotate(store, &plain(&created, r0, hash(), t0 + 3)).await,
         RotateOutcome::Invalid(InvalidReason::Revoked),
         "a revoked session stays revoked"
     );
@@ -195,7 +202,8 @@ pub async fn reuse_revokes_session(store: &dyn RefreshStore) {
 /// Grace: only the immediate predecessor, only within the window.
 pub async fn grace_window(store: &dyn RefreshStore) {
     let t0 = now();
-    let grace = |at: i64| Rotation {
+    let grace = |session: &Session, at: i64| Rotation {
+        session_id: session.id.clone(),
         presented: hash(),
         child: hash(),
         now: at,
@@ -207,11 +215,11 @@ pub async fn grace_window(store: &dyn RefreshStore) {
     let (created, r0) = new_session(store, t0, 3600).await;
     let r1 = hash();
     assert!(matches!(
-        rotate(store, &plain(r0, r1, t0)).await,
+        rotate(store, &plain(&created, r0, r1, t0)).await,
         RotateOutcome::Rotated(_)
     ));
     let sibling = hash();
-    let mut retry = grace(t0 + 5);
+    let mut retry = grace(&created, t0 + 5);
     retry.presented = r0;
     retry.child = sibling;
     let outcome = rotate(store, &retry).await;
@@ -220,7 +228,7 @@ pub async fn grace_window(store: &dyn RefreshStore) {
         "a retry within the window gets a sibling, got {outcome:?}"
     );
     let record = store
-        .token(&sibling)
+        .token(&created.id, &sibling)
         .await
         .unwrap()
         .expect("the sibling is stored");
@@ -229,17 +237,17 @@ pub async fn grace_window(store: &dyn RefreshStore) {
         (TokenStatus::Active, 1, Some(r0))
     );
     assert_eq!(
-        store.token(&r1).await.unwrap().unwrap().status,
+        store.token(&created.id, &r1).await.unwrap().unwrap().status,
         TokenStatus::Active,
         "the first child stays valid"
     );
     // Once one sibling rotates, the other is stale: presenting it is reuse
     // (else a thief holding one sibling could refresh forever beside the owner).
     assert!(matches!(
-        rotate(store, &plain(r1, hash(), t0 + 6)).await,
+        rotate(store, &plain(&created, r1, hash(), t0 + 6)).await,
         RotateOutcome::Rotated(f) if f.generation == 2
     ));
-    let outcome = rotate(store, &plain(sibling, hash(), t0 + 7)).await;
+    let outcome = rotate(store, &plain(&created, sibling, hash(), t0 + 7)).await;
     assert!(
         matches!(&outcome, RotateOutcome::Reused(f) if f.id == created.id && f.revoked),
         "a stale sibling must be reuse, got {outcome:?}"
@@ -248,10 +256,10 @@ pub async fn grace_window(store: &dyn RefreshStore) {
     // Outside the window: reuse.
     let (created, r0) = new_session(store, t0, 3600).await;
     assert!(matches!(
-        rotate(store, &plain(r0, hash(), t0)).await,
+        rotate(store, &plain(&created, r0, hash(), t0)).await,
         RotateOutcome::Rotated(_)
     ));
-    let mut late = grace(t0 + 11);
+    let mut late = grace(&created, t0 + 11);
     late.presented = r0;
     assert!(
         matches!(rotate(store, &late).await, RotateOutcome::Reused(f) if f.id == created.id),
@@ -262,14 +270,14 @@ pub async fn grace_window(store: &dyn RefreshStore) {
     let (created, r0) = new_session(store, t0, 3600).await;
     let r1 = hash();
     assert!(matches!(
-        rotate(store, &plain(r0, r1, t0)).await,
+        rotate(store, &plain(&created, r0, r1, t0)).await,
         RotateOutcome::Rotated(_)
     ));
     assert!(matches!(
-        rotate(store, &plain(r1, hash(), t0 + 1)).await,
+        rotate(store, &plain(&created, r1, hash(), t0 + 1)).await,
         RotateOutcome::Rotated(_)
     ));
-    let mut ancestor = grace(t0 + 2);
+    let mut ancestor = grace(&created, t0 + 2);
     ancestor.presented = r0;
     assert!(
         matches!(rotate(store, &ancestor).await, RotateOutcome::Reused(f) if f.id == created.id),
@@ -287,19 +295,19 @@ pub async fn retry_after_a_lost_answer(store: &dyn RefreshStore) {
     let (created, r0) = new_session(store, t0, 3600).await;
     let r1 = hash();
     assert!(matches!(
-        rotate(store, &plain(r0, r1, t0)).await,
+        rotate(store, &plain(&created, r0, r1, t0)).await,
         RotateOutcome::Rotated(_)
     ));
-    store.allow_retry(&r0, t0 + 30).await.expect("allow_retry");
+    store.allow_retry(&created.id, &r0, t0 + 30).await.expect("allow_retry");
     let sibling = hash();
-    let outcome = rotate(store, &plain(r0, sibling, t0 + 5)).await;
+    let outcome = rotate(store, &plain(&created, r0, sibling, t0 + 5)).await;
     assert!(
         matches!(&outcome, RotateOutcome::Retried(f)
             if f.id == created.id && !f.revoked && f.generation == 1 && f.last_used_at == t0 + 5),
         "a retry with a permit gets a sibling, got {outcome:?}"
     );
     let record = store
-        .token(&sibling)
+        .token(&created.id, &sibling)
         .await
         .unwrap()
         .expect("the sibling is stored");
@@ -308,12 +316,12 @@ pub async fn retry_after_a_lost_answer(store: &dyn RefreshStore) {
         (TokenStatus::Active, 1, Some(r0))
     );
     assert_eq!(
-        store.token(&r0).await.unwrap().unwrap().status,
+        store.token(&created.id, &r0).await.unwrap().unwrap().status,
         TokenStatus::Rotated(t0),
         "the retried token keeps its rotation time"
     );
     // One permit, one retry: the next is reuse.
-    let outcome = rotate(store, &plain(r0, hash(), t0 + 6)).await;
+    let outcome = rotate(store, &plain(&created, r0, hash(), t0 + 6)).await;
     assert!(
         matches!(&outcome, RotateOutcome::Reused(f) if f.id == created.id && f.revoked),
         "a permit is used up by its retry, got {outcome:?}"
@@ -321,39 +329,39 @@ pub async fn retry_after_a_lost_answer(store: &dyn RefreshStore) {
 
     // The permit recorded before the lost rotation ran (it waited longer).
     let (created, r0) = new_session(store, t0, 3600).await;
-    store.allow_retry(&r0, t0 + 30).await.unwrap();
+    store.allow_retry(&created.id, &r0, t0 + 30).await.unwrap();
     let r1 = hash();
     assert!(
         matches!(
-            rotate(store, &plain(r0, r1, t0)).await,
+            rotate(store, &plain(&created, r0, r1, t0)).await,
             RotateOutcome::Rotated(_)
         ),
         "a permit does not stop an active token from rotating"
     );
     let sibling = hash();
     assert!(matches!(
-        rotate(store, &plain(r0, sibling, t0 + 1)).await,
+        rotate(store, &plain(&created, r0, sibling, t0 + 1)).await,
         RotateOutcome::Retried(_)
     ));
     // The sibling goes on; the lost child is stale from then on.
     assert!(matches!(
-        rotate(store, &plain(sibling, hash(), t0 + 2)).await,
+        rotate(store, &plain(&created, sibling, hash(), t0 + 2)).await,
         RotateOutcome::Rotated(f) if f.generation == 2
     ));
     assert!(
-        matches!(rotate(store, &plain(r1, hash(), t0 + 3)).await, RotateOutcome::Reused(f) if f.id == created.id),
+        matches!(rotate(store, &plain(&created, r1, hash(), t0 + 3)).await, RotateOutcome::Reused(f) if f.id == created.id),
         "the lost child is stale once the retried sibling rotated"
     );
 
     // A permit that ran out: reuse.
     let (created, r0) = new_session(store, t0, 3600).await;
     assert!(matches!(
-        rotate(store, &plain(r0, hash(), t0)).await,
+        rotate(store, &plain(&created, r0, hash(), t0)).await,
         RotateOutcome::Rotated(_)
     ));
-    store.allow_retry(&r0, t0 + 10).await.unwrap();
+    store.allow_retry(&created.id, &r0, t0 + 10).await.unwrap();
     assert!(
-        matches!(rotate(store, &plain(r0, hash(), t0 + 11)).await, RotateOutcome::Reused(f) if f.id == created.id),
+        matches!(rotate(store, &plain(&created, r0, hash(), t0 + 11)).await, RotateOutcome::Reused(f) if f.id == created.id),
         "a retry after the permit ran out is reuse"
     );
 
@@ -361,24 +369,24 @@ pub async fn retry_after_a_lost_answer(store: &dyn RefreshStore) {
     let (created, r0) = new_session(store, t0, 3600).await;
     let r1 = hash();
     assert!(matches!(
-        rotate(store, &plain(r0, r1, t0)).await,
+        rotate(store, &plain(&created, r0, r1, t0)).await,
         RotateOutcome::Rotated(_)
     ));
     assert!(matches!(
-        rotate(store, &plain(r1, hash(), t0 + 1)).await,
+        rotate(store, &plain(&created, r1, hash(), t0 + 1)).await,
         RotateOutcome::Rotated(_)
     ));
-    store.allow_retry(&r0, t0 + 30).await.unwrap();
+    store.allow_retry(&created.id, &r0, t0 + 30).await.unwrap();
     assert!(
-        matches!(rotate(store, &plain(r0, hash(), t0 + 2)).await, RotateOutcome::Reused(f) if f.id == created.id),
+        matches!(rotate(store, &plain(&created, r0, hash(), t0 + 2)).await, RotateOutcome::Reused(f) if f.id == created.id),
         "an older ancestor with a permit is reuse"
     );
 
     // An unknown hash: nothing is stored.
     let ghost = hash();
-    store.allow_retry(&ghost, t0 + 30).await.unwrap();
-    assert_eq!(store.token(&ghost).await.unwrap(), None);
-    assert_eq!(store.lookup(&ghost).await.unwrap(), None);
+    store.allow_retry(&created.id, &ghost, t0 + 30).await.unwrap();
+    assert_eq!(store.token(&created.id, &ghost).await.unwrap(), None);
+    assert_eq!(store.lookup(&created.id, &ghost).await.unwrap(), None);
 }
 
 /// Expired sessions refuse rotation and are left untouched.
@@ -387,17 +395,18 @@ pub async fn lifetimes(store: &dyn RefreshStore) {
     // Absolute lifetime.
     let (created, r0) = new_session(store, t0, 60).await;
     assert_eq!(
-        rotate(store, &plain(r0, hash(), t0 + 60)).await,
+        rotate(store, &plain(&created, r0, hash(), t0 + 60)).await,
         RotateOutcome::Invalid(InvalidReason::Expired)
     );
     assert_eq!(store.session(&created.id).await.unwrap().unwrap(), created);
     assert_eq!(
-        store.token(&r0).await.unwrap().unwrap().status,
+        store.token(&created.id, &r0).await.unwrap().unwrap().status,
         TokenStatus::Active
     );
     // Idle lifetime.
     let (created, r0) = new_session(store, t0, 3600).await;
     let idle = Rotation {
+        session_id: created.id.clone(),
         presented: r0,
         child: hash(),
         now: t0 + 100,
@@ -417,19 +426,60 @@ pub async fn unknown_token(store: &dyn RefreshStore) {
     let (created, r0) = new_session(store, t0, 3600).await;
     let child = hash();
     assert_eq!(
-        rotate(store, &plain(hash(), child, t0)).await,
+        rotate(store, &plain(&created, hash(), child, t0)).await,
         RotateOutcome::Invalid(InvalidReason::Unknown)
     );
     assert_eq!(
-        store.token(&child).await.unwrap(),
+        store.token(&created.id, &child).await.unwrap(),
         None,
         "no child is stored"
     );
     assert_eq!(store.session(&created.id).await.unwrap().unwrap(), created);
     assert_eq!(
-        store.token(&r0).await.unwrap().unwrap().status,
+        store.token(&created.id, &r0).await.unwrap().unwrap().status,
         TokenStatus::Active
     );
+}
+
+/// A token presented with another session's id is unknown, and changes
+/// nothing: neither session, nor the token, nor its retry permit. The other
+/// session is one of another user and one of the same user.
+pub async fn wrong_session(store: &dyn RefreshStore) {
+    let t0 = now();
+    let (created, r0) = new_session(store, t0, 3600).await;
+    let (stranger, _) = new_session(store, t0, 3600).await;
+    let (sibling, _) = user_session(store, &created.user_id, t0 + 1, NO_CAP).await;
+    for other in [&stranger, &sibling] {
+        let child = hash();
+        assert_eq!(
+            rotate(store, &plain(other, r0, child, t0 + 2)).await,
+            RotateOutcome::Invalid(InvalidReason::Unknown),
+            "a token presented with another session's id"
+        );
+        assert_eq!(store.token(&other.id, &r0).await.unwrap(), None);
+        assert_eq!(store.lookup(&other.id, &r0).await.unwrap(), None);
+        assert_eq!(store.token(&other.id, &child).await.unwrap(), None);
+        assert_eq!(store.token(&created.id, &child).await.unwrap(), None);
+        store.allow_retry(&other.id, &r0, t0 + 30).await.unwrap();
+        assert_eq!(store.session(&other.id).await.unwrap().unwrap(), *other);
+    }
+    assert_eq!(store.session(&created.id).await.unwrap().unwrap(), created);
+    assert_eq!(
+        store.token(&created.id, &r0).await.unwrap().unwrap().status,
+        TokenStatus::Active
+    );
+    // The token still rotates with its own session id; the permits asked
+    // for under the other ids were not recorded, so presenting it again is
+    // reuse.
+    assert!(matches!(
+        rotate(store, &plain(&created, r0, hash(), t0 + 3)).await,
+        RotateOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        rotate(store, &plain(&created, r0, hash(), t0 + 4)).await,
+        RotateOutcome::Reused(f) if f.id == created.id
+    ));
+    assert!(!store.session(&sibling.id).await.unwrap().unwrap().revoked);
 }
 
 /// Logout, logout-all and session listing.
@@ -438,7 +488,7 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
     let (a, ra) = new_session(store, t0, 3600).await;
     // Two more sessions of the same user, and one of someone else.
     let mut second = a.clone();
-    second.id = random_id();
+    second.id = Session::new_id(&a.user_id);
     second.created_at = t0 + 1;
     second.device = Some("phone".into());
     let rb = hash();
@@ -458,7 +508,7 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
         .await
         .unwrap();
     let mut expired = a.clone();
-    expired.id = random_id();
+    expired.id = Session::new_id(&a.user_id);
     expired.expires_at = t0 - 1;
     store
         .create(
@@ -489,12 +539,12 @@ pub async fn revocation_and_sessions(store: &dyn RefreshStore) {
     assert!(store.revoke_session(&a.id).await.unwrap());
     assert!(!store.revoke_session("no-such-session").await.unwrap());
     assert_eq!(
-        rotate(store, &plain(ra, hash(), t0)).await,
+        rotate(store, &plain(&a, ra, hash(), t0)).await,
         RotateOutcome::Invalid(InvalidReason::Revoked)
     );
     assert!(
         matches!(
-            rotate(store, &plain(rb, hash(), t0)).await,
+            rotate(store, &plain(&second, rb, hash(), t0)).await,
             RotateOutcome::Rotated(_)
         ),
         "revoking one session leaves the other alive"
@@ -528,7 +578,7 @@ async fn user_session(
     max: u32,
 ) -> (Session, Vec<String>) {
     let session = Session {
-        id: random_id(),
+        id: Session::new_id(user),
         user_id: user.to_owned(),
         device: None,
         created_at: at,
@@ -611,11 +661,11 @@ pub async fn purge(store: &dyn RefreshStore) {
     let purged = store.purge(t0, t0 - 10).await.unwrap();
     assert!(purged >= 2, "purge reports what it removed");
     assert_eq!(store.session(&expired.id).await.unwrap(), None);
-    assert_eq!(store.token(&r_expired).await.unwrap(), None);
+    assert_eq!(store.token(&expired.id, &r_expired).await.unwrap(), None);
     assert_eq!(store.session(&revoked.id).await.unwrap(), None);
-    assert_eq!(store.token(&r_revoked).await.unwrap(), None);
+    assert_eq!(store.token(&revoked.id, &r_revoked).await.unwrap(), None);
     assert!(store.session(&live.id).await.unwrap().is_some());
-    assert!(store.token(&r_live).await.unwrap().is_some());
+    assert!(store.token(&live.id, &r_live).await.unwrap().is_some());
 }
 
 /// Records every string and hash a store is handed.
@@ -657,16 +707,37 @@ impl RefreshStore for Spy {
         self.inner.create(session, token, max_sessions).await
     }
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
-        self.see([rotation.presented.to_hex(), rotation.child.to_hex()]);
+        self.see([
+            rotation.session_id.clone(),
+            rotation.presented.to_hex(),
+            rotation.child.to_hex(),
+        ]);
         self.inner.rotate(rotation).await
     }
-    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
-        self.see([hash.to_hex()]);
-        self.inner.allow_retry(hash, until).await
+    async fn allow_retry(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.see([session_id.to_owned(), hash.to_hex()]);
+        self.inner.allow_retry(session_id, hash, until).await
     }
-    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        self.see([hash.to_hex()]);
-        self.inner.token(hash).await
+    async fn token(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.see([session_id.to_owned(), hash.to_hex()]);
+        self.inner.token(session_id, hash).await
+    }
+    async fn lookup(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Session)>, StoreError> {
+        self.see([session_id.to_owned(), hash.to_hex()]);
+        self.inner.lookup(session_id, hash).await
     }
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         self.see([id.to_owned()]);
@@ -741,9 +812,12 @@ pub async fn hash_only(store: Arc<dyn RefreshStore>) {
     for token in raw {
         let expected = tokens.hash(token.as_str()).to_hex();
         assert!(seen.contains(&expected), "the store sees the hash");
+        // The session id is the token's first 128 bits; the rest (from
+        // the 23rd character) is secret.
+        let secret = &token.as_str()[22..];
         for value in seen.iter() {
             assert!(
-                !value.contains(token.as_str()),
+                !value.contains(token.as_str()) && !value.contains(secret),
                 "a raw refresh token reached the store"
             );
         }
@@ -780,14 +854,27 @@ impl RefreshStore for LostAnswer {
         }
         outcome
     }
-    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
-        self.inner.allow_retry(hash, until).await
+    async fn allow_retry(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.allow_retry(session_id, hash, until).await
     }
-    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        self.inner.token(hash).await
+    async fn token(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.token(session_id, hash).await
     }
-    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Session)>, StoreError> {
-        self.inner.lookup(hash).await
+    async fn lookup(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Session)>, StoreError> {
+        self.inner.lookup(session_id, hash).await
     }
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         self.inner.session(id).await
@@ -827,7 +914,7 @@ pub async fn lost_answer_through_refresh_tokens(store: Arc<dyn RefreshStore>) {
         .expect_err("the answer was lost");
     assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
     let spent = store
-        .token(&tokens.hash(login.refresh_token.as_str()))
+        .token(&login.session.id, &tokens.hash(login.refresh_token.as_str()))
         .await
         .unwrap()
         .unwrap();
@@ -871,9 +958,10 @@ pub async fn lost_answer_through_refresh_tokens(store: Arc<dyn RefreshStore>) {
 pub async fn bound_sessions(store: Arc<dyn RefreshStore>) {
     // The records, as the store keeps them.
     let t0 = now();
+    let user_id = format!("user-{}", random_id());
     let session = Session {
-        id: random_id(),
-        user_id: format!("user-{}", random_id()),
+        id: Session::new_id(&user_id),
+        user_id,
         device: None,
         created_at: t0,
         last_used_at: t0,
@@ -901,7 +989,7 @@ pub async fn bound_sessions(store: Arc<dyn RefreshStore>) {
         Some(&session),
         "auth_time and jkt are stored"
     );
-    let RotateOutcome::Rotated(rotated) = rotate(&*store, &plain(r0, hash(), t0 + 5)).await else {
+    let RotateOutcome::Rotated(rotated) = rotate(&*store, &plain(&session, r0, hash(), t0 + 5)).await else {
         panic!("a bound session rotates like any other");
     };
     assert_eq!(
@@ -946,7 +1034,7 @@ pub async fn bound_sessions(store: Arc<dyn RefreshStore>) {
     assert_eq!(wrong.kind(), RefreshErrorKind::InvalidGrant);
     assert_eq!(
         store
-            .token(&tokens.hash(login.refresh_token.as_str()))
+            .token(&login.session.id, &tokens.hash(login.refresh_token.as_str()))
             .await
             .unwrap()
             .map(|t| t.status),
@@ -987,12 +1075,13 @@ pub async fn race(store: Arc<dyn RefreshStore>) {
     let mut tasks = Vec::new();
     for _ in 0..RACE_WIDTH {
         let store = Arc::clone(&store);
+        let created = created.clone();
         tasks.push(tokio::spawn(async move {
             let child = hash();
             (
                 child,
                 store
-                    .rotate(&plain(r0, child, t0 + 1))
+                    .rotate(&plain(&created, r0, child, t0 + 1))
                     .await
                     .expect("rotate"),
             )

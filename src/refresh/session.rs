@@ -3,6 +3,7 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 
 use super::{RefreshTokens, clock::now};
 use crate::{AuthError, Claims, auth::CheckFuture};
@@ -34,7 +35,8 @@ use crate::{AuthError, Claims, auth::CheckFuture};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    /// The session id; access tokens carry it as `sid`.
+    /// The session id; access tokens carry it as `sid`, and refresh tokens
+    /// name it too. Made by [`Session::new_id`]: 128 bits, base64url.
     pub id: String,
     /// The user the session belongs to.
     pub user_id: String,
@@ -96,11 +98,55 @@ impl Session {
     }
 }
 
-/// A new session id: 128 random bits, base64url.
-pub(super) fn new_session_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
+/// Bytes in a session id.
+pub(super) const SESSION_ID_BYTES: usize = 16;
+/// Characters of a session id, base64url without padding.
+pub(super) const SESSION_ID_LEN: usize = 22;
+/// Characters of a session id's [user tag](user_tag): 12 bits.
+pub(crate) const USER_TAG_LEN: usize = 2;
+
+/// The tag that every session id of `user_id` starts with: the first 12
+/// bits of SHA-256 of the user id, as two base64url characters (4096 tags).
+///
+/// It lets a store keep all of one user's sessions together without a
+/// lookup: the Redis store uses it as the hash tag of every key of the user
+/// and their sessions, so on Redis Cluster a user's sessions, their tokens
+/// and the user's index share one hash slot.
+pub(crate) fn user_tag(user_id: &str) -> String {
+    let digest = Sha256::digest(user_id.as_bytes());
+    let mut tag = URL_SAFE_NO_PAD.encode(&digest[..3]);
+    tag.truncate(USER_TAG_LEN);
+    tag
+}
+
+impl Session {
+    /// A new session id for a session of `user_id`: 128 bits, base64url (22
+    /// characters); the first 12 bits are the user's tag (SHA-256 of the
+    /// user id), the other 116 random.
+    ///
+    /// [`RefreshTokens`] makes every session id with it. The tag lets a
+    /// store keep all of a user's sessions in one place without a lookup
+    /// (the Redis store's hash slot on Redis Cluster), and says nothing the
+    /// access token's `sub` does not. Build sessions with it when you create
+    /// them yourself (tests, imports): the Redis store refuses ids made
+    /// otherwise.
+    ///
+    /// ```
+    /// use tower_jwt_auth::refresh::Session;
+    /// let a = Session::new_id("user-1");
+    /// let b = Session::new_id("user-1");
+    /// assert_eq!(a.len(), 22);
+    /// assert_ne!(a, b);
+    /// assert_eq!(a[..2], b[..2], "one user, one tag");
+    /// ```
+    pub fn new_id(user_id: &str) -> String {
+        let mut bytes = [0u8; SESSION_ID_BYTES];
+        rand::rng().fill_bytes(&mut bytes);
+        let digest = Sha256::digest(user_id.as_bytes());
+        bytes[0] = digest[0];
+        bytes[1] = (digest[1] & 0xf0) | (bytes[1] & 0x0f);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
 }
 
 impl RefreshTokens {

@@ -10,24 +10,57 @@ use rand::{TryRngCore, rngs::OsRng};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Session, oauth, store::TokenHash};
+use super::{
+    Session, oauth,
+    session::{SESSION_ID_BYTES, SESSION_ID_LEN},
+    store::TokenHash,
+};
 use crate::IssuedToken;
 
 /// Bytes of randomness in a refresh token: 256 bits.
 const REFRESH_TOKEN_BYTES: usize = 32;
-/// The length of an encoded refresh token.
-const REFRESH_TOKEN_LEN: usize = 43;
+/// Bytes of a refresh token: its session id, then the random bytes.
+const REFRESH_TOKEN_RAW: usize = SESSION_ID_BYTES + REFRESH_TOKEN_BYTES;
+/// The length of an encoded refresh token: 48 bytes, base64url.
+const REFRESH_TOKEN_LEN: usize = 64;
 
 /// A refresh token as handed to the client. `Debug` hides it.
+///
+/// 64 base64url characters: the 16 bytes of its session id, then 32 random
+/// bytes (256 secret bits). The session id is not a secret (access tokens
+/// carry it as `sid`); it tells the store where the token lives (on Redis
+/// Cluster, its hash slot) without a lookup. The store sees only the hash of
+/// the whole token, and the session id.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken(String);
 
 impl RefreshToken {
-    /// A new token of 256 random bits, base64url.
-    pub(super) fn generate() -> Result<Self, rand::rand_core::OsError> {
-        let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
-        OsRng.try_fill_bytes(&mut bytes)?;
+    /// A new token of session `session_id` (made by
+    /// [`Session::new_id`]): its 16 bytes, then 256 random bits, base64url.
+    pub(super) fn generate(session_id: &str) -> Result<Self, GenerateError> {
+        let mut bytes = [0u8; REFRESH_TOKEN_RAW];
+        let id = URL_SAFE_NO_PAD
+            .decode(session_id)
+            .ok()
+            .filter(|id| id.len() == SESSION_ID_BYTES && session_id.len() == SESSION_ID_LEN)
+            .ok_or(GenerateError::SessionId)?;
+        bytes[..SESSION_ID_BYTES].copy_from_slice(&id);
+        OsRng
+            .try_fill_bytes(&mut bytes[SESSION_ID_BYTES..])
+            .map_err(GenerateError::Random)?;
         Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// The session id that `token` names, if `token` has the shape of a
+    /// refresh token (64 base64url characters): what a store is handed
+    /// with the token's hash.
+    ///
+    /// ```
+    /// use tower_jwt_auth::refresh::RefreshToken;
+    /// assert_eq!(RefreshToken::session_id_of("not a refresh token"), None);
+    /// ```
+    pub fn session_id_of(token: &str) -> Option<String> {
+        session_of(token)
     }
 
     /// The token, for the `refresh_token` field of a token response.
@@ -47,13 +80,47 @@ impl fmt::Debug for RefreshToken {
     }
 }
 
-/// Whether `token` has the shape of a token this crate issues: 43 base64url
-/// characters. Anything else is refused before it is hashed or looked up.
-pub(super) fn well_formed(token: &str) -> bool {
-    token.len() == REFRESH_TOKEN_LEN
-        && token
+/// Why [`RefreshToken::generate`] made no token.
+#[derive(Debug)]
+pub(super) enum GenerateError {
+    /// The session id is not 16 bytes in base64url (not made by `Session::new_id`).
+    SessionId,
+    /// The operating system's random source failed.
+    Random(rand::rand_core::OsError),
+}
+
+impl fmt::Display for GenerateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SessionId => f.write_str("the session id was not made by Session::new_id"),
+            Self::Random(_) => f.write_str("no random bytes for a refresh token"),
+        }
+    }
+}
+
+impl std::error::Error for GenerateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::SessionId => None,
+            Self::Random(error) => Some(error),
+        }
+    }
+}
+
+/// The session id that `token` names, if `token` has the shape of a token
+/// this crate issues: 64 base64url characters. Anything else is refused
+/// before it is hashed or looked up.
+pub(super) fn session_of(token: &str) -> Option<String> {
+    if token.len() != REFRESH_TOKEN_LEN
+        || !token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+    (bytes.len() == REFRESH_TOKEN_RAW)
+        .then(|| URL_SAFE_NO_PAD.encode(&bytes[..SESSION_ID_BYTES]))
 }
 
 /// How a refresh token becomes the [`TokenHash`] a store sees.
@@ -142,5 +209,41 @@ impl fmt::Debug for TokenResponse {
             .field("token_type", &self.token_type)
             .field("expires_in", &self.expires_in)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RefreshToken, session_of};
+    use crate::refresh::Session;
+
+    #[test]
+    fn a_token_names_its_session_and_carries_256_random_bits() {
+        let id = Session::new_id("user-1");
+        let a = RefreshToken::generate(&id).unwrap();
+        let b = RefreshToken::generate(&id).unwrap();
+        assert_eq!(a.as_str().len(), 64);
+        assert_ne!(a, b);
+        assert_eq!(session_of(a.as_str()).as_deref(), Some(id.as_str()));
+        assert_eq!(session_of(b.as_str()).as_deref(), Some(id.as_str()));
+        // The first 21 characters are the session id's (126 of its 128 bits).
+        assert_eq!(a.as_str()[..21], id[..21]);
+    }
+
+    #[test]
+    fn only_session_ids_of_new_id_make_tokens() {
+        assert!(RefreshToken::generate("s-1").is_err());
+        assert!(RefreshToken::generate(&"A".repeat(24)).is_err());
+    }
+
+    #[test]
+    fn misshapen_tokens_name_no_session() {
+        let token = RefreshToken::generate(&Session::new_id("u")).unwrap();
+        let token = token.as_str();
+        assert_eq!(session_of(&token[..63]), None, "too short");
+        assert_eq!(session_of(&format!("{token}A")), None, "too long");
+        assert_eq!(session_of(&format!("{}+", &token[..63])), None, "not base64url");
+        assert_eq!(session_of(&format!("{}=", &token[..63])), None, "padding");
+        assert_eq!(session_of(&"A".repeat(43)), None, "the old 43-character shape");
     }
 }

@@ -11,13 +11,12 @@ use super::{
     clock::{now, secs},
     error::{RefreshError, RefreshErrorKind},
     reuse::{ReuseEvent, ReuseHook},
-    session::new_session_id,
     store::{
         InvalidReason, RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord,
         TokenStatus,
     },
     subject::Subject,
-    token::{Hasher, RefreshToken, TokenPair, well_formed},
+    token::{Hasher, RefreshToken, TokenPair, session_of},
 };
 use crate::{
     ConfigError, IssuedToken, TokenIssuer,
@@ -351,8 +350,11 @@ impl RefreshTokens {
         self.inner.hasher.hash(token)
     }
 
-    fn new_refresh_token(&self) -> Result<(RefreshToken, TokenHash), RefreshError> {
-        let token = RefreshToken::generate().map_err(RefreshError::issue)?;
+    fn new_refresh_token(
+        &self,
+        session_id: &str,
+    ) -> Result<(RefreshToken, TokenHash), RefreshError> {
+        let token = RefreshToken::generate(session_id).map_err(RefreshError::issue)?;
         let hash = self.hash(token.as_str());
         Ok((token, hash))
     }
@@ -444,7 +446,7 @@ impl RefreshTokens {
     ) -> Result<TokenPair, RefreshError> {
         let now = now();
         let session = Session {
-            id: new_session_id(),
+            id: Session::new_id(&subject.user_id),
             user_id: subject.user_id.clone(),
             device: device.map(str::to_owned),
             created_at: now,
@@ -455,7 +457,7 @@ impl RefreshTokens {
             auth_time: now,
             jkt,
         };
-        let (refresh_token, hash) = self.new_refresh_token()?;
+        let (refresh_token, hash) = self.new_refresh_token(&session.id)?;
         let record = TokenRecord {
             hash,
             session_id: session.id.clone(),
@@ -555,17 +557,17 @@ impl RefreshTokens {
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<Option<Subject>, StoreError>>,
     {
-        if !well_formed(refresh_token) {
+        let Some(session_id) = session_of(refresh_token) else {
             tracing::debug!("malformed refresh token presented");
             return Err(RefreshError::new(RefreshErrorKind::InvalidGrant));
-        }
+        };
         let store = &self.inner.store;
         let presented = self.hash(refresh_token);
         // Everything that can fail for reasons other than the token (the user
         // lookup, signing) happens before the token is spent: a client told
         // "try again" must be able to, without its retry looking like reuse.
         let Some((token, session)) = store
-            .lookup(&presented)
+            .lookup(&session_id, &presented)
             .await
             .map_err(RefreshError::store)?
         else {
@@ -606,8 +608,9 @@ impl RefreshTokens {
         };
         let access_token = self.access_token(subject, &session)?;
 
-        let (child_token, child) = self.new_refresh_token()?;
+        let (child_token, child) = self.new_refresh_token(&session.id)?;
         let rotation = Rotation {
+            session_id,
             presented,
             child,
             now,
@@ -617,7 +620,7 @@ impl RefreshTokens {
         let outcome = match store.rotate(&rotation).await {
             Ok(outcome) => outcome,
             Err(error) => {
-                self.allow_retry(&presented, now).await;
+                self.allow_retry(&rotation.session_id, &presented, now).await;
                 return Err(RefreshError::store(error));
             }
         };
@@ -661,13 +664,13 @@ impl RefreshTokens {
 
     /// After a failed rotation of `presented` at `now`: the rotation may have
     /// run with its answer lost, so let one retry of the token through.
-    async fn allow_retry(&self, presented: &TokenHash, now: i64) {
+    async fn allow_retry(&self, session_id: &str, presented: &TokenHash, now: i64) {
         let window = self.inner.retry_window;
         if window.is_zero() {
             return;
         }
         let until = now.saturating_add(secs(window));
-        if let Err(error) = self.inner.store.allow_retry(presented, until).await {
+        if let Err(error) = self.inner.store.allow_retry(session_id, presented, until).await {
             tracing::warn!(error = %error, "no retry permit after a failed rotation: a retry of this token will count as reuse");
         }
     }
@@ -678,12 +681,16 @@ impl RefreshTokens {
     ///
     /// Looking the token up does not rotate it.
     pub async fn logout(&self, user_id: &str, refresh_token: &str) -> Result<bool, RefreshError> {
-        if !well_formed(refresh_token) {
+        let Some(session_id) = session_of(refresh_token) else {
             return Ok(false);
-        }
+        };
         let store = &self.inner.store;
         let hash = self.hash(refresh_token);
-        let Some(token) = store.token(&hash).await.map_err(RefreshError::store)? else {
+        let Some(token) = store
+            .token(&session_id, &hash)
+            .await
+            .map_err(RefreshError::store)?
+        else {
             return Ok(false);
         };
         match store

@@ -46,7 +46,13 @@ impl Model {
     /// `RefreshStore::rotate`, steps 1 to 6 of its documentation.
     pub fn rotate(&mut self, r: &Rotation) -> RotateOutcome {
         // 1. No token (or no session): unknown.
-        let Some(t) = self.tokens.get(&r.presented).cloned() else {
+        // A token presented with another session's id is unknown too.
+        let Some(t) = self
+            .tokens
+            .get(&r.presented)
+            .filter(|t| t.session_id == r.session_id)
+            .cloned()
+        else {
             return RotateOutcome::Invalid(InvalidReason::Unknown);
         };
         let Some(s) = self.sessions.get(&t.session_id).cloned() else {
@@ -251,7 +257,10 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
         .as_secs() as i64;
     let mut order: Vec<String> = Vec::new();
     let mut issued: Vec<TokenHash> = Vec::new();
-    let rotation = |presented: TokenHash, now: i64, grace: bool| Rotation {
+    // The session each issued token names (a refresh token carries it).
+    let mut owner: std::collections::HashMap<TokenHash, String> = Default::default();
+    let rotation = |session_id: &str, presented: TokenHash, now: i64, grace: bool| Rotation {
+        session_id: session_id.to_owned(),
         presented,
         child: random_hash(),
         now,
@@ -263,7 +272,7 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
         match *op {
             Op::Create { user: u, lifetime } => {
                 let session = Session {
-                    id: format!("{run}-s{}", order.len()),
+                    id: Session::new_id(&user(u)),
                     user_id: user(u),
                     device: (u % 2 == 0).then(|| "model device".to_owned()),
                     created_at: now,
@@ -291,6 +300,7 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
                 prop_assert!(evicted.is_empty(), "{}: evicted {evicted:?}", context());
                 model.create(&session, &token);
                 order.push(session.id);
+                owner.insert(token.hash, token.session_id.clone());
                 issued.push(token.hash);
             }
             Op::Rotate {
@@ -302,7 +312,7 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
                     continue;
                 };
                 now += wait;
-                let r = rotation(presented, now, grace);
+                let r = rotation(&owner[&presented], presented, now, grace);
                 let expected = model.rotate(&r);
                 let got = store
                     .rotate(&r)
@@ -310,6 +320,7 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(&got, &expected, "{}", context());
                 if model.tokens.contains_key(&r.child) {
+                    owner.insert(r.child, r.session_id.clone());
                     issued.push(r.child);
                 }
             }
@@ -328,7 +339,7 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
                     continue;
                 };
                 now += wait;
-                let r = rotation(parent, now, grace);
+                let r = rotation(&owner[&parent], parent, now, grace);
                 let expected = model.rotate(&r);
                 let got = store
                     .rotate(&r)
@@ -336,6 +347,7 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(&got, &expected, "{}", context());
                 if model.tokens.contains_key(&r.child) {
+                    owner.insert(r.child, r.session_id.clone());
                     issued.push(r.child);
                 }
             }
@@ -345,7 +357,7 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
                 }
                 let presented = issued[token % issued.len()];
                 now += wait;
-                let r = rotation(presented, now, grace);
+                let r = rotation(&owner[&presented], presented, now, grace);
                 let expected = model.rotate(&r);
                 let got = store
                     .rotate(&r)
@@ -353,11 +365,13 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(&got, &expected, "{}", context());
                 if model.tokens.contains_key(&r.child) {
+                    owner.insert(r.child, r.session_id.clone());
                     issued.push(r.child);
                 }
             }
             Op::Unknown => {
-                let r = rotation(random_hash(), now, true);
+                let any = order.first().map_or("no-session", String::as_str);
+                let r = rotation(any, random_hash(), now, true);
                 let got = store
                     .rotate(&r)
                     .await
@@ -403,7 +417,7 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
                 let presented = model
                     .newest_of(&order, session)
                     .expect("a session has tokens");
-                let r = rotation(presented, now, false);
+                let r = rotation(&owner[&presented], presented, now, false);
                 let expected = model.rotate(&r);
                 let got = store
                     .rotate(&r)
@@ -411,6 +425,7 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(&got, &expected, "{}", context());
                 if model.tokens.contains_key(&r.child) {
+                    owner.insert(r.child, r.session_id.clone());
                     issued.push(r.child);
                 }
             }
@@ -438,7 +453,7 @@ pub async fn run(store: &dyn RefreshStore, ops: &[Op]) -> Result<(), TestCaseErr
         }
         for hash in &issued {
             let got = store
-                .token(hash)
+                .token(&owner[hash], hash)
                 .await
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(

@@ -135,7 +135,12 @@ impl RefreshStore for MemoryStore {
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
         let mut state = self.lock();
-        let Some(token) = state.tokens.get(&rotation.presented).cloned() else {
+        let Some(token) = state
+            .tokens
+            .get(&rotation.presented)
+            .filter(|token| token.session_id == rotation.session_id)
+            .cloned()
+        else {
             return Ok(RotateOutcome::Invalid(InvalidReason::Unknown));
         };
         let Some(session) = state.sessions.get(&token.session_id).cloned() else {
@@ -205,16 +210,34 @@ impl RefreshStore for MemoryStore {
         })
     }
 
-    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
+    async fn allow_retry(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+        until: i64,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        if state.tokens.contains_key(hash) {
+        if state
+            .tokens
+            .get(hash)
+            .is_some_and(|token| token.session_id == session_id)
+        {
             state.retry_permits.insert(*hash, until);
         }
         Ok(())
     }
 
-    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.lock().tokens.get(hash).cloned())
+    async fn token(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .tokens
+            .get(hash)
+            .filter(|token| token.session_id == session_id)
+            .cloned())
     }
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {

@@ -27,11 +27,18 @@ pub use self::postgres::PostgresStore;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisStore;
 
-/// The hash of a refresh token: all a store ever sees of one.
+/// The hash of a refresh token: with the token's session id, all a store
+/// ever sees of one.
 ///
 /// SHA-256 of the token, or HMAC-SHA-256 with a server-side key when one is
 /// configured. Refresh tokens carry 256 random bits, so the hash is a safe
 /// lookup key; the raw token never leaves [`RefreshTokens`](super::RefreshTokens).
+///
+/// A refresh token also names its session in clear (the session id is not a
+/// secret: access tokens carry it as `sid`), so every call that presents a
+/// token hands the store both: a store may use the session id to find where
+/// the token lives (the Redis store's hash slot on Redis Cluster), and must
+/// treat a token presented with another session's id as unknown.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TokenHash([u8; 32]);
 
@@ -121,6 +128,9 @@ pub struct TokenRecord {
 /// with a struct literal (the conformance suite and store tests do).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
+    /// The session the presented token names. A token of another session
+    /// is unknown (rule 1 of [`RefreshStore::rotate`]).
+    pub session_id: String,
     /// The hash of the presented token.
     pub presented: TokenHash,
     /// The hash of the token to issue in its place.
@@ -249,7 +259,8 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// Rotates a token, as one atomic step. With `t` the token of hash
     /// `rotation.presented` and `s` its session:
     ///
-    /// 1. No `t`: `Invalid(Unknown)`.
+    /// 1. No `t`, or `t` belongs to another session than
+    ///    `rotation.session_id`: `Invalid(Unknown)`.
     /// 2. `s.revoked` or `t` is `Revoked`: `Invalid(Revoked)`.
     /// 3. `s.expires_at <= now` or `s.last_used_at < idle_cutoff`: `Invalid(Expired)`.
     /// 4. `t` is `Active` and `t.generation == s.generation` (it is the
@@ -273,8 +284,9 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// at most one may use a retry permit.
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError>;
 
-    /// Gives the token of hash `hash` a retry permit running until `until`
-    /// (Unix seconds), replacing any it had; an unknown hash changes nothing.
+    /// Gives the token of hash `hash` in session `session_id` a retry permit
+    /// running until `until` (Unix seconds), replacing any it had; an unknown
+    /// hash, or a token of another session, changes nothing.
     ///
     /// [`RefreshTokens`](super::RefreshTokens) calls it when
     /// [`rotate`](Self::rotate) failed: the rotation may still have run (a
@@ -283,21 +295,39 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// lets exactly one such retry through (rule 5 of `rotate`). Record it
     /// whatever the token's state: the failed rotation may run before or
     /// after this call, or never.
-    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError>;
+    async fn allow_retry(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+        until: i64,
+    ) -> Result<(), StoreError>;
 
-    /// The token of hash `hash`, whatever its state; `None` if unknown.
-    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
+    /// The token of hash `hash` in session `session_id`, whatever its state;
+    /// `None` if unknown or of another session.
+    async fn token(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<TokenRecord>, StoreError>;
 
-    /// The token of hash `hash` and its session; `None` if either is unknown.
+    /// The token of hash `hash` in session `session_id`, and the session;
+    /// `None` if either is unknown, or the token is of another session.
     ///
     /// [`RefreshTokens::refresh`](super::RefreshTokens::refresh) reads this
     /// before rotating, so that a failure of the user lookup or of signing
     /// spends nothing. The default calls [`token`](Self::token) then
     /// [`session`](Self::session); override it to answer in one round trip.
-    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Session)>, StoreError> {
-        let Some(token) = self.token(hash).await? else {
+    async fn lookup(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Session)>, StoreError> {
+        let Some(token) = self.token(session_id, hash).await? else {
             return Ok(None);
         };
+        if token.session_id != session_id {
+            return Ok(None);
+        }
         Ok(self
             .session(&token.session_id)
             .await?

@@ -309,15 +309,27 @@ impl RefreshStore for PostgresStore {
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
-        let row = sqlx::query("SELECT * FROM tjwt_rotate($1, $2, $3, $4, $5)")
-            .bind(&rotation.presented.as_bytes()[..])
-            .bind(&rotation.child.as_bytes()[..])
-            .bind(rotation.now)
-            .bind(rotation.idle_cutoff)
-            .bind(rotation.grace_cutoff)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(error("rotate failed"))?;
+        // The function runs only for a token of the named session (LATERAL:
+        // once per row of `tk`, and a token's session never changes), so a
+        // token presented with another session's id is unknown and changes
+        // nothing. No schema change: the check stays outside the function.
+        let row = sqlx::query(
+            "SELECT r.* FROM tjwt_tokens tk,
+                 LATERAL tjwt_rotate(tk.hash, $2, $3, $4, $5) r
+             WHERE tk.hash = $1 AND tk.family_id = $6",
+        )
+        .bind(&rotation.presented.as_bytes()[..])
+        .bind(&rotation.child.as_bytes()[..])
+        .bind(rotation.now)
+        .bind(rotation.idle_cutoff)
+        .bind(rotation.grace_cutoff)
+        .bind(&rotation.session_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(error("rotate failed"))?;
+        let Some(row) = row else {
+            return Ok(RotateOutcome::Invalid(InvalidReason::Unknown));
+        };
         let outcome: String = row.try_get("o_outcome").map_err(error("rotate failed"))?;
         Ok(match outcome.as_str() {
             "unknown" => RotateOutcome::Invalid(InvalidReason::Unknown),
@@ -331,24 +343,35 @@ impl RefreshStore for PostgresStore {
         })
     }
 
-    async fn allow_retry(&self, hash_: &TokenHash, until: i64) -> Result<(), StoreError> {
+    async fn allow_retry(
+        &self,
+        session_id: &str,
+        hash_: &TokenHash,
+        until: i64,
+    ) -> Result<(), StoreError> {
         // One row lock, on the token only: no lock-order cycle with tjwt_rotate.
-        sqlx::query("UPDATE tjwt_tokens SET retry_until = $2 WHERE hash = $1")
+        sqlx::query("UPDATE tjwt_tokens SET retry_until = $2 WHERE hash = $1 AND family_id = $3")
             .bind(&hash_.as_bytes()[..])
             .bind(until)
+            .bind(session_id)
             .execute(&self.pool)
             .await
             .map_err(error("recording a retry permit failed"))?;
         Ok(())
     }
 
-    async fn token(&self, hash_: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+    async fn token(
+        &self,
+        session_id: &str,
+        hash_: &TokenHash,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT family_id, parent, generation AS t_generation, created_at AS t_created_at,
                     status, rotated_at
-             FROM tjwt_tokens WHERE hash = $1",
+             FROM tjwt_tokens WHERE hash = $1 AND family_id = $2",
         )
         .bind(&hash_.as_bytes()[..])
+        .bind(session_id)
         .fetch_optional(&self.pool)
         .await
         .map_err(error("reading a token failed"))?;
@@ -357,6 +380,7 @@ impl RefreshStore for PostgresStore {
 
     async fn lookup(
         &self,
+        session_id: &str,
         hash_: &TokenHash,
     ) -> Result<Option<(TokenRecord, Session)>, StoreError> {
         // One round trip for both rows.
@@ -367,9 +391,10 @@ impl RefreshStore for PostgresStore {
                     f.generation, f.revoked, COALESCE(f.auth_time, f.created_at) AS auth_time,
                     f.jkt
              FROM tjwt_tokens t JOIN tjwt_families f ON f.id = t.family_id
-             WHERE t.hash = $1",
+             WHERE t.hash = $1 AND t.family_id = $2",
         )
         .bind(&hash_.as_bytes()[..])
+        .bind(session_id)
         .fetch_optional(&self.pool)
         .await
         .map_err(error("reading a token failed"))?;

@@ -1,10 +1,11 @@
 -- Stores a new session and its first token, then enforces the session cap:
--- revokes the user's oldest other sessions beyond `max sessions`.
+-- revokes the user's oldest other sessions beyond `max sessions`. Every key
+-- carries the user's tag: one hash slot.
 -- KEYS: session, token, session tokens, user, expiry index, revoked index.
 -- ARGV: session id, user id, device flag (0|1), device, created_at,
 -- last_used_at, expires_at, generation, revoked (0|1), token hex, token
 -- generation, token created_at, token status, token rotated_at, expire-at,
--- max sessions, prefix, auth_time, jkt flag (0|1), jkt.
+-- max sessions, base (prefix and tag), auth_time, jkt flag (0|1), jkt.
 -- Returns the ids of the sessions the cap revoked, oldest first. The work is
 -- bounded by the excess over the cap: one session once a user is at it.
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
@@ -37,6 +38,7 @@ for _, fid in ipairs(redis.call('ZRANGE', KEYS[4], 0, excess)) do
     local fkey = ARGV[17] .. 'f:' .. fid
     local f = redis.call('HMGET', fkey, 'rev', 'lat')
     if f[1] and f[1] ~= '1' then
+      -- The cap revokes the session.
       redis.call('HSET', fkey, 'rev', '1')
       redis.call('ZADD', KEYS[6], f[2], fid)
       evicted[#evicted + 1] = fid

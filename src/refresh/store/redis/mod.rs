@@ -1,51 +1,73 @@
-//! A [`RefreshStore`] on Redis (feature `redis`).
+//! A [`RefreshStore`] on Redis or Redis Cluster (feature `redis`).
+
+mod connection;
 
 use std::{collections::HashMap, fmt, sync::LazyLock, time::Duration};
 
 use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt, stream};
 use redis::{
     Client, Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
+    cluster::ClusterClientBuilder,
+    cluster_async::ClusterConnection,
 };
 
+use self::connection::Connection;
 use super::{
     InvalidReason, RefreshStore, RotateOutcome, Rotation, Session, StoreError, TokenHash,
     TokenRecord, TokenStatus,
 };
+use crate::refresh::session::{USER_TAG_LEN, user_tag};
 
 /// The key prefix of [`RedisStore::new`].
 const DEFAULT_PREFIX: &str = "tjwt:";
 /// How long keys outlive their session's `expires_at` by default.
 const DEFAULT_EXPIRY_MARGIN: Duration = Duration::from_secs(300);
-/// Connect and response timeout of the stores built from a URL.
+/// Connect and response timeout of the stores built from URLs.
 const TIMEOUT: Duration = Duration::from_secs(2);
 /// How many sessions one purge script deletes before handing Redis back. A
 /// month-old session can hold thousands of rotated tokens, so batches stay
 /// small to keep each script short.
 const PURGE_BATCH: u32 = 20;
+/// How many tags one purge works on at once.
+const PURGE_CONCURRENCY: usize = 32;
 /// How many of one user's sessions one `sessions` or `revoke_user` script
 /// looks at before handing Redis back.
 const USER_BATCH: u32 = 128;
+/// The characters of a user tag (base64url).
+const TAG_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-// Key layout, with `P` the prefix:
+// Key layout, with `P` the prefix and `T` a user's tag (two base64url
+// characters, 12 bits of SHA-256 of the user id: `session::user_tag`). Every
+// session id starts with its user's tag (`Session::new_id`), and every
+// refresh token names its session, so each call finds `T` without a lookup.
+// `{T}` is a Redis Cluster hash tag: all keys of a user, their sessions and
+// those sessions' tokens share one hash slot, so every script below runs in
+// one slot, atomically, on a single Redis and on Redis Cluster alike.
 //
-// - `Pt:{hex hash}`    hash: fam (session id), par (hex, absent for the login's token), gen, cat, st (a|r|x), rat,
-//                      rty (the retry permit's end, absent without one)
-// - `Pf:{session id}`  hash: uid, dev (absent for None), cat, lat, exp, gen, rev (0|1),
-//                      at (auth_time), jkt (absent for an unbound session)
-// - `Pft:{session id}` set of the hex hashes of the session's tokens (for purge)
-// - `Pu:{user id}`     sorted set of the ids of the user's sessions that are not
-//                      revoked, by created_at (sessions, revoke_user, the session
-//                      cap); every revocation takes the id out, so its size stays
-//                      near the cap
-// - `Pexp`             sorted set of session ids by expires_at (purge)
-// - `Prev`             sorted set of revoked session ids by last_used_at (purge)
+// - `P{T}t:{hex hash}`    hash: fam (session id), par (hex, absent for the login's token), gen, cat,
+//                         st (a|r|x), rat, rty (the retry permit's end, absent without one)
+// - `P{T}f:{session id}`  hash: uid, dev (absent for None), cat, lat, exp, gen, rev (0|1),
+//                         at (auth_time), jkt (absent for an unbound session)
+// - `P{T}ft:{session id}` set of the hex hashes of the session's tokens (for purge)
+// - `P{T}u:{user id}`     sorted set of the ids of the user's sessions that are not
+//                         revoked, by created_at (sessions, revoke_user, the session
+//                         cap); every revocation takes the id out, so its size stays
+//                         near the cap
+// - `P{T}exp`             sorted set of the tag's session ids by expires_at (purge)
+// - `P{T}rev`             sorted set of the tag's revoked session ids by last_used_at (purge)
 //
 // Every session, token and user key expires `margin` seconds after its
 // session's `expires_at` (EXPIREAT), so dead sessions vanish on their own.
 //
 // The scripts are the `*.lua` files beside this one, each opening with its
-// KEYS, ARGV and reply.
+// KEYS, ARGV and reply. They build further keys of the same tag from the
+// base `P{T}` they are given; those are in the slot of their KEYS.
+//
+// Scripts that revoke sessions: rotate.lua (the reuse branch), create.lua
+// (the session cap), revoke_session.lua and revoke_user.lua; each such
+// branch is marked by a comment.
 
 /// Stores a new session and its first token, and enforces the session cap.
 /// KEYS, ARGV and reply: see `create.lua`.
@@ -76,18 +98,37 @@ static REVOKE_USER: LazyLock<Script> =
 /// A page of a user's live sessions, oldest first. KEYS, ARGV and reply: see `sessions.lua`.
 static SESSIONS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sessions.lua")));
 
-/// Deletes up to a batch of dead sessions with their tokens. KEYS, ARGV and reply: see `purge.lua`.
+/// Deletes up to a batch of one tag's dead sessions with their tokens.
+/// KEYS, ARGV and reply: see `purge.lua`.
 static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purge.lua")));
 
-/// A [`RefreshStore`] on Redis 7 or later (feature `redis`).
+/// A [`RefreshStore`] on Redis 7 or later, single or Redis Cluster (feature `redis`).
 ///
 /// Rotation, with its reuse detection, session revocation, retry permit,
-/// grace and expiry checks, is one Lua script run server-side: atomic under any concurrency,
-/// one round trip (`EVALSHA`, loading the script on first use). So are
-/// `create` (with the session cap), `revoke_session`, and each batch of
-/// `revoke_user`, `sessions` and `purge`. Every script does bounded work: a
-/// user's index holds only their sessions that are not revoked (about the
-/// session cap), and longer lists are taken in batches.
+/// grace and expiry checks, is one Lua script run server-side: atomic under
+/// any concurrency, one round trip (`EVALSHA`, loading the script on first
+/// use). So are `create` (with the session cap), `revoke_session`, and each
+/// batch of `revoke_user`, `sessions` and `purge`. Every script does bounded
+/// work: a user's index holds only their sessions that are not revoked
+/// (about the session cap), and longer lists are taken in batches.
+///
+/// # Redis Cluster
+///
+/// [`cluster`](Self::cluster) connects to a Redis Cluster. Every key of a
+/// user, of their sessions and of those sessions' tokens carries the user's
+/// *tag* as a hash tag (`{Xy}`, 12 bits of SHA-256 of the user id, 4096
+/// tags): it is the first two characters of every session id
+/// ([`Session::new_id`]), and a refresh token names its session, so each
+/// call finds its slot without a lookup and every script above runs in one
+/// slot. Nothing is consistent "eventually": logout everywhere, the session
+/// list and the session cap are as atomic on the cluster as on one Redis.
+/// The same scripts and keys serve both (a single Redis ignores hash tags),
+/// so a store moves from one to the other with its data (`MIGRATE`).
+/// [`purge`](RefreshStore::purge) visits the 4096 tags (32 at a time).
+///
+/// Sessions must have ids from [`Session::new_id`] for their user
+/// ([`RefreshTokens`](crate::refresh::RefreshTokens) makes them so):
+/// [`create`](RefreshStore::create) refuses others with a [`StoreError`].
 ///
 /// Keys live under a prefix (`tjwt:` by default, see
 /// [`with_prefix`](Self::with_prefix)) and hold only token *hashes*, in hex.
@@ -95,16 +136,17 @@ static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purg
 /// absolute lifetime (five minutes by default, see
 /// [`with_expiry_margin`](Self::with_expiry_margin)), so Redis never fills
 /// with dead sessions; [`purge`](RefreshStore::purge) removes revoked ones
-/// early and trims the two purge indexes (`{prefix}exp`, `{prefix}rev`).
-///
-/// The keys of one rotation are not in one hash slot: use a single Redis
-/// (or a primary with replicas), not Redis Cluster.
+/// early and trims the purge indexes (`{prefix}{tag}exp`, `{prefix}{tag}rev`).
 ///
 /// A Redis that is down or slow (over two seconds for the stores built from
-/// a URL) makes every call fail with a [`StoreError`], never a reuse verdict.
+/// URLs), or a cluster node that is, makes the calls that need it fail with
+/// a [`StoreError`], never a reuse verdict; calls for users in the slots of
+/// the other nodes carry on while the cluster still covers every slot.
+/// A rotation that the client library sends again (after a lost answer or
+/// a failover) is answered as a rotation again, never as reuse.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
     prefix: String,
     margin: u64,
     endpoint: String,
@@ -114,6 +156,7 @@ impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("endpoint", &self.endpoint)
+            .field("cluster", &matches!(self.conn, Connection::Cluster(_)))
             .field("prefix", &self.prefix)
             .field("expiry_margin_secs", &self.margin)
             .finish_non_exhaustive()
@@ -151,6 +194,33 @@ fn config() -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_millis(200))
 }
 
+/// The cluster client of [`RedisStore::cluster`]: the same timeouts as a
+/// single Redis, the whole request (redirections and retries included)
+/// bounded by the response timeout.
+fn cluster_client(urls: &[String]) -> Result<redis::cluster::ClusterClient, StoreError> {
+    if urls.is_empty() {
+        return Err(StoreError::new("redis: a cluster needs at least one node URL"));
+    }
+    ClusterClientBuilder::new(urls.iter().map(String::as_str))
+        .connection_timeout(TIMEOUT)
+        .response_timeout(TIMEOUT)
+        .retries(3)
+        .build()
+        .map_err(error("invalid cluster URL"))
+}
+
+/// The node URLs, redacted, for `Debug`.
+fn cluster_endpoint(urls: &[String]) -> String {
+    let nodes: Vec<String> = urls.iter().map(|url| redact(url)).collect();
+    format!("cluster {}", nodes.join(","))
+}
+
+/// The tag of session `id`: its first two characters (the user's tag, for
+/// an id made by `Session::new_id`).
+fn session_tag(id: &str) -> &str {
+    id.get(..USER_TAG_LEN).unwrap_or(id)
+}
+
 impl RedisStore {
     /// Connects to the Redis at `url` (`redis://[:password@]host:port/db`,
     /// `rediss://` for TLS when the `redis` crate is built with it).
@@ -183,7 +253,7 @@ impl RedisStore {
         let conn = ConnectionManager::new_with_config(client, config())
             .await
             .map_err(error("cannot connect"))?;
-        Ok(Self::build(conn, redact(url)))
+        Ok(Self::build(Connection::Single(conn), redact(url)))
     }
 
     /// Like [`new`](Self::new), but connects on first use: starts even while
@@ -194,17 +264,90 @@ impl RedisStore {
         let client = Client::open(url).map_err(error("invalid URL"))?;
         let conn = ConnectionManager::new_lazy_with_config(client, config())
             .map_err(error("cannot connect"))?;
-        Ok(Self::build(conn, redact(url)))
+        Ok(Self::build(Connection::Single(conn), redact(url)))
+    }
+
+    /// Connects to the Redis Cluster that `nodes` belong to: one or more
+    /// node URLs (`redis://[:password@]host:port`); the client learns the
+    /// others and the slot map from them, and follows resharding and
+    /// failover (`MOVED`, `ASK`).
+    ///
+    /// Fails if a URL is invalid or no node answers within two seconds.
+    /// Every request, redirections and retries included, gives up after two
+    /// seconds with a [`StoreError`].
+    ///
+    /// ```no_run
+    /// use tower_jwt_auth::refresh::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::cluster([
+    ///     "redis://10.0.0.1:6379",
+    ///     "redis://10.0.0.2:6379",
+    ///     "redis://10.0.0.3:6379",
+    /// ])
+    /// .await?;
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn cluster<I>(nodes: I) -> Result<Self, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let urls: Vec<String> = nodes.into_iter().map(|u| u.as_ref().to_owned()).collect();
+        let conn = cluster_client(&urls)?
+            .get_async_connection()
+            .await
+            .map_err(error("cannot connect to the cluster"))?;
+        Ok(Self::build(
+            Connection::Cluster(conn),
+            cluster_endpoint(&urls),
+        ))
+    }
+
+    /// Like [`cluster`](Self::cluster), but connects on first use: starts
+    /// even while the cluster is down (calls fail with a [`StoreError`]
+    /// until it is up).
+    ///
+    /// Must be called within a Tokio runtime.
+    pub fn cluster_lazy<I>(nodes: I) -> Result<Self, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let urls: Vec<String> = nodes.into_iter().map(|u| u.as_ref().to_owned()).collect();
+        let conn = cluster_client(&urls)?
+            .get_pending_async_connection_with_config(redis::cluster::ClusterConfig::new());
+        Ok(Self::build(
+            Connection::Cluster(conn),
+            cluster_endpoint(&urls),
+        ))
     }
 
     /// A store on a connection you configured yourself (TLS, timeouts,
     /// retries): the integration point with the `redis` crate, whose version
     /// is part of this function's signature.
     pub fn from_connection_manager(conn: ConnectionManager) -> Self {
-        Self::build(conn, "<connection manager>".to_owned())
+        Self::build(
+            Connection::Single(conn),
+            "<connection manager>".to_owned(),
+        )
     }
 
-    fn build(conn: ConnectionManager, endpoint: String) -> Self {
+    /// A store on a Redis Cluster connection you configured yourself: the
+    /// integration point with the `redis` crate, whose version is part of
+    /// this function's signature. Keep a response timeout on it: without
+    /// one, a node that stops answering blocks rotations instead of failing
+    /// them with a [`StoreError`].
+    pub fn from_cluster_connection(conn: ClusterConnection) -> Self {
+        Self::build(
+            Connection::Cluster(conn),
+            "<cluster connection>".to_owned(),
+        )
+    }
+
+    fn build(conn: Connection, endpoint: String) -> Self {
         Self {
             conn,
             prefix: DEFAULT_PREFIX.to_owned(),
@@ -214,6 +357,9 @@ impl RedisStore {
     }
 
     /// Puts every key under `prefix` instead of `tjwt:`.
+    ///
+    /// Keep braces (`{`, `}`) out of it: on Redis Cluster they would make
+    /// the prefix the hash tag of every key, all in one slot.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -235,13 +381,69 @@ impl RedisStore {
         self
     }
 
-    fn key(&self, kind: &str, id: &str) -> String {
-        format!("{}{kind}:{id}", self.prefix)
+    /// `P{T}`: the prefix and hash tag of every key of tag `tag`.
+    fn base(&self, tag: &str) -> String {
+        format!("{}{{{tag}}}", self.prefix)
     }
 
-    fn token_key(&self, hash: &TokenHash) -> String {
-        self.key("t", &hash.to_hex())
+    /// The base of the keys of session `id`.
+    fn session_base(&self, id: &str) -> String {
+        self.base(session_tag(id))
     }
+
+    /// The base of the keys of user `user_id`.
+    fn user_base(&self, user_id: &str) -> String {
+        self.base(&user_tag(user_id))
+    }
+
+    fn token_key(base: &str, hash: &TokenHash) -> String {
+        format!("{base}t:{}", hash.to_hex())
+    }
+
+    /// The key of the session `id`, for a raw look at the store (tests).
+    #[doc(hidden)]
+    pub fn session_key(&self, id: &str) -> String {
+        format!("{}f:{id}", self.session_base(id))
+    }
+
+    /// The key of a token of session `session_id`, for a raw look at the
+    /// store (tests).
+    #[doc(hidden)]
+    pub fn token_key_of(&self, session_id: &str, hash: &TokenHash) -> String {
+        Self::token_key(&self.session_base(session_id), hash)
+    }
+
+    /// Purges the dead sessions of one tag; returns how many.
+    async fn purge_tag(&self, tag: &str, now: i64, revoked_before: i64) -> Result<u64, StoreError> {
+        let base = self.base(tag);
+        let mut conn = self.conn.clone();
+        let mut total = 0;
+        loop {
+            let (deleted, seen): (u64, u64) = PURGE
+                .key(format!("{base}exp"))
+                .key(format!("{base}rev"))
+                .arg(&base)
+                .arg(now)
+                .arg(revoked_before)
+                .arg(PURGE_BATCH)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(error("purge failed"))?;
+            total += deleted;
+            if seen < u64::from(PURGE_BATCH) {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// Every user tag: two base64url characters.
+fn all_tags() -> impl Iterator<Item = String> {
+    TAG_ALPHABET.iter().flat_map(|&a| {
+        TAG_ALPHABET
+            .iter()
+            .map(move |&b| String::from_utf8(vec![a, b]).expect("ASCII"))
+    })
 }
 
 fn field<'a>(
@@ -323,6 +525,12 @@ impl RefreshStore for RedisStore {
         if token.session_id != session.id {
             return Err(StoreError::new("the token belongs to another session"));
         }
+        let base = self.user_base(&session.user_id);
+        if session_tag(&session.id) != user_tag(&session.user_id) {
+            return Err(StoreError::new(
+                "redis: the session id was not made by Session::new_id for its user",
+            ));
+        }
         let (status, rotated_at) = match token.status {
             TokenStatus::Active => ("a", String::new()),
             TokenStatus::Rotated(at) => ("r", at.to_string()),
@@ -331,12 +539,12 @@ impl RefreshStore for RedisStore {
         let expire_at = session.expires_at.saturating_add_unsigned(self.margin);
         let mut conn = self.conn.clone();
         CREATE
-            .key(self.key("f", &session.id))
-            .key(self.token_key(&token.hash))
-            .key(self.key("ft", &session.id))
-            .key(self.key("u", &session.user_id))
-            .key(format!("{}exp", self.prefix))
-            .key(format!("{}rev", self.prefix))
+            .key(format!("{base}f:{}", session.id))
+            .key(Self::token_key(&base, &token.hash))
+            .key(format!("{base}ft:{}", session.id))
+            .key(format!("{base}u:{}", session.user_id))
+            .key(format!("{base}exp"))
+            .key(format!("{base}rev"))
             .arg(&session.id)
             .arg(&session.user_id)
             .arg(if session.device.is_some() { "1" } else { "0" })
@@ -353,7 +561,7 @@ impl RefreshStore for RedisStore {
             .arg(rotated_at)
             .arg(expire_at)
             .arg(max_sessions)
-            .arg(&self.prefix)
+            .arg(&base)
             .arg(session.auth_time)
             .arg(if session.jkt.is_some() { "1" } else { "0" })
             .arg(session.jkt.as_deref().unwrap_or(""))
@@ -363,11 +571,13 @@ impl RefreshStore for RedisStore {
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        let base = self.session_base(&rotation.session_id);
         let mut conn = self.conn.clone();
         let reply: Vec<String> = ROTATE
-            .key(self.token_key(&rotation.presented))
-            .key(self.token_key(&rotation.child))
-            .arg(&self.prefix)
+            .key(Self::token_key(&base, &rotation.presented))
+            .key(Self::token_key(&base, &rotation.child))
+            .key(format!("{base}f:{}", rotation.session_id))
+            .arg(&rotation.session_id)
             .arg(rotation.presented.to_hex())
             .arg(rotation.child.to_hex())
             .arg(rotation.now)
@@ -379,6 +589,7 @@ impl RefreshStore for RedisStore {
                     .unwrap_or_default(),
             )
             .arg(self.margin)
+            .arg(&base)
             .invoke_async(&mut conn)
             .await
             .map_err(error("rotate failed"))?;
@@ -398,50 +609,59 @@ impl RefreshStore for RedisStore {
         })
     }
 
-    async fn allow_retry(&self, hash: &TokenHash, until: i64) -> Result<(), StoreError> {
+    async fn allow_retry(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+        until: i64,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: i64 = redis::cmd("EVAL")
             .arg(ALLOW_RETRY)
             .arg(1)
-            .arg(self.token_key(hash))
+            .arg(self.token_key_of(session_id, hash))
             .arg(until)
+            .arg(session_id)
             .query_async(&mut conn)
             .await
             .map_err(error("recording a retry permit failed"))?;
         Ok(())
     }
 
-    async fn token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+    async fn token(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         let mut conn = self.conn.clone();
         let map: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.token_key(hash))
+            .arg(self.token_key_of(session_id, hash))
             .query_async(&mut conn)
             .await
             .map_err(error("reading a token failed"))?;
         if map.is_empty() {
             return Ok(None);
         }
-        parse_token(*hash, &map).map(Some)
+        let token = parse_token(*hash, &map)?;
+        Ok((token.session_id == session_id).then_some(token))
     }
 
-    async fn lookup(&self, hash: &TokenHash) -> Result<Option<(TokenRecord, Session)>, StoreError> {
+    async fn lookup(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Session)>, StoreError> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = LOOKUP
-            .key(self.token_key(hash))
-            .arg(&self.prefix)
+            .key(self.token_key_of(session_id, hash))
+            .key(self.session_key(session_id))
+            .arg(session_id)
             .invoke_async(&mut conn)
             .await
             .map_err(error("reading a token failed"))?;
-        let Some((fid, rest)) = reply.split_first() else {
+        let Some((count, rest)) = reply.split_first() else {
             return Ok(None);
         };
-        let pairs = |items: &[String]| -> HashMap<String, String> {
-            items
-                .chunks_exact(2)
-                .map(|kv| (kv[0].clone(), kv[1].clone()))
-                .collect()
-        };
-        let (count, rest) = rest.split_first().ok_or_else(|| corrupt("lookup"))?;
         let count: usize = count.parse().map_err(|_| corrupt("lookup"))?;
         if count > rest.len() {
             return Err(corrupt("lookup"));
@@ -449,14 +669,14 @@ impl RefreshStore for RedisStore {
         let (token, session) = rest.split_at(count);
         Ok(Some((
             parse_token(*hash, &pairs(token))?,
-            parse_session(fid, &pairs(session))?,
+            parse_session(session_id, &pairs(session))?,
         )))
     }
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         let mut conn = self.conn.clone();
         let map: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(self.key("f", id))
+            .arg(self.session_key(id))
             .query_async(&mut conn)
             .await
             .map_err(error("reading a session failed"))?;
@@ -468,11 +688,12 @@ impl RefreshStore for RedisStore {
 
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
+        let base = self.session_base(id);
         let found: i64 = REVOKE_SESSION
-            .key(self.key("f", id))
-            .key(format!("{}rev", self.prefix))
+            .key(format!("{base}f:{id}"))
+            .key(format!("{base}rev"))
             .arg(id)
-            .arg(&self.prefix)
+            .arg(&base)
             .invoke_async(&mut conn)
             .await
             .map_err(error("revoking a session failed"))?;
@@ -480,13 +701,14 @@ impl RefreshStore for RedisStore {
     }
 
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        let base = self.user_base(user_id);
         let mut conn = self.conn.clone();
         let mut total = 0;
         loop {
             let (revoked, seen): (u64, u64) = REVOKE_USER
-                .key(self.key("u", user_id))
-                .key(format!("{}rev", self.prefix))
-                .arg(&self.prefix)
+                .key(format!("{base}u:{user_id}"))
+                .key(format!("{base}rev"))
+                .arg(&base)
                 .arg(USER_BATCH)
                 .invoke_async(&mut conn)
                 .await
@@ -499,13 +721,14 @@ impl RefreshStore for RedisStore {
     }
 
     async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        let base = self.user_base(user_id);
         let mut conn = self.conn.clone();
         let mut sessions = Vec::new();
         let mut offset = 0;
         loop {
             let page: Vec<Vec<String>> = SESSIONS
-                .key(self.key("u", user_id))
-                .arg(&self.prefix)
+                .key(format!("{base}u:{user_id}"))
+                .arg(&base)
                 .arg(now)
                 .arg(offset)
                 .arg(USER_BATCH)
@@ -535,30 +758,37 @@ impl RefreshStore for RedisStore {
     }
 
     async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {
-        let mut conn = self.conn.clone();
-        let mut total = 0;
-        loop {
-            let (deleted, seen): (u64, u64) = PURGE
-                .key(format!("{}exp", self.prefix))
-                .key(format!("{}rev", self.prefix))
-                .arg(&self.prefix)
-                .arg(now)
-                .arg(revoked_before)
-                .arg(PURGE_BATCH)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(error("purge failed"))?;
-            total += deleted;
-            if seen < u64::from(PURGE_BATCH) {
-                return Ok(total);
-            }
-        }
+        // Each tag has its own purge indexes (one slot each on a cluster).
+        stream::iter(all_tags())
+            .map(|tag| async move { self.purge_tag(&tag, now, revoked_before).await })
+            .buffer_unordered(PURGE_CONCURRENCY)
+            .try_fold(0, |total, deleted| async move { Ok(total + deleted) })
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{all_tags, redact, session_tag};
+    use crate::refresh::{Session, session::user_tag};
+
+    #[test]
+    fn session_ids_carry_their_users_tag() {
+        for user in ["user-1", "", "ünïcode", "a much longer user id than most"] {
+            let id = Session::new_id(user);
+            assert_eq!(session_tag(&id), user_tag(user));
+        }
+        assert_eq!(session_tag("x"), "x");
+    }
+
+    #[test]
+    fn there_are_4096_tags_and_every_user_tag_is_one() {
+        let tags: std::collections::HashSet<String> = all_tags().collect();
+        assert_eq!(tags.len(), 4096);
+        for n in 0..1000 {
+            assert!(tags.contains(&user_tag(&format!("user-{n}"))));
+        }
+    }
 
     #[test]
     fn redacts_passwords() {

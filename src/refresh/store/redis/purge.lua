@@ -1,5 +1,6 @@
 -- Deletes up to `batch` dead sessions with their tokens.
--- KEYS: expiry index, revoked index. ARGV: prefix, now, revoked_before, batch.
+-- KEYS: expiry index, revoked index (of one tag). ARGV: base (prefix and
+-- tag), now, revoked_before, batch.
 -- Returns `{deleted, looked at}`.
 local p = ARGV[1]
 local batch = tonumber(ARGV[4])

@@ -1,5 +1,5 @@
 -- One page of a user's live sessions, oldest first (read only).
--- KEYS: user. ARGV: prefix, now, offset, count.
+-- KEYS: user. ARGV: base (prefix and tag), now, offset, count.
 -- Returns `{{looked at}, {id, HGETALL...}, ...}`: ask for the next page while
 -- `looked at` is `count`.
 local now = tonumber(ARGV[2])
