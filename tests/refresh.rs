@@ -210,7 +210,11 @@ async fn expired_and_unknown_tokens_are_invalid_grants_that_touch_nothing() {
     let before = store.token_hashes().len();
     for bogus in [
         format!("{}{}", &live_token[..22], "A".repeat(42)),
-        format!("{}{}", &other.refresh_token.as_str()[..22], &live_token[22..]),
+        format!(
+            "{}{}",
+            &other.refresh_token.as_str()[..22],
+            &live_token[22..]
+        ),
         "x".repeat(64),
         "x".repeat(43),
         String::new(),
@@ -530,7 +534,10 @@ async fn store_failure_is_503_and_revokes_nothing() {
     );
     // Nothing was revoked or rotated; once the store is back the token works.
     let token = memory
-        .token(&login.session.id, &tokens.hash(login.refresh_token.as_str()))
+        .token(
+            &login.session.id,
+            &tokens.hash(login.refresh_token.as_str()),
+        )
         .await
         .unwrap()
         .unwrap();

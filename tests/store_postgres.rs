@@ -389,7 +389,12 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     assert!(!stored.revoked);
     assert_eq!(stored.generation, 0);
     assert_eq!(
-        store.token(&family.id, &hash).await.unwrap().unwrap().status,
+        store
+            .token(&family.id, &hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         TokenStatus::Active
     );
     // And the real store rotates it.

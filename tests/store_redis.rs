@@ -235,7 +235,12 @@ async fn server_down_is_an_error_and_keeps_the_family() {
     assert!(!stored.revoked);
     assert_eq!(stored.generation, 0);
     assert_eq!(
-        store.token(&family.id, &hash).await.unwrap().unwrap().status,
+        store
+            .token(&family.id, &hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         TokenStatus::Active
     );
     assert!(format!("{dead:?}").contains("127.0.0.1:1"));
@@ -258,7 +263,11 @@ fn tokens(store: &RedisStore, max_sessions: u32) -> RefreshTokens {
 async fn indexed(store: &RedisStore, user: &str) -> u64 {
     let mut conn = raw_connection().await;
     redis::cmd("ZCARD")
-        .arg(format!("{}{{{}}}u:{user}", store.prefix(), &Session::new_id(user)[..2]))
+        .arg(format!(
+            "{}{{{}}}u:{user}",
+            store.prefix(),
+            &Session::new_id(user)[..2]
+        ))
         .query_async(&mut conn)
         .await
         .unwrap()

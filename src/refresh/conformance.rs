@@ -152,7 +152,11 @@ pub async fn rotation(store: &dyn RefreshStore) {
         "lookup of an unknown hash"
     );
 
-    let parent = store.token(&created.id, &r0).await.unwrap().expect("the parent is kept");
+    let parent = store
+        .token(&created.id, &r0)
+        .await
+        .unwrap()
+        .expect("the parent is kept");
     assert_eq!(parent.status, TokenStatus::Rotated(t0 + 5));
     let child = store
         .token(&created.id, &r1)
@@ -298,7 +302,10 @@ pub async fn retry_after_a_lost_answer(store: &dyn RefreshStore) {
         rotate(store, &plain(&created, r0, r1, t0)).await,
         RotateOutcome::Rotated(_)
     ));
-    store.allow_retry(&created.id, &r0, t0 + 30).await.expect("allow_retry");
+    store
+        .allow_retry(&created.id, &r0, t0 + 30)
+        .await
+        .expect("allow_retry");
     let sibling = hash();
     let outcome = rotate(store, &plain(&created, r0, sibling, t0 + 5)).await;
     assert!(
@@ -384,7 +391,10 @@ pub async fn retry_after_a_lost_answer(store: &dyn RefreshStore) {
 
     // An unknown hash: nothing is stored.
     let ghost = hash();
-    store.allow_retry(&created.id, &ghost, t0 + 30).await.unwrap();
+    store
+        .allow_retry(&created.id, &ghost, t0 + 30)
+        .await
+        .unwrap();
     assert_eq!(store.token(&created.id, &ghost).await.unwrap(), None);
     assert_eq!(store.lookup(&created.id, &ghost).await.unwrap(), None);
 }
@@ -914,7 +924,10 @@ pub async fn lost_answer_through_refresh_tokens(store: Arc<dyn RefreshStore>) {
         .expect_err("the answer was lost");
     assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
     let spent = store
-        .token(&login.session.id, &tokens.hash(login.refresh_token.as_str()))
+        .token(
+            &login.session.id,
+            &tokens.hash(login.refresh_token.as_str()),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -989,7 +1002,9 @@ pub async fn bound_sessions(store: Arc<dyn RefreshStore>) {
         Some(&session),
         "auth_time and jkt are stored"
     );
-    let RotateOutcome::Rotated(rotated) = rotate(&*store, &plain(&session, r0, hash(), t0 + 5)).await else {
+    let RotateOutcome::Rotated(rotated) =
+        rotate(&*store, &plain(&session, r0, hash(), t0 + 5)).await
+    else {
         panic!("a bound session rotates like any other");
     };
     assert_eq!(
@@ -1034,7 +1049,10 @@ pub async fn bound_sessions(store: Arc<dyn RefreshStore>) {
     assert_eq!(wrong.kind(), RefreshErrorKind::InvalidGrant);
     assert_eq!(
         store
-            .token(&login.session.id, &tokens.hash(login.refresh_token.as_str()))
+            .token(
+                &login.session.id,
+                &tokens.hash(login.refresh_token.as_str())
+            )
             .await
             .unwrap()
             .map(|t| t.status),

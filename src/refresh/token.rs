@@ -119,8 +119,7 @@ pub(super) fn session_of(token: &str) -> Option<String> {
         return None;
     }
     let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-    (bytes.len() == REFRESH_TOKEN_RAW)
-        .then(|| URL_SAFE_NO_PAD.encode(&bytes[..SESSION_ID_BYTES]))
+    (bytes.len() == REFRESH_TOKEN_RAW).then(|| URL_SAFE_NO_PAD.encode(&bytes[..SESSION_ID_BYTES]))
 }
 
 /// How a refresh token becomes the [`TokenHash`] a store sees.
@@ -242,8 +241,16 @@ mod tests {
         let token = token.as_str();
         assert_eq!(session_of(&token[..63]), None, "too short");
         assert_eq!(session_of(&format!("{token}A")), None, "too long");
-        assert_eq!(session_of(&format!("{}+", &token[..63])), None, "not base64url");
+        assert_eq!(
+            session_of(&format!("{}+", &token[..63])),
+            None,
+            "not base64url"
+        );
         assert_eq!(session_of(&format!("{}=", &token[..63])), None, "padding");
-        assert_eq!(session_of(&"A".repeat(43)), None, "the old 43-character shape");
+        assert_eq!(
+            session_of(&"A".repeat(43)),
+            None,
+            "the old 43-character shape"
+        );
     }
 }

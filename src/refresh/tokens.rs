@@ -620,7 +620,8 @@ impl RefreshTokens {
         let outcome = match store.rotate(&rotation).await {
             Ok(outcome) => outcome,
             Err(error) => {
-                self.allow_retry(&rotation.session_id, &presented, now).await;
+                self.allow_retry(&rotation.session_id, &presented, now)
+                    .await;
                 return Err(RefreshError::store(error));
             }
         };
@@ -670,7 +671,12 @@ impl RefreshTokens {
             return;
         }
         let until = now.saturating_add(secs(window));
-        if let Err(error) = self.inner.store.allow_retry(session_id, presented, until).await {
+        if let Err(error) = self
+            .inner
+            .store
+            .allow_retry(session_id, presented, until)
+            .await
+        {
             tracing::warn!(error = %error, "no retry permit after a failed rotation: a retry of this token will count as reuse");
         }
     }

@@ -199,7 +199,9 @@ fn config() -> ConnectionManagerConfig {
 /// bounded by the response timeout.
 fn cluster_client(urls: &[String]) -> Result<redis::cluster::ClusterClient, StoreError> {
     if urls.is_empty() {
-        return Err(StoreError::new("redis: a cluster needs at least one node URL"));
+        return Err(StoreError::new(
+            "redis: a cluster needs at least one node URL",
+        ));
     }
     ClusterClientBuilder::new(urls.iter().map(String::as_str))
         .connection_timeout(TIMEOUT)
@@ -329,10 +331,7 @@ impl RedisStore {
     /// retries): the integration point with the `redis` crate, whose version
     /// is part of this function's signature.
     pub fn from_connection_manager(conn: ConnectionManager) -> Self {
-        Self::build(
-            Connection::Single(conn),
-            "<connection manager>".to_owned(),
-        )
+        Self::build(Connection::Single(conn), "<connection manager>".to_owned())
     }
 
     /// A store on a Redis Cluster connection you configured yourself: the
@@ -341,10 +340,7 @@ impl RedisStore {
     /// one, a node that stops answering blocks rotations instead of failing
     /// them with a [`StoreError`].
     pub fn from_cluster_connection(conn: ClusterConnection) -> Self {
-        Self::build(
-            Connection::Cluster(conn),
-            "<cluster connection>".to_owned(),
-        )
+        Self::build(Connection::Cluster(conn), "<cluster connection>".to_owned())
     }
 
     fn build(conn: Connection, endpoint: String) -> Self {
