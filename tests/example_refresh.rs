@@ -4,6 +4,9 @@
 #[path = "../examples/axum_server/main.rs"]
 #[allow(dead_code)]
 mod axum_server;
+#[cfg(feature = "redis")]
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster;
 
 use std::{
     collections::HashMap,
@@ -67,6 +70,46 @@ fn refresh_store_is_chosen_by_env() {
         error.contains("expected memory, redis or postgres"),
         "{error}"
     );
+    // Redis Cluster: several comma-separated node URLs, or REDIS_CLUSTER=1.
+    let redis = |vars: &[(&str, &str)]| {
+        let mut all = HashMap::from([("REFRESH_STORE", "redis")]);
+        all.extend(vars.iter().copied());
+        Config::from_lookup(|name| {
+            all.get(name)
+                .map(|v| (*v).to_owned())
+                .ok_or(VarError::NotPresent)
+        })
+        .map(|config| config.store)
+    };
+    assert_eq!(
+        redis(&[("REDIS_URL", "redis://a:7000, redis://b:7001,redis://c:7002")]),
+        Ok(StoreKind::RedisCluster(vec![
+            "redis://a:7000".into(),
+            "redis://b:7001".into(),
+            "redis://c:7002".into()
+        ]))
+    );
+    assert_eq!(
+        redis(&[("REDIS_URL", "redis://a:7000"), ("REDIS_CLUSTER", "1")]),
+        Ok(StoreKind::RedisCluster(vec!["redis://a:7000".into()]))
+    );
+    assert_eq!(
+        redis(&[("REDIS_URL", "redis://a:7000"), ("REDIS_CLUSTER", "0")]),
+        Ok(StoreKind::Redis("redis://a:7000".into()))
+    );
+    let error = redis(&[("REDIS_URL", "redis://a,redis://b"), ("REDIS_CLUSTER", "0")]).unwrap_err();
+    assert!(error.contains("several nodes"), "{error}");
+    let error = redis(&[("REDIS_URL", "redis://a,,redis://b")]).unwrap_err();
+    assert!(error.contains("empty node URL"), "{error}");
+    let error = redis(&[("REDIS_CLUSTER", "yes")]).unwrap_err();
+    assert!(error.contains("REDIS_CLUSTER=\"yes\""), "{error}");
+    assert_eq!(
+        format!(
+            "{:?}",
+            StoreKind::RedisCluster(vec!["redis://:pw@h/".into()])
+        ),
+        "redis-cluster"
+    );
     // The kind is logged, never the URL (it may carry a password).
     assert_eq!(
         format!("{:?}", StoreKind::Redis("redis://:pw@h/".into())),
@@ -89,7 +132,19 @@ async fn flow_against(store: &str) {
             return;
         }
     };
-    let app = app(AppState::with_store(&config, connected).unwrap());
+    flow_on(&config, connected).await;
+}
+
+/// The whole refresh flow against the store of `config`, which must be up.
+#[cfg(feature = "redis")]
+async fn flow_with(config: &Config) {
+    let connected = config.store.connect().await.expect("connect");
+    flow_on(config, connected).await;
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+async fn flow_on(config: &Config, connected: Arc<dyn RefreshStore>) {
+    let app = app(AppState::with_store(config, connected).unwrap());
     let (_, r0) = login(&app, "laptop").await;
     let (status, json) = send(&app, refresh(&r0)).await;
     assert_eq!(status, StatusCode::OK);
@@ -110,6 +165,38 @@ async fn flow_against(store: &str) {
 #[tokio::test]
 async fn refresh_flow_on_redis() {
     flow_against("redis").await;
+}
+
+/// The example on a Redis Cluster of three masters started on loopback
+/// (`REDIS_URL` with the three node URLs).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_flow_on_redis_cluster() {
+    let cluster = match tokio::task::spawn_blocking(redis_cluster::RedisCluster::start)
+        .await
+        .unwrap()
+    {
+        Ok(cluster) => cluster,
+        Err(error) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipping the Redis Cluster flow: {error}");
+            return;
+        }
+        Err(error) => panic!("{error}"),
+    };
+    let urls = cluster.urls().join(",");
+    let vars = HashMap::from([
+        ("JWT_SECRET", "refresh-example-secret-of-at-least-32-bytes"),
+        ("REFRESH_STORE", "redis"),
+        ("REDIS_URL", urls.as_str()),
+    ]);
+    let config = Config::from_lookup(|name| {
+        vars.get(name)
+            .map(|v| (*v).to_owned())
+            .ok_or(VarError::NotPresent)
+    })
+    .unwrap();
+    assert!(matches!(&config.store, StoreKind::RedisCluster(nodes) if nodes.len() == 3));
+    flow_with(&config).await;
 }
 
 #[cfg(feature = "postgres")]

@@ -138,6 +138,35 @@ impl RoleClaim {
     }
 }
 
+/// The Redis store of `REDIS_URL` and `REDIS_CLUSTER`: a cluster when
+/// `REDIS_URL` lists several comma-separated node URLs, or when
+/// `REDIS_CLUSTER` is `1` or `true`; else a single Redis.
+fn redis_store(url: String, cluster: Option<String>) -> Result<StoreKind, String> {
+    let urls: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
+    if urls.iter().any(String::is_empty) {
+        return Err(format!(
+            "REDIS_URL lists an empty node URL: {} URLs, comma-separated",
+            urls.len()
+        ));
+    }
+    let cluster = match cluster.as_deref().map(str::trim) {
+        None | Some("") => urls.len() > 1,
+        Some("1" | "true") => true,
+        Some("0" | "false") if urls.len() == 1 => false,
+        Some("0" | "false") => {
+            return Err(
+                "REDIS_URL lists several nodes: that is a cluster, unset REDIS_CLUSTER".into(),
+            );
+        }
+        Some(other) => return Err(format!("REDIS_CLUSTER={other:?}: expected 1 or 0")),
+    };
+    Ok(if cluster {
+        StoreKind::RedisCluster(urls)
+    } else {
+        StoreKind::Redis(url)
+    })
+}
+
 /// `REFRESH_STORE`: where refresh-token families live.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreKind {
@@ -146,6 +175,10 @@ pub enum StoreKind {
     /// Redis at this URL (`REDIS_URL`, default `redis://127.0.0.1:6379/`);
     /// needs the `redis` feature.
     Redis(String),
+    /// A Redis Cluster reached through these node URLs: `REDIS_URL` with
+    /// several comma-separated URLs, or one with `REDIS_CLUSTER=1`; needs
+    /// the `redis` feature.
+    RedisCluster(Vec<String>),
     /// PostgreSQL at this URL (`DATABASE_URL`, default
     /// `postgres://postgres@127.0.0.1:5432/test`); needs the `postgres` feature.
     Postgres(String),
@@ -157,6 +190,7 @@ impl fmt::Debug for StoreKind {
         f.write_str(match self {
             Self::Memory => "memory",
             Self::Redis(_) => "redis",
+            Self::RedisCluster(_) => "redis-cluster",
             Self::Postgres(_) => "postgres",
         })
     }
@@ -224,7 +258,10 @@ impl Config {
         };
         let store = match var("REFRESH_STORE")?.as_deref() {
             None | Some("memory") => StoreKind::Memory,
-            Some("redis") => StoreKind::Redis(non_empty("REDIS_URL", "redis://127.0.0.1:6379/")?),
+            Some("redis") => redis_store(
+                non_empty("REDIS_URL", "redis://127.0.0.1:6379/")?,
+                var("REDIS_CLUSTER")?,
+            )?,
             Some("postgres") => StoreKind::Postgres(non_empty(
                 "DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/test",

@@ -32,6 +32,11 @@
 //!   `redis://127.0.0.1:6379/`; build with `--features redis`) or `postgres`
 //!   (with `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
 //!   build with `--features postgres`).
+//!   - Redis Cluster: `REDIS_URL` with several comma-separated node URLs
+//!     (`redis://10.0.0.1:6379,redis://10.0.0.2:6379,redis://10.0.0.3:6379`),
+//!     or a single node URL with `REDIS_CLUSTER=1`. The client learns the
+//!     other nodes from those it is given. (Key-ring mode keeps its ring in a
+//!     single Redis or PostgreSQL.)
 //! - Key-ring mode (build with `--features key-ring`): sign with a rotating
 //!   key ring instead of the HS256 secret, and publish its public keys.
 //!   - `SIGNING_ALG`: `ES256`, `ES384`, `EdDSA`, `RS256`...`PS512`. The

@@ -18,6 +18,13 @@ impl StoreKind {
                     .map_err(|e| format!("cannot connect to Redis: {e}"))?;
                 Ok(Arc::new(store))
             }
+            #[cfg(feature = "redis")]
+            Self::RedisCluster(urls) => {
+                let store = tower_jwt_auth::refresh::RedisStore::cluster(urls)
+                    .await
+                    .map_err(|e| format!("cannot connect to the Redis Cluster: {e}"))?;
+                Ok(Arc::new(store))
+            }
             #[cfg(feature = "postgres")]
             Self::Postgres(url) => {
                 let store = tower_jwt_auth::refresh::PostgresStore::new(url)
@@ -57,6 +64,9 @@ impl StoreKind {
                     .map_err(|e| format!("cannot connect to Redis for the key ring: {e}"))?;
                 Ok(Arc::new(store))
             }
+            Self::RedisCluster(_) => Err("key-ring mode keeps the ring in a single Redis or in \
+                 PostgreSQL, not on Redis Cluster: REFRESH_STORE=postgres, or one REDIS_URL"
+                .to_owned()),
             #[cfg(feature = "postgres")]
             Self::Postgres(url) => {
                 let store = tower_jwt_auth::keys::ring::store::PostgresKeyRingStore::new(url)
