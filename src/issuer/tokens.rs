@@ -338,7 +338,7 @@ impl AccessTokenBuilder<'_> {
     }
 }
 
-/// 128 random bits, base64url: a `jti` or a session id.
+/// 128 random bits, base64url: a `jti`.
 pub(crate) fn random_id() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
