@@ -5,9 +5,12 @@
 //! `REDIS_CLI`); skipped without them, unless `CI=true`.
 //!
 //! One test, in steps, so the cluster starts once: the whole conformance
-//! suite (the 32-way race included); keys spread over every node; then a
-//! node's process killed while clients keep refreshing: 503s, never reuse,
-//! nothing revoked; the node restarted: every client carries on.
+//! suite (the 32-way race included); keys spread over every node; a node
+//! stalled past the response timeout (in the lookup, and between lookup and
+//! rotation): 503, and the retry gets a new pair; then a node's process
+//! killed while clients keep refreshing: 503s, never reuse, nothing
+//! revoked; the node restarted: every client carries on (one whose answer
+//! died with the node, with a grace period).
 
 mod common_store;
 #[path = "support/redis_cluster.rs"]
@@ -21,14 +24,17 @@ use std::{
     time::Duration,
 };
 
+use async_trait::async_trait;
 use http::{Request, StatusCode, header};
 use tower::ServiceExt;
 use tower_jwt_auth::{
     Algorithm, SigningKey, TokenIssuer,
     refresh::{
-        RedisStore, RefreshEndpoint, RefreshErrorKind, RefreshToken, RefreshTokens, Subject,
-        TokenPair, conformance,
-        store::{RefreshStore, StoreError, TokenStatus},
+        RedisStore, RefreshEndpoint, RefreshErrorKind, RefreshToken, RefreshTokens, Session,
+        Subject, TokenPair, conformance,
+        store::{
+            RefreshStore, RotateOutcome, Rotation, StoreError, TokenHash, TokenRecord, TokenStatus,
+        },
     },
 };
 
@@ -37,6 +43,12 @@ use redis_cluster::RedisCluster;
 
 /// How many clients keep refreshing through the outage.
 const CLIENTS: usize = 24;
+
+fn issuer() -> TokenIssuer {
+    TokenIssuer::new(
+        SigningKey::hmac(Algorithm::HS256, b"cluster tests secret of >= 32 bytes").unwrap(),
+    )
+}
 
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
@@ -103,10 +115,7 @@ async fn redis_cluster() {
     conformance::run(Arc::new(store.clone())).await;
 
     // Users land on every node.
-    let issuer = TokenIssuer::new(
-        SigningKey::hmac(Algorithm::HS256, b"cluster tests secret of >= 32 bytes").unwrap(),
-    );
-    let tokens = RefreshTokens::new(Arc::new(store.clone()), issuer);
+    let tokens = RefreshTokens::new(Arc::new(store.clone()), issuer());
     let mut logins = Vec::new();
     for i in 0..CLIENTS {
         let user = format!("cluster-user-{i}-{}", unique(""));
@@ -127,6 +136,21 @@ async fn redis_cluster() {
         );
     }
     let victim = nodes[0];
+
+    // A node stalled past the client's response timeout: 503, nothing
+    // revoked, and the client's retry of the token it holds gets a new
+    // pair; also when the stall begins between the lookup and the rotation
+    // (the queued rotation runs afterwards, with its retry permit).
+    stalled_node_is_503_then_retry(&tokens, &store, victim, &mut logins[0], true).await;
+    let stalling = RefreshTokens::new(
+        Arc::new(StallBeforeRotate {
+            inner: store.clone(),
+            port: victim,
+            armed: AtomicBool::new(true),
+        }),
+        issuer(),
+    );
+    stalled_node_is_503_then_retry(&stalling, &store, victim, &mut logins[0], false).await;
 
     // Clients refresh while the victim's process is killed.
     let stop = Arc::new(AtomicBool::new(false));
@@ -179,10 +203,16 @@ async fn redis_cluster() {
     );
 
     // The node comes back with its data; every client carries on with the
-    // token it holds. A rotation that ran as the process died, its answer
-    // lost (and its retry permit with the node), would spend the held
-    // token: such a client is counted, not retried (its retry would be
-    // reuse, as it is on a single Redis that dies mid-answer).
+    // token it holds. A rotation that ran as the process died (written to
+    // the append-only file, its answer lost, and its retry permit never
+    // written to the dead node) spent the held token: exactly one rotation
+    // past it, the session live. Its retry would count as reuse, as on a
+    // single Redis that dies mid-answer; with a grace period it gets a
+    // sibling pair.
+    let graceful = RefreshTokens::builder(Arc::new(store.clone()), issuer())
+        .grace_period(Duration::from_secs(120))
+        .build()
+        .unwrap();
     let restart = tokio::task::spawn_blocking(move || cluster.restart(victim).map(|()| cluster));
     let cluster = restart.await.unwrap().expect("the node restarts");
     let mut lost = 0;
@@ -210,12 +240,21 @@ async fn redis_cluster() {
             }
             TokenStatus::Rotated(_) => {
                 assert_eq!(*node, victim, "only the killed node loses answers");
+                assert_eq!(
+                    session.generation,
+                    record.generation + 1,
+                    "one rotation ran"
+                );
+                let sibling = graceful
+                    .refresh(pair.refresh_token.as_str(), same_user)
+                    .await
+                    .expect("a lost answer's retry within the grace period");
+                assert_eq!(sibling.session.id, pair.session.id);
                 lost += 1;
             }
             TokenStatus::Revoked => panic!("node {node}: a revoked token"),
         }
     }
-    assert!(lost < CLIENTS / 2, "{lost} lost answers");
     eprintln!("cluster outage: {lost} rotation(s) ran with their answer lost");
     store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
 
@@ -227,6 +266,186 @@ async fn redis_cluster() {
     for port in ports {
         assert!(!RedisCluster::answers(port), "node {port} still runs");
     }
+}
+
+/// How long the busy script stalls a node: past the store's two-second
+/// response timeout, under Redis's `busy-reply-threshold` (5 s) and the
+/// cluster's node timeout.
+const STALL_MS: u64 = 3000;
+
+/// Busy-waits for ARGV[1] milliseconds: every client of the node waits.
+const BUSY_SCRIPT: &str = "
+local function ms() local t = redis.call('TIME') return t[1] * 1000 + math.floor(t[2] / 1000) end
+local start = ms()
+while ms() - start < tonumber(ARGV[1]) do end
+return 1";
+
+async fn node_connection(port: u16) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Runs the busy script on the node on `port` and returns once the node
+/// no longer answers (the script runs on for [`STALL_MS`]).
+async fn stall(port: u16) {
+    let mut busy = node_connection(port).await;
+    let mut probe = node_connection(port).await;
+    tokio::spawn(async move {
+        let _: Result<i64, _> = redis::cmd("EVAL")
+            .arg(BUSY_SCRIPT)
+            .arg(0)
+            .arg(STALL_MS)
+            .query_async(&mut busy)
+            .await;
+    });
+    loop {
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut probe);
+        if tokio::time::timeout(Duration::from_millis(100), ping)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A `RedisStore` that stalls the node on `port` right before its next
+/// rotation: the refresh's lookup answered, its rotation queues behind the
+/// busy script, the client times out, and the rotation runs afterwards.
+#[derive(Debug)]
+struct StallBeforeRotate {
+    inner: RedisStore,
+    port: u16,
+    armed: AtomicBool,
+}
+
+#[async_trait]
+impl RefreshStore for StallBeforeRotate {
+    async fn create(
+        &self,
+        session: &Session,
+        token: &TokenRecord,
+        max_sessions: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.create(session, token, max_sessions).await
+    }
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            stall(self.port).await;
+        }
+        self.inner.rotate(rotation).await
+    }
+    async fn allow_retry(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.allow_retry(session_id, hash, until).await
+    }
+    async fn token(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.token(session_id, hash).await
+    }
+    async fn lookup(
+        &self,
+        session_id: &str,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Session)>, StoreError> {
+        self.inner.lookup(session_id, hash).await
+    }
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        self.inner.session(id).await
+    }
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.revoke_session(id).await
+    }
+    async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.inner.revoke_user(user_id).await
+    }
+    async fn sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        self.inner.sessions(user_id, now).await
+    }
+    async fn purge(&self, now: i64, revoked_before: i64) -> Result<u64, StoreError> {
+        self.inner.purge(now, revoked_before).await
+    }
+}
+
+/// A refresh while the node on `port` is stalled (now if `stall_now`, else
+/// by the store before its rotation): 503; once the node is free, the
+/// client's retry of the token it holds gets a new pair (a `Retried` one
+/// when the queued rotation spent the token), nothing revoked.
+async fn stalled_node_is_503_then_retry(
+    tokens: &RefreshTokens,
+    store: &RedisStore,
+    port: u16,
+    login: &mut TokenPair,
+    stall_now: bool,
+) {
+    // Stalled now (in the lookup), or by the store at its rotation.
+    if stall_now {
+        stall(port).await;
+    }
+    let error = tokens
+        .refresh(login.refresh_token.as_str(), same_user)
+        .await
+        .expect_err("the node is stalled past the response timeout");
+    assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+    // Free again once a PING is answered.
+    let mut probe = node_connection(port).await;
+    for _ in 0..100 {
+        let cmd = redis::cmd("PING");
+        if let Ok(Ok(_)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            cmd.query_async::<String>(&mut probe),
+        )
+        .await
+        {
+            break;
+        }
+    }
+
+    // The refresh timed out in its lookup (nothing spent) or in its
+    // rotation (queued, run once the node was free, with the retry permit
+    // queued behind it): either way the token is not revoked.
+    let hash = tokens.hash(login.refresh_token.as_str());
+    let held = retry(|| store.token(&login.session.id, &hash))
+        .await
+        .unwrap();
+    if stall_now {
+        assert!(
+            matches!(held.status, TokenStatus::Active | TokenStatus::Rotated(_)),
+            "{held:?}"
+        );
+    } else {
+        assert!(
+            matches!(held.status, TokenStatus::Rotated(_)),
+            "the queued rotation ran: {held:?}"
+        );
+    }
+    // The client retries the token it holds: a new pair, not reuse.
+    let next = tokens
+        .refresh(login.refresh_token.as_str(), same_user)
+        .await
+        .expect("the retry after a timeout is not reuse");
+    assert_eq!(next.session.id, login.session.id);
+    assert!(
+        !store
+            .session(&login.session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    *login = next;
 }
 
 /// `call` until it succeeds (the client finding the restarted node), for
@@ -243,4 +462,20 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     None
+}
+
+/// A cluster whose nodes do not answer: `cluster` fails within the
+/// connect timeout, `cluster_lazy` starts and its calls fail with a
+/// `StoreError`; no node URL at all is an error.
+#[tokio::test]
+async fn an_unreachable_cluster_is_an_error() {
+    let started = std::time::Instant::now();
+    assert!(RedisStore::cluster(["redis://127.0.0.1:1"]).await.is_err());
+    assert!(RedisStore::cluster(Vec::<String>::new()).await.is_err());
+    assert!(RedisStore::cluster(["not a url"]).await.is_err());
+    let lazy = RedisStore::cluster_lazy(["redis://:hunter2@127.0.0.1:1"]).unwrap();
+    assert!(!format!("{lazy:?}").contains("hunter2"));
+    assert!(lazy.session("s").await.is_err());
+    assert!(lazy.revoke_user("u").await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(30));
 }

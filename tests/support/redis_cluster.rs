@@ -20,7 +20,7 @@ use std::{
 const MASTERS: usize = 3;
 /// How long a node may stay silent before the others mark it failed:
 /// short, so a test sees the cluster react within seconds.
-const NODE_TIMEOUT_MS: u32 = 3000;
+const NODE_TIMEOUT_MS: u32 = 5000;
 /// How long each start step may take on a loaded machine.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many times the whole start is tried (a port taken in between).
