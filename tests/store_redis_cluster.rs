@@ -141,7 +141,10 @@ async fn redis_cluster() {
     // revoked, and the client's retry of the token it holds gets a new
     // pair; also when the stall begins between the lookup and the rotation
     // (the queued rotation runs afterwards, with its retry permit).
-    stalled_node_is_503_then_retry(&tokens, &store, victim, &mut logins[0], true).await;
+    let lazy = RedisStore::cluster_lazy(cluster.urls())
+        .unwrap()
+        .with_prefix(store.prefix());
+    stalled_node_is_503_then_retry(&tokens, &store, victim, &mut logins[0], true, &lazy).await;
     let stalling = RefreshTokens::new(
         Arc::new(StallBeforeRotate {
             inner: store.clone(),
@@ -150,7 +153,7 @@ async fn redis_cluster() {
         }),
         issuer(),
     );
-    stalled_node_is_503_then_retry(&stalling, &store, victim, &mut logins[0], false).await;
+    stalled_node_is_503_then_retry(&stalling, &store, victim, &mut logins[0], false, &lazy).await;
 
     // Clients refresh while the victim's process is killed.
     let stop = Arc::new(AtomicBool::new(false));
@@ -389,15 +392,27 @@ async fn stalled_node_is_503_then_retry(
     port: u16,
     login: &mut TokenPair,
     stall_now: bool,
+    lazy: &RedisStore,
 ) {
     // Stalled now (in the lookup), or by the store at its rotation.
-    if stall_now {
+    let error = if stall_now {
         stall(port).await;
+        // A store connected lazily keeps the response timeout too.
+        let (refreshed, read) = tokio::join!(
+            tokens.refresh(login.refresh_token.as_str(), same_user),
+            lazy.session(&login.session.id),
+        );
+        assert!(
+            read.is_err(),
+            "a lazy cluster store times out too: {read:?}"
+        );
+        refreshed
+    } else {
+        tokens
+            .refresh(login.refresh_token.as_str(), same_user)
+            .await
     }
-    let error = tokens
-        .refresh(login.refresh_token.as_str(), same_user)
-        .await
-        .expect_err("the node is stalled past the response timeout");
+    .expect_err("the node is stalled past the response timeout");
     assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
     // Free again once a PING is answered.
     let mut probe = node_connection(port).await;

@@ -319,8 +319,12 @@ impl RedisStore {
         I::Item: AsRef<str>,
     {
         let urls: Vec<String> = nodes.into_iter().map(|u| u.as_ref().to_owned()).collect();
-        let conn = cluster_client(&urls)?
-            .get_pending_async_connection_with_config(redis::cluster::ClusterConfig::new());
+        let conn = cluster_client(&urls)?.get_pending_async_connection_with_config(
+            // A config replaces the client's timeouts: the same again.
+            redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(TIMEOUT)
+                .set_response_timeout(TIMEOUT),
+        );
         Ok(Self::build(
             Connection::Cluster(conn),
             cluster_endpoint(&urls),
