@@ -103,6 +103,7 @@ pub(super) const SESSION_ID_BYTES: usize = 16;
 /// Characters of a session id, base64url without padding.
 pub(super) const SESSION_ID_LEN: usize = 22;
 /// Characters of a session id's [user tag](user_tag): 12 bits.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) const USER_TAG_LEN: usize = 2;
 
 /// The tag that every session id of `user_id` starts with: the first 12
@@ -112,6 +113,7 @@ pub(crate) const USER_TAG_LEN: usize = 2;
 /// lookup: the Redis store uses it as the hash tag of every key of the user
 /// and their sessions, so on Redis Cluster a user's sessions, their tokens
 /// and the user's index share one hash slot.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn user_tag(user_id: &str) -> String {
     let digest = Sha256::digest(user_id.as_bytes());
     let mut tag = URL_SAFE_NO_PAD.encode(&digest[..3]);
@@ -179,5 +181,20 @@ impl RefreshTokens {
                 }
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SESSION_ID_LEN, Session, USER_TAG_LEN, user_tag};
+
+    #[test]
+    fn a_session_id_starts_with_its_users_tag() {
+        for user in ["user-1", "", "ünïcode", &"x".repeat(1000)] {
+            let id = Session::new_id(user);
+            assert_eq!(id.len(), SESSION_ID_LEN);
+            assert_eq!(&id[..USER_TAG_LEN], user_tag(user));
+        }
+        assert_ne!(user_tag("user-1"), user_tag("user-2"));
     }
 }
