@@ -8,6 +8,8 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
+mod events;
+
 use super::{
     InvalidReason, RefreshStore, RotateOutcome, Rotation, Session, StoreError, TokenHash,
     TokenRecord, TokenStatus,
@@ -40,6 +42,10 @@ const USER_BATCH: u32 = 128;
 //                      near the cap
 // - `Pexp`             sorted set of session ids by expires_at (purge)
 // - `Prev`             sorted set of revoked session ids by last_used_at (purge)
+// - `Pended`           sorted set of the ids of sessions that ended (revoked), by the
+//                      Redis time they ended, trimmed to a day (the logout broadcast's
+//                      resync, see events.rs); the channel of the same name announces
+//                      each one as it ends
 //
 // Every session, token and user key expires `margin` seconds after its
 // session's `expires_at` (EXPIREAT), so dead sessions vanish on their own.
@@ -47,12 +53,20 @@ const USER_BATCH: u32 = 128;
 // The scripts are the `*.lua` files beside this one, each opening with its
 // KEYS, ARGV and reply.
 
+/// A script that ends sessions: `ended.lua` (its `ended(prefix, id)`
+/// helper) before the file's own body.
+macro_rules! with_ended {
+    ($file:literal) => {
+        concat!(include_str!("ended.lua"), include_str!($file))
+    };
+}
+
 /// Stores a new session and its first token, and enforces the session cap.
 /// KEYS, ARGV and reply: see `create.lua`.
-static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("create.lua")));
+static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(with_ended!("create.lua")));
 
 /// The whole of [`RefreshStore::rotate`], atomically. KEYS, ARGV and reply: see `rotate.lua`.
-static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("rotate.lua")));
+static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(with_ended!("rotate.lua")));
 
 /// Gives a token a retry permit. KEYS, ARGV and reply: see `allow_retry.lua`.
 ///
@@ -67,11 +81,11 @@ static LOOKUP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("loo
 
 /// Revokes one session. KEYS, ARGV and reply: see `revoke_session.lua`.
 static REVOKE_SESSION: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("revoke_session.lua")));
+    LazyLock::new(|| Script::new(with_ended!("revoke_session.lua")));
 
 /// Revokes a batch of a user's sessions. KEYS, ARGV and reply: see `revoke_user.lua`.
 static REVOKE_USER: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("revoke_user.lua")));
+    LazyLock::new(|| Script::new(with_ended!("revoke_user.lua")));
 
 /// A page of a user's live sessions, oldest first. KEYS, ARGV and reply: see `sessions.lua`.
 static SESSIONS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sessions.lua")));
@@ -105,6 +119,9 @@ static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purg
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// Opens the pub/sub connections of the logout broadcast; `None` for a
+    /// store from a connection manager until `with_pubsub_client`.
+    client: Option<Client>,
     prefix: String,
     margin: u64,
     endpoint: String,
@@ -180,10 +197,10 @@ impl RedisStore {
     /// ```
     pub async fn new(url: &str) -> Result<Self, StoreError> {
         let client = Client::open(url).map_err(error("invalid URL"))?;
-        let conn = ConnectionManager::new_with_config(client, config())
+        let conn = ConnectionManager::new_with_config(client.clone(), config())
             .await
             .map_err(error("cannot connect"))?;
-        Ok(Self::build(conn, redact(url)))
+        Ok(Self::build(conn, Some(client), redact(url)))
     }
 
     /// Like [`new`](Self::new), but connects on first use: starts even while
@@ -192,21 +209,33 @@ impl RedisStore {
     /// Must be called within a Tokio runtime.
     pub fn new_lazy(url: &str) -> Result<Self, StoreError> {
         let client = Client::open(url).map_err(error("invalid URL"))?;
-        let conn = ConnectionManager::new_lazy_with_config(client, config())
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config())
             .map_err(error("cannot connect"))?;
-        Ok(Self::build(conn, redact(url)))
+        Ok(Self::build(conn, Some(client), redact(url)))
     }
 
     /// A store on a connection you configured yourself (TLS, timeouts,
     /// retries): the integration point with the `redis` crate, whose version
     /// is part of this function's signature.
+    ///
+    /// The logout broadcast ([`SessionBroadcast`](crate::refresh::SessionBroadcast))
+    /// subscribes through a client of its own: give it one with
+    /// [`with_pubsub_client`](Self::with_pubsub_client).
     pub fn from_connection_manager(conn: ConnectionManager) -> Self {
-        Self::build(conn, "<connection manager>".to_owned())
+        Self::build(conn, None, "<connection manager>".to_owned())
     }
 
-    fn build(conn: ConnectionManager, endpoint: String) -> Self {
+    /// The client that opens the pub/sub connections of the logout broadcast
+    /// (one per subscription; the stores built from a URL use that URL).
+    pub fn with_pubsub_client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    fn build(conn: ConnectionManager, client: Option<Client>, endpoint: String) -> Self {
         Self {
             conn,
+            client,
             prefix: DEFAULT_PREFIX.to_owned(),
             margin: DEFAULT_EXPIRY_MARGIN.as_secs(),
             endpoint,

@@ -11,6 +11,7 @@ for _, fid in ipairs(ids) do
   if f[1] and f[1] ~= '1' then
     redis.call('HSET', fkey, 'rev', '1')
     redis.call('ZADD', KEYS[2], f[2], fid)
+    ended(ARGV[1], fid)
     count = count + 1
   end
   redis.call('ZREM', KEYS[1], fid)

@@ -26,6 +26,7 @@ if not (t[3] == 'a' and tgen == tonumber(f[4])) then
     redis.call('HSET', fkey, 'rev', '1')
     redis.call('ZADD', ARGV[1] .. 'rev', f[3], fid)
     redis.call('ZREM', ARGV[1] .. 'u:' .. f[5], fid)
+    ended(ARGV[1], fid)
     local out = {'reused', fid}
     for _, v in ipairs(redis.call('HGETALL', fkey)) do out[#out + 1] = v end
     return out
