@@ -21,8 +21,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::{Mutex, Notify, mpsc};
 use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneService};
 use tower_jwt_auth::{
-    Algorithm, AuthError, AuthErrorKind, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey,
-    Verifier,
+    Algorithm, AuthError, AuthErrorKind, Claims, JwtAuthLayer, SigningKey, TokenIssuer,
+    VerificationKey, Verifier,
+    auth::IntoChecked,
     refresh::{
         MemoryStore, PostgresStore, RedisStore, RefreshErrorKind, RefreshTokens, SessionBroadcast,
         Subject,
@@ -276,11 +277,8 @@ async fn postgres_announces_every_ended_session() {
 
 type Service = BoxCloneService<Request<String>, Response<String>, std::convert::Infallible>;
 
-fn service(
-    check: impl Fn(&tower_jwt_auth::Claims<serde_json::Value>) -> tower_jwt_auth::auth::CheckFuture
-    + Send
-    + Sync
-    + 'static,
+fn service<A: IntoChecked>(
+    check: impl Fn(&Claims<serde_json::Value>) -> A + Send + Sync + 'static,
 ) -> Service {
     let verifier = Verifier::builder()
         .key(VerificationKey::hmac(SECRET).unwrap())
@@ -630,7 +628,7 @@ async fn dropping_the_broadcast_stops_its_task() {
     drop(broadcast);
     // A check still holds it: the subscription lives.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(events.subscribers.lock().unwrap()[0].is_closed() == false);
+    assert!(!events.subscribers.lock().unwrap()[0].is_closed());
     drop(check);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(

@@ -68,7 +68,7 @@ async fn conforms() {
     // Only the logout broadcast's index of recently ended sessions stays
     // (a day, by Redis time), with an expiry of its own.
     let ended = format!("{}ended", store.prefix());
-    assert_eq!(left, [ended.clone()], "purge left {left:?}");
+    assert_eq!(left, std::slice::from_ref(&ended), "purge left {left:?}");
     let ttl: i64 = redis::cmd("TTL")
         .arg(&ended)
         .query_async(&mut conn)

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tower_jwt_auth::{
     Algorithm, AuthError, Claims, ConfigError, DefaultResponder, JwtAuthLayer, RequireRoleLayer,
     RoleHierarchy, SigningKey, TokenIssuer, VerificationKey, Verifier,
+    auth::Checked,
     dpop::{Dpop, DpopProof},
     refresh::{
         DEFAULT_SESSION_LIFETIME, MemoryStore, RefreshError, RefreshTokens, Subject, TokenPair,
@@ -198,7 +199,10 @@ impl AppState {
                 let user_id = claims.sub.clone();
                 let session_id = claims.registered().sid.clone();
                 async move {
-                    live.await?;
+                    match live {
+                        Checked::Ready(result) => result?,
+                        Checked::Pending(pending) => pending.await?,
+                    }
                     match session_id {
                         Some(sid) if users.is_stale(&user_id, &sid).await => {
                             Err(AuthError::rejected("the session has ended"))

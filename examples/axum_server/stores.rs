@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tower_jwt_auth::{
     Claims, ConfigError,
-    auth::CheckFuture,
+    auth::Checked,
     refresh::{MemoryStore, RefreshTokens, store::RefreshStore},
 };
 
@@ -99,7 +99,10 @@ impl SessionCheck {
     /// The check for [`JwtAuthLayerBuilder::check`](tower_jwt_auth::JwtAuthLayerBuilder::check).
     pub fn check(&self, refresh: &RefreshTokens) -> SessionCheckFn {
         match self {
-            Self::Lookup => Arc::new(refresh.session_check::<AccessClaims>()),
+            Self::Lookup => {
+                let check = refresh.session_check::<AccessClaims>();
+                Arc::new(move |claims: &Claims<AccessClaims>| Checked::Pending(check(claims)))
+            }
             #[cfg(feature = "broadcast")]
             Self::Broadcast(broadcast) => Arc::new(broadcast.check::<AccessClaims>()),
         }
@@ -116,7 +119,7 @@ impl SessionCheck {
 }
 
 /// A session check, shared by the layer's clones.
-pub type SessionCheckFn = Arc<dyn Fn(&Claims<AccessClaims>) -> CheckFuture + Send + Sync>;
+pub type SessionCheckFn = Arc<dyn Fn(&Claims<AccessClaims>) -> Checked + Send + Sync>;
 
 impl StoreKind {
     /// The session check for `refresh`'s sessions in this store: the logout

@@ -21,7 +21,7 @@ use super::{
     session::{ended, no_session},
     store::{EndedSession, SessionEvents},
 };
-use crate::{Claims, ConfigError, auth::CheckFuture};
+use crate::{Claims, ConfigError, auth::Checked};
 
 /// What the window adds to the access-token lifetime by default: the
 /// verifier's default leeway (30 s), clock skew, and the one-second
@@ -181,25 +181,29 @@ impl SessionBroadcast {
     /// like [`RefreshTokens::session_check`], but answered from memory while
     /// the broadcast is synced, and by the store lookup otherwise (see the
     /// [type docs](Self)).
-    pub fn check<C>(&self) -> impl Fn(&Claims<C>) -> CheckFuture + Send + Sync + 'static {
+    ///
+    /// While synced it answers [`Checked::Ready`]: the request waits for
+    /// nothing and allocates nothing for the check.
+    pub fn check<C>(&self) -> impl Fn(&Claims<C>) -> Checked + Send + Sync + 'static {
         let shared = Arc::clone(&self.shared);
         move |claims: &Claims<C>| {
             let registered = claims.registered();
             let Some(sid) = registered.sid.as_deref() else {
-                return Box::pin(std::future::ready(Err(no_session()))) as CheckFuture;
+                return Checked::Ready(Err(no_session()));
             };
             if shared.synced.load(Ordering::Acquire) {
-                let answer = if shared.read().contains(sid) {
+                return Checked::Ready(if shared.read().contains(sid) {
                     Err(ended())
                 } else {
                     Ok(())
-                };
-                return Box::pin(std::future::ready(answer));
+                });
             }
             let tokens = shared.tokens.clone();
             let sid = sid.to_owned();
             let sub = registered.sub.clone();
-            Box::pin(async move { tokens.check_session(&sid, sub.as_deref()).await })
+            Checked::Pending(Box::pin(async move {
+                tokens.check_session(&sid, sub.as_deref()).await
+            }))
         }
     }
 
