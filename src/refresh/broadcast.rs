@@ -341,7 +341,11 @@ impl Ended {
     /// Adds what a resync read: each session for what is left of its window.
     fn insert_recent(&mut self, ended: &[EndedSession], now: Instant, window: Duration) {
         for session in ended {
-            if let Some(left) = window.checked_sub(session.age) {
+            // A session that ended a whole window ago has no live token left.
+            if let Some(left) = window
+                .checked_sub(session.age)
+                .filter(|left| !left.is_zero())
+            {
                 self.insert(&session.id, now + left);
             }
         }
