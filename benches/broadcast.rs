@@ -19,6 +19,12 @@
 //! Each with the verified-token cache off (`uncached`) and on (`cached`, the
 //! default, the token already in it).
 //!
+//! The interleaved ratios add `read_sid_only`: a check that only reads the
+//! token's `sid` (`Claims::registered()`) and answers `Checked::Ready`. With
+//! the cache off, that first `registered()` of a request parses the
+//! payload's registered claims, which is most of what the broadcast's check
+//! costs; a cached token's claims were parsed by an earlier request.
+//!
 //! After criterion, the ratio `broadcast / none` is measured again the way
 //! `benches/verify.rs` does in its `ratios` mode, which the machine's load
 //! cannot tilt: the subjects run in turn, about 2 ms each, for
@@ -44,7 +50,8 @@ use criterion::{BatchSize, Criterion};
 use http::{Request, Response, header};
 use tower::{Layer, ServiceExt, service_fn};
 use tower_jwt_auth::{
-    Algorithm, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
+    Algorithm, Claims, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
+    auth::Checked,
     refresh::{RedisStore, RefreshTokens, SessionBroadcast, Subject, store::RefreshStore},
 };
 
@@ -228,9 +235,23 @@ fn ratios(setup: &Setup) {
             .build()
             .unwrap()
             .layer(service_fn(trivial));
-        let mut subjects: [Timed<'_>; 2] = [
+        // What the broadcast's check must do before its set lookup: read
+        // `sid`, the first `Claims::registered()` of the request.
+        let registered = JwtAuthLayer::<serde_json::Value>::builder(verifier(cache))
+            .check(|claims: &Claims<serde_json::Value>| {
+                black_box(claims.registered().sid.as_deref());
+                Checked::Ready(Ok(()))
+            })
+            .build()
+            .unwrap()
+            .layer(service_fn(trivial));
+        let mut subjects: [Timed<'_>; 3] = [
             ("none", Box::new(|n| requests(&none, token, n))),
             ("broadcast", Box::new(|n| requests(&broadcast, token, n))),
+            (
+                "read_sid_only",
+                Box::new(|n| requests(&registered, token, n)),
+            ),
         ];
         let sizes: Vec<usize> = subjects
             .iter_mut()
@@ -239,7 +260,11 @@ fn ratios(setup: &Setup) {
                 ((0.002 / once.max(1e-9)) as usize).clamp(1, 100_000)
             })
             .collect();
-        let mut ns = [Vec::with_capacity(rounds), Vec::with_capacity(rounds)];
+        let mut ns = [
+            Vec::with_capacity(rounds),
+            Vec::with_capacity(rounds),
+            Vec::with_capacity(rounds),
+        ];
         for _ in 0..rounds {
             for (i, (_, run)) in subjects.iter_mut().enumerate() {
                 ns[i].push(run(sizes[i]).as_secs_f64() * 1e9 / sizes[i] as f64);
@@ -261,5 +286,11 @@ fn ratios(setup: &Setup) {
         }
         let ratio = median((0..rounds).map(|r| ns[1][r] / ns[0][r]).collect());
         println!("broadcast / none: {ratio:.3}x (goal: at most 1.10x)");
+        let read = median((0..rounds).map(|r| ns[2][r] / ns[0][r]).collect());
+        let own = median((0..rounds).map(|r| ns[1][r] / ns[2][r]).collect());
+        println!(
+            "read_sid_only / none: {read:.3}x; broadcast / read_sid_only: {own:.3}x \
+             (the set lookup and everything else of the check)"
+        );
     }
 }
