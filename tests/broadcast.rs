@@ -490,6 +490,11 @@ async fn redis_down_before_the_first_sync_gives_503() {
         response.extensions().get::<AuthError>().unwrap().kind(),
         AuthErrorKind::Unavailable
     );
+    assert!(!response.headers().contains_key(header::WWW_AUTHENTICATE));
+    assert_eq!(
+        response.body(),
+        r#"{"error":"temporarily_unavailable","error_description":"authentication is temporarily unavailable"}"#
+    );
     assert!(!broadcast.is_synced());
 }
 
