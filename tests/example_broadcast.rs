@@ -42,6 +42,12 @@ fn example_server_process() {
     if std::env::var_os(CHILD).is_none() {
         return;
     }
+    // The test that started this process holds its stdin: when that test
+    // ends, however it ends, stdin closes and the server goes with it.
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
     let code = axum_server::main();
     std::process::exit(if code == std::process::ExitCode::SUCCESS {
         0
@@ -80,6 +86,7 @@ fn start(env: &[(&str, &str)]) -> Instance {
         .env("JWT_SECRET", SECRET)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (name, value) in env {

@@ -111,6 +111,11 @@ static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purg
 /// with dead sessions; [`purge`](RefreshStore::purge) removes revoked ones
 /// early and trims the two purge indexes (`{prefix}exp`, `{prefix}rev`).
 ///
+/// Every revocation also announces the session for the logout broadcast
+/// ([`SessionBroadcast`](crate::refresh::SessionBroadcast)): it is added to
+/// the sorted set `{prefix}ended` and published on the channel of the same
+/// name, in the same script.
+///
 /// The keys of one rotation are not in one hash slot: use a single Redis
 /// (or a primary with replicas), not Redis Cluster.
 ///
