@@ -24,6 +24,7 @@ use tower_jwt_auth::{
     Algorithm, AuthError, AuthErrorKind, Claims, JwtAuthLayer, SigningKey, TokenIssuer,
     VerificationKey, Verifier,
     auth::IntoChecked,
+    metrics::{EVENT, SESSION_BROADCAST},
     refresh::{
         MemoryStore, PostgresStore, RedisStore, RefreshErrorKind, RefreshTokens, SessionBroadcast,
         Subject,
@@ -604,8 +605,26 @@ async fn entries_expire_after_the_window_and_resyncs_keep_what_is_left() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lost_subscription_falls_back_until_resubscribed_and_resynced() {
+    // The broadcast's tasks run on this test's thread (a current-thread
+    // runtime): a thread-local recorder sees their counts.
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let mut counts = std::collections::HashMap::<String, u64>::new();
+    let mut count = |event: &str| {
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            let metrics_util::debugging::DebugValue::Counter(n) = value else {
+                panic!("{key:?} is not a counter");
+            };
+            assert_eq!(key.key().name(), SESSION_BROADCAST);
+            let label = key.key().labels().find(|l| l.key() == EVENT).unwrap();
+            *counts.entry(label.value().to_owned()).or_default() += n;
+        }
+        counts.get(event).copied().unwrap_or(0)
+    };
     let (events, broadcast) = scripted_broadcast(Duration::from_secs(60));
     broadcast.synced().await;
+    assert_eq!(count("synced"), 1);
     events.failing.store(true, Ordering::SeqCst);
     events.lose();
     while broadcast.is_synced() {
@@ -614,6 +633,10 @@ async fn a_lost_subscription_falls_back_until_resubscribed_and_resynced() {
     // Retries back off: 100 ms, 200 ms, ... up to 5 s; none succeeds.
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(!broadcast.is_synced());
+    assert_eq!(count("lost"), 1);
+    // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 5 + 5 + 5 + 5 s: ten or eleven
+    // attempts in 30 s, not thousands.
+    assert!((10..=12).contains(&count("failed")), "{}", count("failed"));
     events.recent.lock().unwrap().push(EndedSession {
         id: "during-the-outage".into(),
         age: Duration::from_secs(1),
@@ -621,6 +644,7 @@ async fn a_lost_subscription_falls_back_until_resubscribed_and_resynced() {
     events.failing.store(false, Ordering::SeqCst);
     broadcast.synced().await;
     assert_eq!(broadcast.len(), 1);
+    assert_eq!(count("synced"), 2);
 }
 
 #[tokio::test(start_paused = true)]

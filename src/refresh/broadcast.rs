@@ -21,7 +21,11 @@ use super::{
     session::{ended, no_session},
     store::{EndedSession, SessionEvents},
 };
-use crate::{Claims, ConfigError, auth::Checked};
+use crate::{
+    Claims, ConfigError,
+    auth::Checked,
+    metrics::{self, Broadcast},
+};
 
 /// What the window adds to the access-token lifetime by default: the
 /// verifier's default leeway (30 s), clock skew, and the one-second
@@ -365,6 +369,7 @@ async fn listen(shared: Weak<Shared>, events: Arc<dyn SessionEvents>) {
         let mut subscription = match events.subscribe().await {
             Ok(subscription) => subscription,
             Err(error) => {
+                metrics::broadcast(Broadcast::Failed);
                 tracing::warn!(%error, retry_in = ?backoff, "logout broadcast: cannot subscribe; checking sessions by store lookups");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -383,6 +388,7 @@ async fn listen(shared: Weak<Shared>, events: Arc<dyn SessionEvents>) {
                 };
                 shared.with_ended(|set| set.insert_recent(&ended, Instant::now(), window));
                 shared.set_synced(true);
+                metrics::broadcast(Broadcast::Synced);
                 tracing::info!(
                     ended = ended.len(),
                     "logout broadcast: synced; checking sessions in memory"
@@ -390,6 +396,7 @@ async fn listen(shared: Weak<Shared>, events: Arc<dyn SessionEvents>) {
                 backoff = MIN_BACKOFF;
             }
             Err(error) => {
+                metrics::broadcast(Broadcast::Failed);
                 tracing::warn!(%error, retry_in = ?backoff, "logout broadcast: cannot resync; checking sessions by store lookups");
                 drop(subscription);
                 tokio::time::sleep(backoff).await;
@@ -409,6 +416,7 @@ async fn listen(shared: Weak<Shared>, events: Arc<dyn SessionEvents>) {
                 }
                 Err(error) => {
                     shared.set_synced(false);
+                    metrics::broadcast(Broadcast::Lost);
                     tracing::warn!(%error, "logout broadcast: subscription lost; checking sessions by store lookups until resynced");
                     break;
                 }
