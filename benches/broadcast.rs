@@ -109,6 +109,7 @@ where
 
 struct Setup {
     runtime: tokio::runtime::Runtime,
+    store: Arc<RedisStore>,
     tokens: RefreshTokens,
     broadcast: SessionBroadcast,
     token: String,
@@ -120,12 +121,9 @@ fn setup() -> Setup {
         .enable_all()
         .build()
         .unwrap();
-    let url = std::env::var("REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379/".to_owned());
+    let url = redis_url();
     let prefix = format!("tjwt-bench-broadcast-{}:", std::process::id());
-    let (tokens, broadcast, token) = runtime.block_on(async {
+    let (store, tokens, broadcast, token) = runtime.block_on(async {
         let store = Arc::new(
             RedisStore::new(&url)
                 .await
@@ -157,10 +155,11 @@ fn setup() -> Setup {
             .login(Subject::new("bench-user"), None)
             .await
             .unwrap();
-        (tokens, broadcast, live.access_token.into_string())
+        (store, tokens, broadcast, live.access_token.into_string())
     });
     Setup {
         runtime,
+        store,
         tokens,
         broadcast,
         token,
@@ -171,6 +170,7 @@ fn main() {
     let setup = setup();
     if std::env::args().skip(1).any(|arg| arg == "ratios") {
         ratios(&setup);
+        clean_up(&setup);
         return;
     }
     let token = setup.token.as_str();
@@ -215,6 +215,32 @@ fn main() {
     }
     criterion.final_summary();
     ratios(&setup);
+    clean_up(&setup);
+}
+
+/// Deletes the benchmark's sessions and its index of ended ones.
+fn clean_up(setup: &Setup) {
+    setup.runtime.block_on(async {
+        let far = i64::MAX / 2;
+        setup.store.purge(far, far).await.unwrap();
+        let mut conn = redis::Client::open(redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let _: i64 = redis::cmd("DEL")
+            .arg(format!("{}ended", setup.store.prefix()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    });
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379/".to_owned())
 }
 
 /// One subject of [`ratios`]: runs `n` requests and returns the time they took.

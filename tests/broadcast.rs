@@ -70,6 +70,17 @@ async fn redis_raw() -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// Deletes every key of `store`: its sessions, then its index of ended ones.
+async fn redis_clean_up(store: &RedisStore) {
+    let far = i64::MAX / 2;
+    store.purge(far, far).await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{}ended", store.prefix()))
+        .query_async(&mut redis_raw().await)
+        .await
+        .unwrap();
+}
+
 /// Drops every pub/sub connection of the Redis server.
 async fn kill_redis_subscriptions() {
     let _: redis::Value = redis::cmd("CLIENT")
@@ -261,7 +272,8 @@ async fn redis_announces_every_ended_session() {
     let Some(store) = redis_store().await else {
         return;
     };
-    announces_every_ended_session(store).await;
+    announces_every_ended_session(store.clone()).await;
+    redis_clean_up(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,7 +465,8 @@ async fn redis_checks_from_memory_and_falls_back_to_lookups() {
     let Some(store) = redis_store().await else {
         return;
     };
-    checks_from_memory_and_falls_back(store, kill_redis_subscriptions).await;
+    checks_from_memory_and_falls_back(store.clone(), kill_redis_subscriptions).await;
+    redis_clean_up(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
