@@ -12,6 +12,7 @@
 //! | [`TOKENS_REJECTED`] `tower_jwt_auth_tokens_rejected_total` | [`KIND`]: [`AuthErrorKind::as_str`] (`expired`, `invalid_signature`, `missing_credentials`, `rejected`, `unavailable`, ...) | requests `JwtAuthLayer` rejected, by why |
 //! | [`REFRESHES`] `tower_jwt_auth_refreshes_total` | [`OUTCOME`]: `ok`, `grace`, `retry`, `invalid`, `reuse`, `unavailable`, `error` | calls of [`RefreshTokens::refresh`](crate::refresh::RefreshTokens::refresh), by outcome |
 //! | [`SESSIONS_EVICTED`] `tower_jwt_auth_sessions_evicted_total` | none | sessions revoked at a login by the session cap ([`RefreshTokensBuilder::max_sessions`](crate::refresh::RefreshTokensBuilder::max_sessions)) |
+//! | [`SESSION_BROADCAST`] `tower_jwt_auth_session_broadcast_total` | [`EVENT`]: `synced`, `lost`, `failed` | the logout broadcast's changes of state (`SessionBroadcast`, feature `broadcast`) |
 //!
 //! The refresh outcomes:
 //!
@@ -30,6 +31,17 @@
 //!
 //! A rising `reuse` means leaked refresh tokens (or a client that replays
 //! them); rising `unavailable` or `retry`, a struggling store.
+//!
+//! The logout broadcast's events:
+//!
+//! - `synced`: subscribed and resynchronized; the check answers from memory;
+//! - `lost`: the subscription was lost; the check looks sessions up in the
+//!   store until the next `synced`;
+//! - `failed`: an attempt to subscribe or to resynchronize failed (retried
+//!   after a pause growing from 100 ms to 5 s).
+//!
+//! `lost` without a `synced` soon after means every request of that server
+//! pays a store lookup.
 
 use ::metrics::{Key, Label, Level, Metadata};
 
@@ -44,11 +56,16 @@ pub const REFRESHES: &str = "tower_jwt_auth_refreshes_total";
 /// Counter: sessions revoked by the session cap at a login.
 pub const SESSIONS_EVICTED: &str = "tower_jwt_auth_sessions_evicted_total";
 
+/// Counter: the logout broadcast's changes of state, labelled by [`EVENT`].
+pub const SESSION_BROADCAST: &str = "tower_jwt_auth_session_broadcast_total";
+
 /// The label of [`TOKENS_REJECTED`]: the rejection's [`AuthErrorKind::as_str`].
 pub const KIND: &str = "kind";
 /// The label of [`REFRESHES`]: `ok`, `grace`, `retry`, `invalid`, `reuse`,
 /// `unavailable` or `error`.
 pub const OUTCOME: &str = "outcome";
+/// The label of [`SESSION_BROADCAST`]: `synced`, `lost` or `failed`.
+pub const EVENT: &str = "event";
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
@@ -130,4 +147,24 @@ pub(crate) fn sessions_evicted(count: u64) {
     if count > 0 {
         increment(static_key!(SESSIONS_EVICTED), count);
     }
+}
+
+/// An event of the logout broadcast, as [`SESSION_BROADCAST`] counts it.
+#[cfg(feature = "broadcast")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Broadcast {
+    Synced,
+    Lost,
+    Failed,
+}
+
+/// The logout broadcast went through `event`.
+#[cfg(feature = "broadcast")]
+pub(crate) fn broadcast(event: Broadcast) {
+    let key = match event {
+        Broadcast::Synced => static_key!(SESSION_BROADCAST, EVENT => "synced"),
+        Broadcast::Lost => static_key!(SESSION_BROADCAST, EVENT => "lost"),
+        Broadcast::Failed => static_key!(SESSION_BROADCAST, EVENT => "failed"),
+    };
+    increment(key, 1);
 }

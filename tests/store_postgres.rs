@@ -13,7 +13,9 @@ use sqlx::{
 };
 use tower_jwt_auth::refresh::{
     PostgresStore, Session, conformance,
-    store::{RefreshStore, RotateOutcome, Rotation, TokenHash, TokenRecord, TokenStatus},
+    store::{
+        RefreshStore, RotateOutcome, Rotation, SessionEvents, TokenHash, TokenRecord, TokenStatus,
+    },
 };
 
 fn database_url() -> String {
@@ -408,16 +410,18 @@ async fn server_down_is_an_error_and_keeps_the_family() {
 
 /// A database of an older schema version upgrades in place: version 2,
 /// version 3 of the DPoP branch (`auth_time` and `jkt`, no session cap or
-/// retry permits) and version 4 (session cap and retry permits, no
-/// `auth_time` or `jkt`). Its sessions read their creation as their login
+/// retry permits), version 4 (session cap and retry permits, no
+/// `auth_time` or `jkt`) and version 5 (no `revoked_at`, no trigger for the
+/// logout broadcast). Its sessions read their creation as their login
 /// when they have none, stay unbound, keep rotating under the current
-/// functions, and count toward the session cap.
+/// functions, count toward the session cap, and are announced when they end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migrates_versions_2_3_and_4() {
+async fn migrates_versions_2_to_5() {
     for (version, schema) in [
         (2, include_str!("fixtures/postgres_schema_v2.sql")),
         (3, include_str!("fixtures/postgres_schema_v3_dpop.sql")),
         (4, include_str!("fixtures/postgres_schema_v4.sql")),
+        (5, include_str!("fixtures/postgres_schema_v5.sql")),
     ] {
         let Some(db) = Isolated::new().await else {
             return;
@@ -445,7 +449,7 @@ async fn migrates_versions_2_3_and_4() {
             .await
             .unwrap_or_else(|e| panic!("migrate from version {version}: {e}"));
         store.migrate().await.expect("and again: already current");
-        assert_eq!(schema_version(&pool).await, 5, "from version {version}");
+        assert_eq!(schema_version(&pool).await, 6, "from version {version}");
         let session = store.session("old-session").await.unwrap().unwrap();
         assert_eq!((session.auth_time, session.jkt), (1000, None));
         let outcome = store
@@ -488,6 +492,13 @@ async fn migrates_versions_2_3_and_4() {
         assert_eq!(
             evicted,
             vec!["old-session".to_owned()],
+            "from version {version}"
+        );
+        // The eviction was stamped for the logout broadcast's resync.
+        let ended = store.recently_ended(Duration::from_secs(60)).await.unwrap();
+        assert_eq!(
+            ended.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["old-session"],
             "from version {version}"
         );
         assert_eq!(

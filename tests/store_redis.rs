@@ -55,7 +55,7 @@ async fn conforms() {
     let Some(store) = store().await else { return };
     conformance::run(Arc::new(store.clone())).await;
 
-    // A purge far in the future empties the prefix: families, tokens, user
+    // A purge far in the future empties the prefix of families, tokens, user
     // sets and both purge indexes.
     let far = 4_000_000_000;
     assert!(store.purge(far, far).await.unwrap() > 0);
@@ -65,7 +65,26 @@ async fn conforms() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(left.is_empty(), "purge left {left:?}");
+    // Only the logout broadcast's indexes of recently ended sessions stay,
+    // one per user tag that had one (`{prefix}{tag}ended`, a day by Redis
+    // time), each with an expiry of its own.
+    assert!(!left.is_empty(), "the conformance suite ends sessions");
+    for ended in &left {
+        let tag = ended
+            .strip_prefix(store.prefix())
+            .and_then(|rest| rest.strip_suffix("ended"))
+            .unwrap_or_else(|| panic!("purge left {ended}"));
+        assert!(
+            tag.len() == 4 && tag.starts_with('{') && tag.ends_with('}'),
+            "purge left {ended}"
+        );
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(ended)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((1..=86_400).contains(&ttl), "{ended} expires: {ttl}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

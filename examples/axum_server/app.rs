@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tower_jwt_auth::{
     Algorithm, AuthError, Claims, ConfigError, DefaultResponder, JwtAuthLayer, RequireRoleLayer,
     RoleHierarchy, SigningKey, TokenIssuer, VerificationKey, Verifier,
+    auth::Checked,
     dpop::{Dpop, DpopProof},
     refresh::{
         DEFAULT_SESSION_LIFETIME, MemoryStore, RefreshError, RefreshTokens, Subject, TokenPair,
@@ -25,6 +26,7 @@ use super::{
         refresh_endpoint, sessions, update_me,
     },
     limit::{LoginLimiter, limit_logins},
+    stores::SessionCheck,
     users::{Role, User, UserStore},
 };
 
@@ -117,6 +119,9 @@ pub struct AppState {
     pub responder: DefaultResponder,
     /// Refresh-token rotation and sessions.
     pub refresh: RefreshTokens,
+    /// How the layer checks access tokens' sessions: the logout broadcast
+    /// (Redis, PostgreSQL) or a lookup per request (memory).
+    pub sessions: SessionCheck,
     /// The DPoP proof rules: for the protected routes, and for the login and
     /// refresh endpoints, where a proof binds the session to its key.
     pub dpop: Dpop,
@@ -177,11 +182,13 @@ impl AppState {
         let refresh = RefreshTokens::new(store, tokens.clone());
         let users = UserStore::with_demo_users();
         let dpop = dpop(config)?;
-        // Access tokens of ended sessions are refused at once, and so are
-        // those of sessions started under older credentials (a login that
-        // raced a password change); DPoP-bound tokens (a login with a proof)
-        // need their proofs.
-        let session_check = refresh.session_check::<AccessClaims>();
+        // Access tokens of ended sessions are refused at once (from memory
+        // with the logout broadcast on Redis and PostgreSQL, by a lookup in
+        // memory), and so are those of sessions started under older
+        // credentials (a login that raced a password change); DPoP-bound
+        // tokens (a login with a proof) need their proofs.
+        let sessions = config.store.session_check(&refresh)?;
+        let session_check = sessions.check(&refresh);
         let epochs = users.clone();
         let auth = JwtAuthLayer::builder(verifier)
             .presentation(dpop.or_bearer())
@@ -192,7 +199,10 @@ impl AppState {
                 let user_id = claims.sub.clone();
                 let session_id = claims.registered().sid.clone();
                 async move {
-                    live.await?;
+                    match live {
+                        Checked::Ready(result) => result?,
+                        Checked::Pending(pending) => pending.await?,
+                    }
                     match session_id {
                         Some(sid) if users.is_stale(&user_id, &sid).await => {
                             Err(AuthError::rejected("the session has ended"))
@@ -212,6 +222,7 @@ impl AppState {
             auth,
             responder,
             refresh,
+            sessions,
             dpop,
             metadata,
             provider: None,

@@ -151,7 +151,16 @@
 //!
 //! Refresh tokens rotate on every use; presenting a spent one revokes its
 //! whole session (no grace window). Access tokens carry the session as `sid`,
-//! and the layer checks it, so logout takes effect at once.
+//! and the layer checks it, so logout takes effect at once. In memory, the
+//! check looks the session up on every request. On Redis (Redis Cluster
+//! too) and PostgreSQL it uses the logout broadcast (`SessionBroadcast`):
+//! every instance keeps the sessions that ended in memory, fed by the store
+//! (pub/sub, `LISTEN/NOTIFY`), so a logout through one instance reaches the
+//! others within milliseconds and no request pays a store round trip. Until the broadcast is synced (at
+//! start-up, and after a lost subscription until it is back), the check
+//! falls back to a lookup per request. The start-up log says which check
+//! runs (`sessions="broadcast"` or `"lookup"`), and the broadcast logs
+//! "logout broadcast: synced" once it answers from memory.
 //!
 //! A password change (`PUT /users`) needs the current password: without
 //! `current_password` 400 `{"error": "invalid_request", "error_description":
@@ -181,7 +190,8 @@
 //!
 //! - `config.rs`: the environment, parsed in one place.
 //! - `stores.rs`: connects the refresh-token store `REFRESH_STORE` names
-//!   (and, in key-ring mode, the key ring's).
+//!   (and, in key-ring mode, the key ring's), and picks the session check
+//!   (the logout broadcast on Redis, Redis Cluster and PostgreSQL).
 //! - `signing.rs`: key-ring mode (`SIGNING_ALG`).
 //! - `users.rs`: the demo users, their roles and password hashes.
 //! - `app.rs`: the state the handlers share, and the router: which routes
@@ -211,8 +221,10 @@ pub use self::{
 #[allow(unused_imports)]
 pub use self::config::StoreKind;
 
+/// Starts the server (public for tests/example_broadcast.rs, which runs it
+/// as child processes).
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+pub async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -249,16 +261,21 @@ async fn run() -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    // The bound address: with port 0, the one the system picked.
+    let address = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
     match &config.provider {
         None => tracing::info!(
-            address = %config.bind,
+            %address,
             issuer = %config.issuer,
             audience = %config.audience,
             store = ?config.store,
+            sessions = state.sessions.name(),
             "listening; demo users: user@example.com / user-password, admin@example.com / admin-password"
         ),
         Some(provider) => tracing::info!(
-            address = %config.bind,
+            %address,
             audience = %config.audience,
             issuers = ?provider.issuers,
             role_claim = ?provider.role_claim,

@@ -14,7 +14,69 @@ use crate::{
 
 /// The future of a [`JwtAuthLayerBuilder::check`], boxed.
 pub type CheckFuture = Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send>>;
-pub(crate) type CheckFn<C> = Arc<dyn Fn(&Claims<C>) -> CheckFuture + Send + Sync>;
+pub(crate) type CheckFn<C> = Arc<dyn Fn(&Claims<C>) -> Checked + Send + Sync>;
+
+/// The answer of a [`JwtAuthLayerBuilder::check`]: now, or later.
+///
+/// A check that can often decide at once (from memory, such as the logout
+/// broadcast's) answers [`Checked::Ready`], and the request goes on with no
+/// future allocated or polled for it; one that must wait (a store lookup)
+/// answers [`Checked::Pending`]. Any future of the right output is also a
+/// check's answer ([`IntoChecked`]).
+///
+/// ```
+/// use tower_jwt_auth::{AuthError, Claims, JwtAuthLayer, VerificationKey, Verifier, auth::Checked};
+/// # let verifier = Verifier::builder()
+/// #     .key(VerificationKey::hmac(b"a secret of at least thirty-two bytes!")?)
+/// #     .build()?;
+/// let layer = JwtAuthLayer::<serde_json::Value>::builder(verifier)
+///     .check(|claims: &Claims<serde_json::Value>| {
+///         if claims.subject() == Some("banned-user") {
+///             return Checked::Ready(Err(AuthError::rejected("the account is disabled")));
+///         }
+///         Checked::Ready(Ok(()))
+///     })
+///     .build()?;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub enum Checked {
+    /// Decided: `Ok(())` lets the request through, an error rejects it.
+    Ready(Result<(), AuthError>),
+    /// To be decided by this future.
+    Pending(CheckFuture),
+}
+
+impl fmt::Debug for Checked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            Self::Pending(_) => f.write_str("Pending(..)"),
+        }
+    }
+}
+
+/// What a [`JwtAuthLayerBuilder::check`] may return: a [`Checked`], or any
+/// `Send` future of `Result<(), AuthError>`.
+pub trait IntoChecked {
+    /// The answer.
+    fn into_checked(self) -> Checked;
+}
+
+impl IntoChecked for Checked {
+    fn into_checked(self) -> Checked {
+        self
+    }
+}
+
+impl<F> IntoChecked for F
+where
+    F: Future<Output = Result<(), AuthError>> + Send + 'static,
+{
+    fn into_checked(self) -> Checked {
+        Checked::Pending(Box::pin(self))
+    }
+}
 pub(crate) type ResolverFn = Arc<dyn Fn(&RequestHead<'_>) -> Option<String> + Send + Sync>;
 
 /// What every clone of the layer and its services shares.
@@ -195,6 +257,9 @@ impl<C, R> JwtAuthLayerBuilder<C, R> {
     /// error rejects the request ([`AuthError::rejected`] gives 401
     /// `invalid_token`, [`AuthError::unavailable`] 503).
     ///
+    /// The check returns a future, or a [`Checked`]: a check that answers
+    /// [`Checked::Ready`] costs the request no future at all.
+    ///
     /// ```
     /// use tower_jwt_auth::{AuthError, Claims, JwtAuthLayer, VerificationKey, Verifier};
     /// # let verifier = Verifier::builder()
@@ -213,13 +278,13 @@ impl<C, R> JwtAuthLayerBuilder<C, R> {
     ///     .build()?;
     /// # Ok::<_, Box<dyn std::error::Error>>(())
     /// ```
-    pub fn check<F, Fut>(mut self, check: F) -> Self
+    pub fn check<F, A>(mut self, check: F) -> Self
     where
-        F: Fn(&Claims<C>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), AuthError>> + Send + 'static,
+        F: Fn(&Claims<C>) -> A + Send + Sync + 'static,
+        A: IntoChecked,
     {
         self.check = Some(Arc::new(move |claims: &Claims<C>| {
-            Box::pin(check(claims)) as CheckFuture
+            check(claims).into_checked()
         }));
         self
     }

@@ -19,7 +19,7 @@ mod service;
 pub(crate) use self::presentation::{ProofCheck, Proven};
 pub use self::{
     future::ResponseFuture,
-    layer::{CheckFuture, JwtAuthLayer, JwtAuthLayerBuilder},
+    layer::{CheckFuture, Checked, IntoChecked, JwtAuthLayer, JwtAuthLayerBuilder},
     presentation::Presentation,
     service::JwtAuth,
 };

@@ -11,7 +11,7 @@ use tower_service::Service;
 use super::{
     ResponseFuture,
     future::{Step, accept, refuse},
-    layer::Shared,
+    layer::{Checked, Shared},
 };
 use crate::{
     challenge::{Scheme, SharedContext},
@@ -113,10 +113,32 @@ where
             &shared.check,
         ) {
             (Verification::Done(Err(error)), _, _) => fail(error.with_scheme(scheme)),
-            (Verification::Done(Ok(claims)), None, None) => match bind(&claims, None) {
-                Ok(()) => Step::Verified(claims),
-                Err(error) => fail(error.with_scheme(scheme)),
-            },
+            (Verification::Done(Ok(claims)), None, check) => {
+                if let Err(error) = bind(&claims, None) {
+                    return fail(error.with_scheme(scheme));
+                }
+                match check.as_ref().map(|check| check(&claims)) {
+                    // Decided at once (no check, or one that answers from
+                    // memory): nothing to wait for.
+                    None | Some(Checked::Ready(Ok(()))) => Step::Verified(claims),
+                    Some(Checked::Ready(Err(error))) => {
+                        log_check(&error);
+                        fail(error.with_scheme(scheme))
+                    }
+                    Some(Checked::Pending(pending)) => {
+                        let context = context.cloned();
+                        Step::Pending(Box::pin(async move {
+                            match pending.await {
+                                Ok(()) => Ok(claims),
+                                Err(error) => {
+                                    log_check(&error);
+                                    Err(error.with_scheme(scheme).with_context(context.as_ref()))
+                                }
+                            }
+                        }))
+                    }
+                }
+            }
             (verification, proven, check) => {
                 let check = check.clone();
                 let context = context.cloned();
@@ -131,7 +153,11 @@ where
                             proven.commit.await?;
                         }
                         if let Some(check) = check {
-                            check(&claims).await.inspect_err(log_check)?;
+                            match check(&claims) {
+                                Checked::Ready(result) => result,
+                                Checked::Pending(pending) => pending.await,
+                            }
+                            .inspect_err(log_check)?;
                         }
                         Ok(claims)
                     };

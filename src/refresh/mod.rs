@@ -39,7 +39,8 @@
 //! # Two readers
 //!
 //! Applications use what this module exports: [`RefreshTokens`] (login,
-//! refresh, logout, the session check), [`Subject`], [`TokenPair`],
+//! refresh, logout, the session check), `SessionBroadcast` (the session
+//! check answered from memory, feature `broadcast`), [`Subject`], [`TokenPair`],
 //! [`RefreshEndpoint`], and a store: [`MemoryStore`] (embedded, the default),
 //! `RedisStore` (feature `redis`) or `PostgresStore` (feature `postgres`).
 //!
@@ -48,6 +49,8 @@
 //! suite (`conformance`, feature `test-util`). The store only ever sees
 //! SHA-256 (or HMAC) hashes of refresh tokens.
 
+#[cfg(feature = "broadcast")]
+mod broadcast;
 mod clock;
 #[cfg(feature = "test-util")]
 pub mod conformance;
@@ -76,6 +79,8 @@ pub use self::{
     },
 };
 
+#[cfg(feature = "broadcast")]
+pub use self::broadcast::{SessionBroadcast, SessionBroadcastBuilder};
 #[cfg(feature = "postgres")]
 pub use self::store::PostgresStore;
 #[cfg(feature = "redis")]

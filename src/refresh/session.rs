@@ -166,22 +166,42 @@ impl RefreshTokens {
             let sub = registered.sub.clone();
             Box::pin(async move {
                 let Some(sid) = sid else {
-                    return Err(AuthError::rejected("the token has no session"));
+                    return Err(no_session());
                 };
-                let now = now();
-                match tokens.store().session(&sid).await {
-                    Ok(Some(session))
-                        if session.is_live(now, tokens.idle_cutoff(now))
-                            && sub.as_deref() == Some(session.user_id.as_str()) =>
-                    {
-                        Ok(())
-                    }
-                    Ok(_) => Err(AuthError::rejected("the session has ended")),
-                    Err(error) => Err(AuthError::unavailable(error)),
-                }
+                tokens.check_session(&sid, sub.as_deref()).await
             })
         }
     }
+
+    /// The store lookup of [`session_check`](Self::session_check): session
+    /// `sid` is live and belongs to `sub`.
+    pub(super) async fn check_session(
+        &self,
+        sid: &str,
+        sub: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let now = now();
+        match self.store().session(sid).await {
+            Ok(Some(session))
+                if session.is_live(now, self.idle_cutoff(now))
+                    && sub == Some(session.user_id.as_str()) =>
+            {
+                Ok(())
+            }
+            Ok(_) => Err(ended()),
+            Err(error) => Err(AuthError::unavailable(error)),
+        }
+    }
+}
+
+/// The rejection of an access token without `sid`.
+pub(super) fn no_session() -> AuthError {
+    AuthError::rejected("the token has no session")
+}
+
+/// The rejection of an access token whose session has ended.
+pub(super) fn ended() -> AuthError {
+    AuthError::rejected("the session has ended")
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The async check hook: rejected, unavailable, accepted.
+//! The check hook, async or answering at once: rejected, unavailable, accepted.
 
 use std::{
     io,
@@ -8,7 +8,7 @@ use std::{
     },
 };
 
-use tower_jwt_auth::{AuthError, AuthErrorKind, Claims, JwtAuthLayer};
+use tower_jwt_auth::{AuthError, AuthErrorKind, Claims, JwtAuthLayer, auth::Checked};
 
 use crate::support::*;
 
@@ -104,4 +104,75 @@ async fn accepting_check_passes_and_sees_the_claims() {
     assert_passed(&res, calls);
     assert_eq!(seen.lock().unwrap().as_deref(), Some("user-1"));
     assert_eq!(claims_of(&res).subject(), Some("user-1"));
+}
+
+/// A check that answers at once (`Checked::Ready`), as the logout
+/// broadcast's does from memory: the same answers as an async one.
+#[tokio::test]
+async fn ready_checks_answer_like_async_ones() {
+    let checked = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&checked);
+    let layer = JwtAuthLayer::<MyClaims>::builder(verifier())
+        .check(move |claims: &Claims<MyClaims>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Checked::Ready(match claims.subject() {
+                Some("user-1") => Err(AuthError::rejected("the session has ended")),
+                Some("user-3") => Err(AuthError::unavailable("the store is down")),
+                _ => Ok(()),
+            })
+        })
+        .build()
+        .unwrap();
+    let (res, calls) = send!(layer.clone(), bearer(&valid_token()));
+    assert_invalid_token_with(
+        &res,
+        calls,
+        AuthErrorKind::Rejected,
+        "the session has ended",
+    );
+
+    let other = issuer().access_token("user-2").sign().unwrap();
+    let (res, calls) = send!(layer.clone(), bearer(other.as_str()));
+    assert_passed(&res, calls);
+    assert_eq!(claims_of(&res).subject(), Some("user-2"));
+
+    let down = issuer().access_token("user-3").sign().unwrap();
+    let (res, calls) = send!(layer.clone(), bearer(down.as_str()));
+    assert_rejection(
+        &res,
+        calls,
+        AuthErrorKind::Unavailable,
+        503,
+        None,
+        "temporarily_unavailable",
+        "authentication is temporarily unavailable",
+    );
+    assert_eq!(checked.load(Ordering::SeqCst), 3);
+
+    // Never for a token that fails verification.
+    let (res, calls) = send!(layer, bearer(&hs(HS_HEADER, &with_exp("0"))));
+    assert_invalid_token(&res, calls, AuthErrorKind::Expired);
+    assert_eq!(checked.load(Ordering::SeqCst), 3);
+}
+
+/// A check may answer at once for some tokens and wait for others.
+#[tokio::test]
+async fn a_check_may_answer_now_or_later() {
+    let layer = JwtAuthLayer::<MyClaims>::builder(verifier())
+        .check(|claims: &Claims<MyClaims>| {
+            if claims.subject() == Some("user-1") {
+                return Checked::Ready(Ok(()));
+            }
+            Checked::Pending(Box::pin(async {
+                tokio::task::yield_now().await;
+                Err(AuthError::rejected("looked up: refused"))
+            }))
+        })
+        .build()
+        .unwrap();
+    let (res, calls) = send!(layer.clone(), bearer(&valid_token()));
+    assert_passed(&res, calls);
+    let other = issuer().access_token("user-2").sign().unwrap();
+    let (res, calls) = send!(layer, bearer(other.as_str()));
+    assert_invalid_token_with(&res, calls, AuthErrorKind::Rejected, "looked up: refused");
 }

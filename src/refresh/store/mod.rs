@@ -15,12 +15,16 @@ use async_trait::async_trait;
 
 use super::Session;
 
+#[cfg(feature = "broadcast")]
+mod events;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 
+#[cfg(feature = "broadcast")]
+pub use self::events::{EndedSession, EndedSessions, SessionEvents};
 pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresStore;

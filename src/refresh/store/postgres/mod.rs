@@ -8,6 +8,8 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
 };
 
+mod events;
+
 use super::{
     InvalidReason, RefreshStore, RotateOutcome, Rotation, Session, StoreError, TokenHash,
     TokenRecord, TokenStatus,
@@ -18,7 +20,7 @@ const SCHEMA: &str = include_str!("postgres.sql");
 /// The advisory lock key that serializes concurrent migrations ("tjwt").
 const MIGRATION_LOCK: i64 = 0x746a_7774;
 /// The version of [`SCHEMA`]; bump it with every change to the file.
-const SCHEMA_VERSION: i32 = 5;
+const SCHEMA_VERSION: i32 = 6;
 /// How long a call waits for a pooled connection (or a new one) before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The server-side `statement_timeout` of the pools built from a URL.
@@ -33,7 +35,8 @@ const STATEMENT_TIMEOUT_MS: &str = "5000";
 /// - `tjwt_families` (one row per session): primary key `id`; indexes on `(user_id, created_at,
 ///   id)` (partial, not revoked only: about the session cap per user) for sessions,
 ///   logout-everywhere and the session cap, on `expires_at` and (partial, revoked only) on
-///   `last_used_at` for purging;
+///   `last_used_at` for purging, and (partial) on `revoked_at` for the logout broadcast; a
+///   trigger stamps `revoked_at` and notifies the channel `tjwt_ended` when a session ends;
 /// - `tjwt_tokens`: primary key `hash` (`bytea`, the 32-byte token hash: no
 ///   raw token ever reaches the database); `family_id` references
 ///   `tjwt_families` `ON DELETE CASCADE`, indexed.

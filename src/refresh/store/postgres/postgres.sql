@@ -25,6 +25,12 @@ DROP INDEX IF EXISTS tjwt_families_user_idx;
 -- before, read as created_at) and the DPoP key it is bound to (jkt).
 ALTER TABLE tjwt_families ADD COLUMN IF NOT EXISTS auth_time bigint;
 ALTER TABLE tjwt_families ADD COLUMN IF NOT EXISTS jkt text;
+-- Version 6: when the family was revoked (Unix seconds by the database's
+-- clock; NULL for families revoked before), set by tjwt_family_ended below.
+ALTER TABLE tjwt_families ADD COLUMN IF NOT EXISTS revoked_at bigint;
+-- recently_ended() of the logout broadcast: the families revoked lately.
+CREATE INDEX IF NOT EXISTS tjwt_families_revoked_at_idx ON tjwt_families (revoked_at)
+    WHERE revoked_at IS NOT NULL;
 -- purge(): expired families.
 CREATE INDEX IF NOT EXISTS tjwt_families_expires_idx ON tjwt_families (expires_at);
 -- purge(): revoked families idle since before the cutoff.
@@ -175,6 +181,31 @@ BEGIN
     SELECT revoked.id FROM revoked ORDER BY revoked.created_at, revoked.id;
 END;
 $$;
+
+-- Version 6, the logout broadcast: every statement that revokes a family
+-- (logout, logout everywhere, reuse in tjwt_rotate, the session cap in
+-- tjwt_create) sets `revoked` from false to true, and this trigger stamps
+-- revoked_at and queues a notification carrying the family id. NOTIFY is
+-- transactional: it is delivered on commit, never for a revocation that
+-- rolled back.
+--
+-- Channels are database-wide, schemas are not: the channel is named after the
+-- schema of the tables, `tjwt_ended_` and 12 hex digits of its MD5 (within
+-- the 63-byte limit whatever the schema's name), so that two deployments in
+-- two schemas of one database hear only their own sessions.
+CREATE OR REPLACE FUNCTION tjwt_ended_channel(p_schema text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$ SELECT 'tjwt_ended_' || substr(md5(p_schema), 1, 12) $$;
+CREATE OR REPLACE FUNCTION tjwt_family_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.revoked_at := floor(extract(epoch FROM clock_timestamp()))::bigint;
+    PERFORM pg_notify(tjwt_ended_channel(TG_TABLE_SCHEMA), NEW.id);
+    RETURN NEW;
+END;
+$$;
+DROP TRIGGER IF EXISTS tjwt_families_ended ON tjwt_families;
+CREATE TRIGGER tjwt_families_ended BEFORE UPDATE OF revoked ON tjwt_families
+    FOR EACH ROW WHEN (NEW.revoked AND NOT OLD.revoked)
+    EXECUTE FUNCTION tjwt_family_ended();
 
 -- The schema version migrate() checks first: at the current version it runs
 -- no DDL, so a restart takes no table locks that could stall rotations.

@@ -41,6 +41,7 @@ for _, fid in ipairs(redis.call('ZRANGE', KEYS[4], 0, excess)) do
       -- The cap revokes the session.
       redis.call('HSET', fkey, 'rev', '1')
       redis.call('ZADD', KEYS[6], f[2], fid)
+      ended(ARGV[17], fid)
       evicted[#evicted + 1] = fid
     end
     -- Evicted, or an id whose session vanished (expired keys).

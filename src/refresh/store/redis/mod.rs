@@ -13,6 +13,8 @@ use redis::{
     cluster_async::ClusterConnection,
 };
 
+mod events;
+
 use self::connection::Connection;
 use super::{
     InvalidReason, RefreshStore, RotateOutcome, Rotation, Session, StoreError, TokenHash,
@@ -30,8 +32,8 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// month-old session can hold thousands of rotated tokens, so batches stay
 /// small to keep each script short.
 const PURGE_BATCH: u32 = 20;
-/// How many tags one purge works on at once.
-const PURGE_CONCURRENCY: usize = 32;
+/// How many tags one purge, or one resync of the logout broadcast, works on at once.
+const TAG_CONCURRENCY: usize = 32;
 /// How many of one user's sessions one `sessions` or `revoke_user` script
 /// looks at before handing Redis back.
 const USER_BATCH: u32 = 128;
@@ -57,6 +59,12 @@ const TAG_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 //                         near the cap
 // - `P{T}exp`             sorted set of the tag's session ids by expires_at (purge)
 // - `P{T}rev`             sorted set of the tag's revoked session ids by last_used_at (purge)
+// - `P{T}ended`           sorted set of the tag's session ids that ended (revoked), by the
+//                         Redis time they ended, trimmed to a day (the logout broadcast's
+//                         resync, see events.rs)
+//
+// And one channel, not a key: `Pended`, on which every revocation PUBLISHes
+// the session id (the logout broadcast, see events.rs).
 //
 // Every session, token and user key expires `margin` seconds after its
 // session's `expires_at` (EXPIREAT), so dead sessions vanish on their own.
@@ -69,12 +77,20 @@ const TAG_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 // (the session cap), revoke_session.lua and revoke_user.lua; each such
 // branch is marked by a comment.
 
+/// A script that ends sessions: `ended.lua` (its `ended(prefix, id)`
+/// helper) before the file's own body.
+macro_rules! with_ended {
+    ($file:literal) => {
+        concat!(include_str!("ended.lua"), include_str!($file))
+    };
+}
+
 /// Stores a new session and its first token, and enforces the session cap.
 /// KEYS, ARGV and reply: see `create.lua`.
-static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("create.lua")));
+static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(with_ended!("create.lua")));
 
 /// The whole of [`RefreshStore::rotate`], atomically. KEYS, ARGV and reply: see `rotate.lua`.
-static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("rotate.lua")));
+static ROTATE: LazyLock<Script> = LazyLock::new(|| Script::new(with_ended!("rotate.lua")));
 
 /// Gives a token a retry permit. KEYS, ARGV and reply: see `allow_retry.lua`.
 ///
@@ -89,11 +105,11 @@ static LOOKUP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("loo
 
 /// Revokes one session. KEYS, ARGV and reply: see `revoke_session.lua`.
 static REVOKE_SESSION: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("revoke_session.lua")));
+    LazyLock::new(|| Script::new(with_ended!("revoke_session.lua")));
 
 /// Revokes a batch of a user's sessions. KEYS, ARGV and reply: see `revoke_user.lua`.
 static REVOKE_USER: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("revoke_user.lua")));
+    LazyLock::new(|| Script::new(with_ended!("revoke_user.lua")));
 
 /// A page of a user's live sessions, oldest first. KEYS, ARGV and reply: see `sessions.lua`.
 static SESSIONS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sessions.lua")));
@@ -138,6 +154,12 @@ static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purg
 /// with dead sessions; [`purge`](RefreshStore::purge) removes revoked ones
 /// early and trims the purge indexes (`{prefix}{tag}exp`, `{prefix}{tag}rev`).
 ///
+/// Every revocation also announces the session for the logout broadcast
+/// ([`SessionBroadcast`](crate::refresh::SessionBroadcast)), in the same
+/// script: it is added to its tag's sorted set `{prefix}{tag}ended` and
+/// published on the channel `{prefix}ended` (one channel for the whole
+/// store, on Redis Cluster too: see [`SessionEvents`] below).
+///
 /// A Redis that is down or slow (over two seconds for the stores built from
 /// URLs), or a cluster node that is, makes the calls that need it fail with
 /// a [`StoreError`], never a reuse verdict; calls for users in the slots of
@@ -147,6 +169,10 @@ static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purg
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Connection,
+    /// Opens the pub/sub connections of the logout broadcast, tried in turn:
+    /// the URL's client, or one per cluster node; empty for a store from a
+    /// connection until `with_pubsub_client`.
+    pubsub: Vec<Client>,
     prefix: String,
     margin: u64,
     endpoint: String,
@@ -211,6 +237,13 @@ fn cluster_client(urls: &[String]) -> Result<redis::cluster::ClusterClient, Stor
         .map_err(error("invalid cluster URL"))
 }
 
+/// A client per node URL, for the logout broadcast's subscriptions.
+fn node_clients(urls: &[String]) -> Result<Vec<Client>, StoreError> {
+    urls.iter()
+        .map(|url| Client::open(url.as_str()).map_err(error("invalid cluster URL")))
+        .collect()
+}
+
 /// The node URLs, redacted, for `Debug`.
 fn cluster_endpoint(urls: &[String]) -> String {
     let nodes: Vec<String> = urls.iter().map(|url| redact(url)).collect();
@@ -252,10 +285,14 @@ impl RedisStore {
     /// ```
     pub async fn new(url: &str) -> Result<Self, StoreError> {
         let client = Client::open(url).map_err(error("invalid URL"))?;
-        let conn = ConnectionManager::new_with_config(client, config())
+        let conn = ConnectionManager::new_with_config(client.clone(), config())
             .await
             .map_err(error("cannot connect"))?;
-        Ok(Self::build(Connection::Single(conn), redact(url)))
+        Ok(Self::build(
+            Connection::Single(conn),
+            vec![client],
+            redact(url),
+        ))
     }
 
     /// Like [`new`](Self::new), but connects on first use: starts even while
@@ -264,9 +301,13 @@ impl RedisStore {
     /// Must be called within a Tokio runtime.
     pub fn new_lazy(url: &str) -> Result<Self, StoreError> {
         let client = Client::open(url).map_err(error("invalid URL"))?;
-        let conn = ConnectionManager::new_lazy_with_config(client, config())
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config())
             .map_err(error("cannot connect"))?;
-        Ok(Self::build(Connection::Single(conn), redact(url)))
+        Ok(Self::build(
+            Connection::Single(conn),
+            vec![client],
+            redact(url),
+        ))
     }
 
     /// Connects to the Redis Cluster that `nodes` belong to: one or more
@@ -304,6 +345,7 @@ impl RedisStore {
             .map_err(error("cannot connect to the cluster"))?;
         Ok(Self::build(
             Connection::Cluster(conn),
+            node_clients(&urls)?,
             cluster_endpoint(&urls),
         ))
     }
@@ -327,6 +369,7 @@ impl RedisStore {
         );
         Ok(Self::build(
             Connection::Cluster(conn),
+            node_clients(&urls)?,
             cluster_endpoint(&urls),
         ))
     }
@@ -334,8 +377,16 @@ impl RedisStore {
     /// A store on a connection you configured yourself (TLS, timeouts,
     /// retries): the integration point with the `redis` crate, whose version
     /// is part of this function's signature.
+    ///
+    /// The logout broadcast ([`SessionBroadcast`](crate::refresh::SessionBroadcast))
+    /// subscribes through a client of its own: give it one with
+    /// [`with_pubsub_client`](Self::with_pubsub_client).
     pub fn from_connection_manager(conn: ConnectionManager) -> Self {
-        Self::build(Connection::Single(conn), "<connection manager>".to_owned())
+        Self::build(
+            Connection::Single(conn),
+            Vec::new(),
+            "<connection manager>".to_owned(),
+        )
     }
 
     /// A store on a Redis Cluster connection you configured yourself: the
@@ -343,13 +394,31 @@ impl RedisStore {
     /// this function's signature. Keep a response timeout on it: without
     /// one, a node that stops answering blocks rotations instead of failing
     /// them with a [`StoreError`].
+    ///
+    /// The logout broadcast subscribes through a client of its own: give it
+    /// one for any node of the cluster with
+    /// [`with_pubsub_client`](Self::with_pubsub_client).
     pub fn from_cluster_connection(conn: ClusterConnection) -> Self {
-        Self::build(Connection::Cluster(conn), "<cluster connection>".to_owned())
+        Self::build(
+            Connection::Cluster(conn),
+            Vec::new(),
+            "<cluster connection>".to_owned(),
+        )
     }
 
-    fn build(conn: Connection, endpoint: String) -> Self {
+    /// The client that opens the pub/sub connections of the logout broadcast
+    /// (one per subscription; the stores built from URLs use those URLs).
+    /// On Redis Cluster, a client for any one node: every node hears every
+    /// announcement (see [`SessionEvents`] on this type).
+    pub fn with_pubsub_client(mut self, client: Client) -> Self {
+        self.pubsub = vec![client];
+        self
+    }
+
+    fn build(conn: Connection, pubsub: Vec<Client>, endpoint: String) -> Self {
         Self {
             conn,
+            pubsub,
             prefix: DEFAULT_PREFIX.to_owned(),
             margin: DEFAULT_EXPIRY_MARGIN.as_secs(),
             endpoint,
@@ -761,7 +830,7 @@ impl RefreshStore for RedisStore {
         // Each tag has its own purge indexes (one slot each on a cluster).
         stream::iter(all_tags())
             .map(|tag| async move { self.purge_tag(&tag, now, revoked_before).await })
-            .buffer_unordered(PURGE_CONCURRENCY)
+            .buffer_unordered(TAG_CONCURRENCY)
             .try_fold(0, |total, deleted| async move { Ok(total + deleted) })
             .await
     }

@@ -9,5 +9,6 @@ if f[1] ~= '1' then
   redis.call('HSET', KEYS[1], 'rev', '1')
   redis.call('ZADD', KEYS[2], f[2], ARGV[1])
   redis.call('ZREM', ARGV[2] .. 'u:' .. f[3], ARGV[1])
+  ended(ARGV[2], ARGV[1])
 end
 return 1

@@ -13,6 +13,7 @@ for _, fid in ipairs(ids) do
     -- Revokes the session.
     redis.call('HSET', fkey, 'rev', '1')
     redis.call('ZADD', KEYS[2], f[2], fid)
+    ended(ARGV[1], fid)
     count = count + 1
   end
   redis.call('ZREM', KEYS[1], fid)

@@ -43,6 +43,7 @@ if not (t[3] == 'a' and tgen == tonumber(f[4])) then
     redis.call('HSET', fkey, 'rev', '1')
     redis.call('ZADD', base .. 'rev', f[3], fid)
     redis.call('ZREM', base .. 'u:' .. f[5], fid)
+    ended(base, fid)
     return answer('reused')
   end
 end

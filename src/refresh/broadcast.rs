@@ -1,0 +1,516 @@
+//! The logout broadcast: a session check answered from memory.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc, OnceLock, RwLock, RwLockReadGuard, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{
+    sync::watch,
+    task::AbortHandle,
+    time::{Instant, MissedTickBehavior},
+};
+
+use super::{
+    RefreshTokens,
+    session::{ended, no_session},
+    store::{EndedSession, SessionEvents},
+};
+use crate::{
+    Claims, ConfigError,
+    auth::Checked,
+    metrics::{self, Broadcast},
+};
+
+/// What the window adds to the access-token lifetime by default: the
+/// verifier's default leeway (30 s), clock skew, and the one-second
+/// resolution of the stores' timestamps.
+const DEFAULT_SLACK: Duration = Duration::from_secs(60);
+/// The first wait before subscribing again after a failure; it doubles up to
+/// [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts to subscribe.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Ends access tokens with their sessions on every server, answering each
+/// request from memory (feature `broadcast`, which the `redis` and
+/// `postgres` features bring along).
+///
+/// [`RefreshTokens::session_check`] costs one store round trip per request.
+/// A `SessionBroadcast` keeps, in this process, the set of sessions that
+/// ended (logout, logout everywhere, reuse detected, the session cap) within
+/// the last access-token lifetime, fed by the store's announcements
+/// ([`SessionEvents`]: Redis pub/sub, PostgreSQL `LISTEN/NOTIFY`). Its
+/// [`check`](Self::check) rejects an access token whose `sid` is in the set,
+/// with the same 401 as `session_check` (`invalid_token`, "the session has
+/// ended"), and one without `sid` as `session_check` does.
+///
+/// # Synced, or lookups
+///
+/// A background task subscribes to the announcements, *then* reads the
+/// sessions that ended within the window ([`SessionEvents::recently_ended`]),
+/// and only then is the broadcast *synced*: from there on, every session
+/// that ends reaches the set as soon as the store announces it (on a
+/// loopback store, within a millisecond or two).
+///
+/// Until then, and whenever the subscription is lost (a dropped connection,
+/// a store restart, a ping unanswered) until it is back and resynchronized,
+/// the check **falls back to the store lookup of `session_check`**: it
+/// neither lets every token through (failing open would revive logged-out
+/// sessions during an outage of the pub/sub connection alone) nor refuses
+/// every token (failing closed would log everyone out whenever the
+/// subscription blinks). When the store itself is down, the lookups fail
+/// with 503, as `session_check` does. Between the moment a connection dies
+/// and the moment the task notices (at once for a closed connection; within
+/// about seven seconds for a silent one on Redis, which pings), a session
+/// that ends is missed until the resync.
+///
+/// # What it checks, and what it leaves out
+///
+/// The set holds each ended session for the *window*: the access-token
+/// lifetime of the issuer ([`TokenIssuer::default_ttl`](crate::TokenIssuer::default_ttl))
+/// plus a minute (see [`SessionBroadcastBuilder::window`]). After that
+/// every access token of the session has expired, since an ended session
+/// mints no new ones; the set so stays as small as the sessions that end
+/// within one access-token lifetime.
+///
+/// Unlike `session_check`, a synced broadcast does not look at a session's
+/// idle or absolute expiry, nor compare its user with the token's `sub`:
+///
+/// - the pairing of `sid` and `sub` is the issuer's, which signed both from
+///   the session's own record;
+/// - idle expiry cannot outlive an access token: every token is minted at
+///   login or refresh, which is when the session was last used, so a
+///   session idle for longer than the idle timeout (days) holds only tokens
+///   expired long ago (as long as the access-token lifetime is shorter);
+/// - absolute expiry: a token minted just before its session's end of life
+///   lives on for its own lifetime (minutes), as it would without any
+///   session check.
+///
+/// ```no_run
+/// # #[cfg(feature = "redis")]
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use tower_jwt_auth::{
+///     Algorithm, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
+///     refresh::{RedisStore, RefreshTokens, SessionBroadcast},
+/// };
+///
+/// let secret = b"a secret of at least thirty-two bytes!";
+/// let store = Arc::new(RedisStore::new("redis://127.0.0.1:6379/").await?);
+/// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, secret)?);
+/// let tokens = RefreshTokens::new(store.clone(), issuer);
+/// // Within a Tokio runtime: the broadcast runs a task of its own.
+/// let broadcast = SessionBroadcast::builder(tokens, store).start()?;
+/// let verifier = Verifier::builder().key(VerificationKey::hmac(secret)?).build()?;
+/// let layer = JwtAuthLayer::<serde_json::Value>::builder(verifier)
+///     .check(broadcast.check())
+///     .build()?;
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SessionBroadcast {
+    shared: Arc<Shared>,
+}
+
+/// What the broadcast's handles and checks share; the task holds it weakly
+/// and is aborted when the last of them goes.
+struct Shared {
+    tokens: RefreshTokens,
+    window: Duration,
+    synced: AtomicBool,
+    /// `synced` for those who wait for it.
+    state: watch::Sender<bool>,
+    ended: RwLock<Ended>,
+    tasks: OnceLock<[AbortHandle; 2]>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        for task in self.tasks.get().into_iter().flatten() {
+            task.abort();
+        }
+    }
+}
+
+impl fmt::Debug for SessionBroadcast {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionBroadcast")
+            .field("window", &self.shared.window)
+            .field("synced", &self.is_synced())
+            .field("ended", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`SessionBroadcast`]; made by [`SessionBroadcast::builder`].
+#[must_use]
+pub struct SessionBroadcastBuilder {
+    tokens: RefreshTokens,
+    events: Arc<dyn SessionEvents>,
+    window: Option<Duration>,
+}
+
+impl fmt::Debug for SessionBroadcastBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionBroadcastBuilder")
+            .field("events", &self.events)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionBroadcast {
+    /// A broadcast for the sessions of `tokens`, fed by `events`: the same
+    /// store as `tokens`' (hand over the store's `Arc` twice).
+    pub fn builder(
+        tokens: RefreshTokens,
+        events: Arc<dyn SessionEvents>,
+    ) -> SessionBroadcastBuilder {
+        SessionBroadcastBuilder {
+            tokens,
+            events,
+            window: None,
+        }
+    }
+
+    /// A check for [`JwtAuthLayerBuilder::check`](crate::JwtAuthLayerBuilder::check):
+    /// like [`RefreshTokens::session_check`], but answered from memory while
+    /// the broadcast is synced, and by the store lookup otherwise (see the
+    /// [type docs](Self)).
+    ///
+    /// While synced it answers [`Checked::Ready`]: the request waits for
+    /// nothing and allocates nothing for the check.
+    pub fn check<C>(&self) -> impl Fn(&Claims<C>) -> Checked + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move |claims: &Claims<C>| {
+            let registered = claims.registered();
+            let Some(sid) = registered.sid.as_deref() else {
+                return Checked::Ready(Err(no_session()));
+            };
+            if shared.synced.load(Ordering::Acquire) {
+                return Checked::Ready(if shared.read().contains(sid) {
+                    Err(ended())
+                } else {
+                    Ok(())
+                });
+            }
+            let tokens = shared.tokens.clone();
+            let sid = sid.to_owned();
+            let sub = registered.sub.clone();
+            Checked::Pending(Box::pin(async move {
+                tokens.check_session(&sid, sub.as_deref()).await
+            }))
+        }
+    }
+
+    /// Whether the check answers from memory now (subscribed and
+    /// resynchronized), rather than by store lookups.
+    pub fn is_synced(&self) -> bool {
+        self.shared.synced.load(Ordering::Acquire)
+    }
+
+    /// Waits until the broadcast is synced (at once if it is).
+    pub async fn synced(&self) {
+        let mut state = self.shared.state.subscribe();
+        // The sender lives as long as `self`: this cannot fail.
+        let _ = state.wait_for(|synced| *synced).await;
+    }
+
+    /// How many ended sessions the set holds.
+    pub fn len(&self) -> usize {
+        self.shared.read().expiry.len()
+    }
+
+    /// Whether the set holds no ended session.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How long an ended session stays in the set.
+    pub fn window(&self) -> Duration {
+        self.shared.window
+    }
+}
+
+impl SessionBroadcastBuilder {
+    /// How long an ended session stays in the set: at least the longest
+    /// lifetime of an access token of these sessions plus the verifier's
+    /// leeway. Default: the issuer's
+    /// [`default_ttl`](crate::TokenIssuer::default_ttl) plus a minute.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = Some(window);
+        self
+    }
+
+    /// Starts the broadcast's background task (subscribe, resync, listen;
+    /// again after every loss) and returns the broadcast, not yet synced:
+    /// its check answers by store lookups until it is
+    /// ([`SessionBroadcast::synced`] waits for that).
+    ///
+    /// Fails outside a Tokio runtime, or when the window is longer than the
+    /// store keeps ended sessions ([`SessionEvents::ended_retention`]).
+    pub fn start(self) -> Result<SessionBroadcast, ConfigError> {
+        let window = self.window.unwrap_or_else(|| {
+            self.tokens
+                .issuer()
+                .default_ttl()
+                .saturating_add(DEFAULT_SLACK)
+        });
+        let retention = self.events.ended_retention();
+        if window > retention {
+            return Err(ConfigError::new(format!(
+                "the broadcast's window ({window:?}) is longer than the store keeps ended \
+                 sessions ({retention:?})"
+            )));
+        }
+        if window.is_zero() {
+            return Err(ConfigError::new("the broadcast's window must not be zero"));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+            ConfigError::with_source("the logout broadcast must start within a Tokio runtime", e)
+        })?;
+        let (state, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            tokens: self.tokens,
+            window,
+            synced: AtomicBool::new(false),
+            state,
+            ended: RwLock::new(Ended::default()),
+            tasks: OnceLock::new(),
+        });
+        // The tasks hold the broadcast weakly: dropping its last handle (and
+        // every check made from it) aborts them.
+        let weak = Arc::downgrade(&shared);
+        let listen = runtime.spawn(listen(weak.clone(), self.events));
+        let prune = runtime.spawn(prune(weak, prune_every(window)));
+        let _ = shared
+            .tasks
+            .set([listen.abort_handle(), prune.abort_handle()]);
+        Ok(SessionBroadcast { shared })
+    }
+}
+
+impl Shared {
+    fn set_synced(&self, synced: bool) {
+        self.synced.store(synced, Ordering::Release);
+        self.state.send_replace(synced);
+    }
+
+    // A poisoned lock only means a panic elsewhere; the map is still whole.
+    fn with_ended(&self, f: impl FnOnce(&mut Ended)) {
+        let mut set = self.ended.write().unwrap_or_else(|e| e.into_inner());
+        f(&mut set);
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Ended> {
+        self.ended.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How often expired entries are dropped: an eighth of the window, between
+/// one and thirty seconds.
+fn prune_every(window: Duration) -> Duration {
+    (window / 8).clamp(Duration::from_secs(1), Duration::from_secs(30))
+}
+
+/// The ended sessions, each with the instant it may be forgotten.
+#[derive(Debug, Default)]
+struct Ended {
+    expiry: HashMap<Box<str>, Instant>,
+}
+
+impl Ended {
+    fn contains(&self, sid: &str) -> bool {
+        self.expiry.contains_key(sid)
+    }
+
+    /// Adds `sid` until `until` (keeping the later of two).
+    fn insert(&mut self, sid: &str, until: Instant) {
+        match self.expiry.get_mut(sid) {
+            Some(at) => *at = (*at).max(until),
+            None => {
+                self.expiry.insert(sid.into(), until);
+            }
+        }
+    }
+
+    /// Adds what a resync read: each session for what is left of its window.
+    fn insert_recent(&mut self, ended: &[EndedSession], now: Instant, window: Duration) {
+        for session in ended {
+            // A session that ended a whole window ago has no live token left.
+            if let Some(left) = window
+                .checked_sub(session.age)
+                .filter(|left| !left.is_zero())
+            {
+                self.insert(&session.id, now + left);
+            }
+        }
+    }
+
+    /// Forgets the sessions whose window is over at `now`.
+    fn prune(&mut self, now: Instant) {
+        self.expiry.retain(|_, until| *until > now);
+    }
+}
+
+/// The background task: subscribe, resync, listen; on any failure, fall
+/// back to lookups and start again after a growing pause.
+async fn listen(shared: Weak<Shared>, events: Arc<dyn SessionEvents>) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let mut subscription = match events.subscribe().await {
+            Ok(subscription) => subscription,
+            Err(error) => {
+                metrics::broadcast(Broadcast::Failed);
+                tracing::warn!(%error, retry_in = ?backoff, "logout broadcast: cannot subscribe; checking sessions by store lookups");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        let Some(window) = shared.upgrade().map(|shared| shared.window) else {
+            return;
+        };
+        // Subscribed first: whatever ends from now on is announced, so the
+        // read below misses nothing.
+        match events.recently_ended(window).await {
+            Ok(ended) => {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                shared.with_ended(|set| set.insert_recent(&ended, Instant::now(), window));
+                shared.set_synced(true);
+                metrics::broadcast(Broadcast::Synced);
+                tracing::info!(
+                    ended = ended.len(),
+                    "logout broadcast: synced; checking sessions in memory"
+                );
+                backoff = MIN_BACKOFF;
+            }
+            Err(error) => {
+                metrics::broadcast(Broadcast::Failed);
+                tracing::warn!(%error, retry_in = ?backoff, "logout broadcast: cannot resync; checking sessions by store lookups");
+                drop(subscription);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        }
+        loop {
+            let next = subscription.next().await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            match next {
+                Ok(sid) => {
+                    let until = Instant::now() + shared.window;
+                    shared.with_ended(|set| set.insert(&sid, until));
+                }
+                Err(error) => {
+                    shared.set_synced(false);
+                    metrics::broadcast(Broadcast::Lost);
+                    tracing::warn!(%error, "logout broadcast: subscription lost; checking sessions by store lookups until resynced");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The other background task: forgets sessions whose window is over.
+async fn prune(shared: Weak<Shared>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.with_ended(|set| set.prune(Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::{Ended, EndedSession, prune_every};
+
+    #[test]
+    fn entries_last_their_window_then_go() {
+        let start = Instant::now();
+        let window = Duration::from_secs(900);
+        let mut set = Ended::default();
+        set.insert("a", start + window);
+        set.insert("b", start + Duration::from_secs(10) + window);
+        set.prune(start + window - Duration::from_secs(1));
+        assert!(set.contains("a") && set.contains("b"));
+        set.prune(start + window);
+        assert!(!set.contains("a"), "a's window is over");
+        assert!(set.contains("b"));
+        set.prune(start + window + Duration::from_secs(10));
+        assert!(set.expiry.is_empty());
+    }
+
+    #[test]
+    fn a_resync_keeps_what_is_left_of_each_window() {
+        let now = Instant::now();
+        let window = Duration::from_secs(900);
+        let mut set = Ended::default();
+        let ended = |id: &str, age: u64| EndedSession {
+            id: id.into(),
+            age: Duration::from_secs(age),
+        };
+        set.insert_recent(
+            &[
+                ended("fresh", 0),
+                ended("old", 800),
+                ended("gone", 900),
+                ended("older", 5_000),
+            ],
+            now,
+            window,
+        );
+        assert_eq!(
+            set.expiry.len(),
+            2,
+            "only sessions within the window: {set:?}"
+        );
+        assert_eq!(set.expiry["fresh"], now + window);
+        assert_eq!(set.expiry["old"], now + Duration::from_secs(100));
+        // A later announcement of the same session extends it, never shortens.
+        set.insert("old", now + Duration::from_secs(50));
+        assert_eq!(set.expiry["old"], now + Duration::from_secs(100));
+    }
+
+    #[test]
+    fn the_set_stays_bounded_by_what_ends_within_a_window() {
+        let start = Instant::now();
+        let window = Duration::from_secs(60);
+        let every = prune_every(window);
+        let mut set = Ended::default();
+        let mut largest = 0;
+        // One session ends every second for ten windows, pruned on schedule.
+        for second in 0..600u64 {
+            let now = start + Duration::from_secs(second);
+            set.insert(&format!("s-{second}"), now + window);
+            if second % every.as_secs() == 0 {
+                set.prune(now);
+            }
+            largest = largest.max(set.expiry.len());
+        }
+        let bound = (window + every).as_secs() as usize + 1;
+        assert!(largest <= bound, "{largest} entries, bound {bound}");
+        assert!(largest >= window.as_secs() as usize);
+    }
+}
