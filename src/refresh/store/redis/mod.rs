@@ -154,11 +154,29 @@ static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purg
 /// with dead sessions; [`purge`](RefreshStore::purge) removes revoked ones
 /// early and trims the purge indexes (`{prefix}{tag}exp`, `{prefix}{tag}rev`).
 ///
+/// # Logout broadcast
+///
 /// Every revocation also announces the session for the logout broadcast
-/// ([`SessionBroadcast`](crate::refresh::SessionBroadcast)), in the same
-/// script: it is added to its tag's sorted set `{prefix}{tag}ended` and
-/// published on the channel `{prefix}ended` (one channel for the whole
-/// store, on Redis Cluster too: see [`SessionEvents`] below).
+/// ([`SessionBroadcast`](crate::refresh::SessionBroadcast), through
+/// [`SessionEvents`](crate::refresh::store::SessionEvents)), in the same
+/// script: it is added to its tag's sorted set `{prefix}{tag}ended` (by
+/// Redis time, trimmed to a day) and `PUBLISH`ed on the one channel
+/// `{prefix}ended`. A subscription is a pub/sub connection of its own that
+/// `SUBSCRIBE`s to that channel (pinging every five seconds); a resync reads
+/// the 4096 tags' sorted sets, 32 at a time.
+///
+/// On Redis Cluster, a script may only touch keys of its own slot, so there
+/// is a sorted set per tag rather than one for the store. The channel stays
+/// one: `PUBLISH` names no key, so a script of any slot may call it, and the
+/// node running it forwards the message over the cluster bus to every node;
+/// a subscription on any one node hears every tag (it tries the nodes of
+/// [`cluster`](Self::cluster) in turn). Sharded pub/sub (`SPUBLISH` on a
+/// channel per tag) would keep the messages off the bus, but every instance
+/// would then hold 4096 shard subscriptions on the masters that own them and
+/// follow each resharding and failover, which end them; logouts are rare,
+/// and one short message per logout over the bus costs less. A resync needs
+/// every master to answer: while one is down, the broadcast keeps falling
+/// back to lookups.
 ///
 /// A Redis that is down or slow (over two seconds for the stores built from
 /// URLs), or a cluster node that is, makes the calls that need it fail with
@@ -409,7 +427,7 @@ impl RedisStore {
     /// The client that opens the pub/sub connections of the logout broadcast
     /// (one per subscription; the stores built from URLs use those URLs).
     /// On Redis Cluster, a client for any one node: every node hears every
-    /// announcement (see [`SessionEvents`] on this type).
+    /// announcement (see the type's docs, "Logout broadcast").
     pub fn with_pubsub_client(mut self, client: Client) -> Self {
         self.pubsub = vec![client];
         self
