@@ -176,26 +176,38 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// The bytes RFC 6750's `b64token` allows before its trailing `=` padding.
-const B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] =
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        b += 1;
-    }
-    table
-};
+/// Whether RFC 6750's `b64token` allows `b` before its trailing `=` padding.
+/// Comparisons without branches, so that the loops over a token (this runs
+/// on every request) are vectorized.
+const fn is_b64token_byte(b: u8) -> bool {
+    (b.wrapping_sub(b'0') < 10)
+        | ((b | 0x20).wrapping_sub(b'a') < 26)
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
+}
 
 /// RFC 6750 section 2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-///
-/// One table lookup per byte: this runs on every request.
 pub(crate) fn is_b64token(token: &str) -> bool {
     let bytes = token.as_bytes();
     let end = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'=').count();
-    end > 0 && bytes[..end].iter().all(|&b| B64TOKEN[usize::from(b)])
+    end > 0
+        && bytes[..end]
+            .iter()
+            .fold(true, |ok, &b| ok & is_b64token_byte(b))
+}
+
+/// [`HeaderValue::to_str`] (visible ASCII and tabs), in a loop without
+/// branches: an `Authorization` value is as long as its token.
+fn header_str(value: &HeaderValue) -> Option<&str> {
+    let bytes = value.as_bytes();
+    let visible = bytes.iter().fold(true, |ok, &b| {
+        ok & ((b' '..=b'~').contains(&b) | (b == b'\t'))
+    });
+    visible.then(|| std::str::from_utf8(bytes).ok()).flatten()
 }
 
 fn invalid_request(description: &'static str) -> AuthError {
@@ -239,9 +251,8 @@ fn find_borrowed<'a>(
         if values.next().is_some() {
             return Err(invalid_request("more than one Authorization header"));
         }
-        let value = value
-            .to_str()
-            .map_err(|_| invalid_request("the Authorization header is not valid ASCII"))?;
+        let value = header_str(value)
+            .ok_or_else(|| invalid_request("the Authorization header is not valid ASCII"))?;
         let scheme_of = |name: &str| {
             if name.eq_ignore_ascii_case("bearer") {
                 Some(Scheme::Bearer)
@@ -357,6 +368,28 @@ fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn the_branchless_checks_agree_with_their_definitions() {
+        for b in 0..=u8::MAX {
+            let b64token =
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            assert_eq!(is_b64token_byte(b), b64token, "{b:#x}");
+            for bytes in [
+                vec![b],
+                vec![b'a', b, b'z'],
+                [&b"Bearer "[..], &[b; 40]].concat(),
+            ] {
+                if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                    assert_eq!(header_str(&value), value.to_str().ok(), "{bytes:?}");
+                }
+            }
+        }
+        assert!(is_b64token("a.b-c_d~e+f/g=="));
+        assert!(!is_b64token("=="));
+        assert!(!is_b64token("a=b"));
+        assert!(!is_b64token("a b"));
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

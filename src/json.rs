@@ -81,7 +81,7 @@ impl Default for Names<'_> {
 
 impl<'de> Names<'de> {
     /// `false` if `name` was seen before.
-    fn insert(&mut self, name: Cow<'de, str>) -> bool {
+    pub(crate) fn insert(&mut self, name: Cow<'de, str>) -> bool {
         if let Some(set) = &mut self.set {
             return set.insert(name);
         }
@@ -160,36 +160,38 @@ fn duplicate<E: de::Error>(flag: &Cell<bool>) -> E {
 }
 
 /// Walks a JSON object once, refusing duplicate member names and handing each
-/// member to `sink`; returns the names seen.
+/// member to `sink`; the names seen are left in `names` (the caller's, so
+/// that no array of names is moved around).
 pub(crate) fn scan_object<'de, S: Sink<'de>>(
     json: &'de [u8],
     sink: &mut S,
-) -> Result<Names<'de>, ScanError> {
-    struct ObjectVisitor<'s, S> {
+    names: &mut Names<'de>,
+) -> Result<(), ScanError> {
+    struct ObjectVisitor<'s, 'de, S> {
         sink: &'s mut S,
+        names: &'s mut Names<'de>,
         duplicate: &'s Cell<bool>,
     }
 
-    impl<'de, S: Sink<'de>> Visitor<'de> for ObjectVisitor<'_, S> {
-        type Value = Names<'de>;
+    impl<'de, S: Sink<'de>> Visitor<'de> for ObjectVisitor<'_, 'de, S> {
+        type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a JSON object")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Names<'de>, A::Error> {
-            let mut names = Names::default();
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
                 self.sink.member(&name, &mut map)?;
-                if !names.insert(name) {
+                if !self.names.insert(name) {
                     return Err(duplicate(self.duplicate));
                 }
             }
-            Ok(names)
+            Ok(())
         }
     }
 
-    impl<'de, S: Sink<'de>> DeserializeSeed<'de> for ObjectVisitor<'_, S> {
-        type Value = Names<'de>;
-        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Names<'de>, D::Error> {
+    impl<'de, S: Sink<'de>> DeserializeSeed<'de> for ObjectVisitor<'_, 'de, S> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_map(self)
         }
     }
@@ -197,6 +199,7 @@ pub(crate) fn scan_object<'de, S: Sink<'de>>(
     let duplicate = Cell::new(false);
     let seed = ObjectVisitor {
         sink,
+        names,
         duplicate: &duplicate,
     };
     run(json, &duplicate, seed)
