@@ -89,6 +89,9 @@ pub(crate) struct VerifiedPayload {
     json: Arc<[u8]>,
     /// `cnf.jkt`: the thumbprint of the key the token is bound to (RFC 9449).
     jkt: Option<Arc<str>>,
+    /// For a cached token, its registered claims, parsed once for all the
+    /// requests that carry it; `None` for a payload of one request.
+    registered: Option<Arc<OnceLock<RegisteredClaims>>>,
 }
 
 impl VerifiedPayload {
@@ -96,7 +99,15 @@ impl VerifiedPayload {
         Self {
             json: Arc::from(json),
             jkt: jkt.map(Arc::from),
+            registered: None,
         }
+    }
+
+    /// The payload as the cache keeps it: its registered claims, once
+    /// parsed, serve every request with the token.
+    pub(crate) fn shared(mut self) -> Self {
+        self.registered = Some(Arc::default());
+        self
     }
 
     /// `cnf.jkt`, read by the verifier's one pass over the payload.
@@ -140,7 +151,8 @@ impl VerifiedPayload {
 pub struct Claims<C> {
     custom: C,
     payload: VerifiedPayload,
-    /// Parsed from the payload when first asked for.
+    /// Parsed from the payload when first asked for (unless the payload
+    /// shares them, see [`VerifiedPayload::shared`]).
     registered: OnceLock<Box<RegisteredClaims>>,
 }
 
@@ -178,8 +190,12 @@ impl<C> Claims<C> {
 
     /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, `sid`).
     pub fn registered(&self) -> &RegisteredClaims {
-        self.registered
-            .get_or_init(|| Box::new(self.payload.registered()))
+        match &self.payload.registered {
+            Some(shared) => shared.get_or_init(|| self.payload.registered()),
+            None => self
+                .registered
+                .get_or_init(|| Box::new(self.payload.registered())),
+        }
     }
 
     /// The subject (`sub`), usually the user id.
@@ -210,5 +226,27 @@ impl<C: fmt::Debug> fmt::Debug for Claims<C> {
             .field("sub", &self.registered().sub)
             .field("custom", &self.custom)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_payloads_parse_their_registered_claims_once() {
+        let json = br#"{"sub":"u","sid":"s","aud":"a","exp":5}"#;
+        let one = Claims::new((), VerifiedPayload::new(json, None));
+        let other = Claims::new((), VerifiedPayload::new(json, None));
+        assert_eq!(one.subject(), Some("u"));
+        assert_eq!(one.registered(), other.registered());
+        assert!(!std::ptr::eq(one.registered(), other.registered()));
+
+        let shared = VerifiedPayload::new(json, Some("k")).shared();
+        let (a, b) = (Claims::new((), shared.clone()), Claims::new((), shared));
+        assert!(std::ptr::eq(a.registered(), b.registered()));
+        assert_eq!(a.registered().sid.as_deref(), Some("s"));
+        assert_eq!(a.registered().aud, ["a"]);
+        assert_eq!(a.jkt(), Some("k"));
     }
 }

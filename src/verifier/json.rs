@@ -309,7 +309,8 @@ pub(crate) fn decode_once<'de, C: Deserialize<'de>>(
     names: &mut Names<'de>,
     required: &[String],
 ) -> Option<C> {
-    let mut de = serde_json::Deserializer::from_slice(json);
+    // UTF-8 checked once for the whole payload, not string by string.
+    let mut de = serde_json::Deserializer::from_str(std::str::from_utf8(json).ok()?);
     let mut visited = false;
     let top = Top {
         de: &mut de,
@@ -338,7 +339,7 @@ struct Walk<'s, 'de> {
 /// The payload as `C` sees it: always the object (the caller checked that
 /// the payload is one), whatever `C` asks for.
 struct Top<'s, 'a, 'de> {
-    de: &'a mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+    de: &'a mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
     walk: Walk<'s, 'de>,
 }
 
