@@ -103,6 +103,15 @@ impl VerifiedPayload {
         }
     }
 
+    /// A payload already in its shared buffer.
+    pub(crate) fn from_parts(json: Arc<[u8]>, jkt: Option<Arc<str>>) -> Self {
+        Self {
+            json,
+            jkt,
+            registered: None,
+        }
+    }
+
     /// The payload as the cache keeps it: its registered claims, once
     /// parsed, serve every request with the token.
     pub(crate) fn shared(mut self) -> Self {

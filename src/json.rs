@@ -63,6 +63,9 @@ pub(crate) trait Sink<'de> {
 /// with thousands of names stays linear overall.
 pub(crate) struct Names<'de> {
     inline: [Cow<'de, str>; INLINE_NAMES],
+    /// The [`fingerprint`] of each inline name: most names differ in it,
+    /// so few comparisons reach the bytes.
+    prints: [u64; INLINE_NAMES],
     len: usize,
     set: Option<HashSet<Cow<'de, str>>>,
 }
@@ -73,6 +76,7 @@ impl Default for Names<'_> {
     fn default() -> Self {
         Self {
             inline: [const { Cow::Borrowed("") }; INLINE_NAMES],
+            prints: [0; INLINE_NAMES],
             len: 0,
             set: None,
         }
@@ -85,7 +89,12 @@ impl<'de> Names<'de> {
         if let Some(set) = &mut self.set {
             return set.insert(name);
         }
-        if self.inline[..self.len].contains(&name) {
+        let print = fingerprint(&name);
+        let seen = self.prints[..self.len]
+            .iter()
+            .zip(&self.inline)
+            .any(|(p, n)| *p == print && *n == name);
+        if seen {
             return false;
         }
         if self.len == INLINE_NAMES {
@@ -96,6 +105,7 @@ impl<'de> Names<'de> {
             return true;
         }
         self.inline[self.len] = name;
+        self.prints[self.len] = print;
         self.len += 1;
         true
     }
@@ -106,6 +116,15 @@ impl<'de> Names<'de> {
             None => self.inline[..self.len].iter().any(|n| n == name),
         }
     }
+}
+
+/// A name's length and first eight bytes, in one word: equal names have
+/// equal fingerprints.
+fn fingerprint(name: &str) -> u64 {
+    let mut head = [0u8; 8];
+    let n = name.len().min(8);
+    head[..n].copy_from_slice(&name.as_bytes()[..n]);
+    u64::from_le_bytes(head) ^ (name.len() as u64).rotate_left(56)
 }
 
 /// Why a JSON document could not be read.
@@ -377,6 +396,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_refuse_repeats_inline_and_beyond() {
+        let all: Vec<String> = (0..40)
+            .map(|i| format!("a-long-shared-prefix-{i}"))
+            .chain(["", "a", "b", "ab", "ba"].map(String::from))
+            .collect();
+        let mut names = Names::default();
+        for (i, name) in all.iter().enumerate() {
+            assert!(names.insert(Cow::Borrowed(name)), "{name}");
+            for earlier in &all[..=i] {
+                assert!(!names.insert(Cow::Owned(earlier.clone())), "{earlier}");
+                assert!(names.contains(earlier));
+            }
+            assert!(!names.contains("never"));
+        }
+    }
 
     fn unique(json: &str) -> Result<(), ScanError> {
         check_unique(json.as_bytes())
