@@ -194,19 +194,32 @@ const fn is_b64token_byte(b: u8) -> bool {
 pub(crate) fn is_b64token(token: &str) -> bool {
     let bytes = token.as_bytes();
     let end = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'=').count();
-    end > 0
-        && bytes[..end]
-            .iter()
-            .fold(true, |ok, &b| ok & is_b64token_byte(b))
+    end > 0 && all_bytes(&bytes[..end], is_b64token_byte)
+}
+
+/// Whether `allowed` holds for every byte, in blocks of 16 without
+/// branches (the compiler turns each block into a few vector operations);
+/// the last block overlaps the one before rather than going byte by byte.
+#[inline]
+fn all_bytes(bytes: &[u8], allowed: impl Fn(u8) -> bool + Copy) -> bool {
+    let block = |ok: bool, block: &[u8; 16]| ok & block.iter().fold(true, |ok, &b| ok & allowed(b));
+    let (blocks, rest) = bytes.as_chunks::<16>();
+    let body = blocks.iter().fold(true, block);
+    match bytes.len().checked_sub(16) {
+        Some(start) if !rest.is_empty() => {
+            let last: &[u8; 16] = bytes[start..].try_into().expect("16 bytes");
+            block(body, last)
+        }
+        Some(_) => body,
+        None => rest.iter().fold(true, |ok, &b| ok & allowed(b)),
+    }
 }
 
 /// [`HeaderValue::to_str`] (visible ASCII and tabs), in a loop without
 /// branches: an `Authorization` value is as long as its token.
 fn header_str(value: &HeaderValue) -> Option<&str> {
     let bytes = value.as_bytes();
-    let visible = bytes.iter().fold(true, |ok, &b| {
-        ok & ((b' '..=b'~').contains(&b) | (b == b'\t'))
-    });
+    let visible = all_bytes(bytes, |b| (b' '..=b'~').contains(&b) | (b == b'\t'));
     visible.then(|| std::str::from_utf8(bytes).ok()).flatten()
 }
 
@@ -383,6 +396,22 @@ mod tests {
                 if let Ok(value) = HeaderValue::from_bytes(&bytes) {
                     assert_eq!(header_str(&value), value.to_str().ok(), "{bytes:?}");
                 }
+            }
+        }
+        for len in 0..70 {
+            for bad in 0..len {
+                let mut token = vec![b'a'; len];
+                assert_eq!(is_b64token(std::str::from_utf8(&token).unwrap()), len > 0);
+                token[bad] = b' ';
+                assert!(
+                    !is_b64token(std::str::from_utf8(&token).unwrap()),
+                    "{len} {bad}"
+                );
+                let value = HeaderValue::from_bytes(&token).unwrap();
+                assert!(header_str(&value).is_some());
+                token[bad] = 0x80;
+                let value = HeaderValue::from_bytes(&token).unwrap();
+                assert_eq!(header_str(&value), None, "{len} {bad}");
             }
         }
         assert!(is_b64token("a.b-c_d~e+f/g=="));
