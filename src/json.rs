@@ -120,11 +120,14 @@ impl<'de> Names<'de> {
 
 /// A name's length and first eight bytes, in one word: equal names have
 /// equal fingerprints.
+#[inline]
 fn fingerprint(name: &str) -> u64 {
-    let mut head = [0u8; 8];
-    let n = name.len().min(8);
-    head[..n].copy_from_slice(&name.as_bytes()[..n]);
-    u64::from_le_bytes(head) ^ (name.len() as u64).rotate_left(56)
+    let bytes = name.as_bytes();
+    let head = match bytes.first_chunk::<8>() {
+        Some(head) => u64::from_le_bytes(*head),
+        None => bytes.iter().fold(0, |head, &b| head << 8 | u64::from(b)),
+    };
+    head ^ (bytes.len() as u64).rotate_left(56)
 }
 
 /// Why a JSON document could not be read.
