@@ -4,7 +4,10 @@
 use std::{
     fmt,
     ops::Deref,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use serde::{Deserialize, Deserializer, de};
@@ -63,43 +66,72 @@ pub(crate) fn to_seconds(value: f64) -> Option<i64> {
     value.is_finite().then_some(value as i64)
 }
 
-/// A verified token's payload, shared by every extension that refers to it.
-pub(crate) struct Payload {
-    json: Box<[u8]>,
-    registered: OnceLock<RegisteredClaims>,
-    /// `cnf.jkt`: the thumbprint of the key the token is bound to (RFC 9449).
-    jkt: Option<Box<str>>,
+/// Whether a layer that reads the verified payload from the request
+/// extensions (a [`RequireRole`](crate::RequireRole) or
+/// [`StepUp`](crate::step_up::StepUp) service) has been built in this
+/// process. Until one has, the payload is not put into the extensions beside
+/// the claims: a request then carries one entry, not two. Such a layer is
+/// built before the stack serves, and one that finds no payload refuses
+/// (401), so the saving can never let a request through.
+static PAYLOAD_READERS: AtomicBool = AtomicBool::new(false);
+
+/// Called by every layer that reads [`VerifiedPayload`] from the extensions,
+/// when it wraps a service.
+pub(crate) fn payload_is_read() {
+    PAYLOAD_READERS.store(true, Ordering::Release);
 }
 
-/// The verified, undecoded payload; inserted next to [`Claims`] so that
-/// layers that are not generic over the claims type (roles, sessions) can read it.
+/// A verified token's payload: the JSON, in one shared allocation, and
+/// `cnf.jkt` when the token is bound to a key. Cloned by reference count
+/// into the cache and the claims.
 #[derive(Clone)]
-pub(crate) struct VerifiedPayload(pub(crate) Arc<Payload>);
+pub(crate) struct VerifiedPayload {
+    json: Arc<[u8]>,
+    /// `cnf.jkt`: the thumbprint of the key the token is bound to (RFC 9449).
+    jkt: Option<Arc<str>>,
+    /// For a cached token, its registered claims, parsed once for all the
+    /// requests that carry it; `None` for a payload of one request.
+    registered: Option<Arc<OnceLock<RegisteredClaims>>>,
+}
 
 impl VerifiedPayload {
-    pub(crate) fn new(json: Box<[u8]>, jkt: Option<Box<str>>) -> Self {
-        Self(Arc::new(Payload {
+    pub(crate) fn new(json: &[u8], jkt: Option<&str>) -> Self {
+        Self {
+            json: Arc::from(json),
+            jkt: jkt.map(Arc::from),
+            registered: None,
+        }
+    }
+
+    /// A payload already in its shared buffer.
+    pub(crate) fn from_parts(json: Arc<[u8]>, jkt: Option<Arc<str>>) -> Self {
+        Self {
             json,
-            registered: OnceLock::new(),
             jkt,
-        }))
+            registered: None,
+        }
+    }
+
+    /// The payload as the cache keeps it: its registered claims, once
+    /// parsed, serve every request with the token.
+    pub(crate) fn shared(mut self) -> Self {
+        self.registered = Some(Arc::default());
+        self
     }
 
     /// `cnf.jkt`, read by the verifier's one pass over the payload.
     pub(crate) fn jkt(&self) -> Option<&str> {
-        self.0.jkt.as_deref()
+        self.jkt.as_deref()
     }
 
     pub(crate) fn json(&self) -> &[u8] {
-        &self.0.json
+        &self.json
     }
 
-    pub(crate) fn registered(&self) -> &RegisteredClaims {
-        self.0.registered.get_or_init(|| {
-            // The verifier already parsed these claims with the same types, so
-            // this cannot fail; a default is still the safe answer if it did.
-            serde_json::from_slice(&self.0.json).unwrap_or_default()
-        })
+    fn registered(&self) -> RegisteredClaims {
+        // The verifier already parsed these claims with the same types, so
+        // this cannot fail; a default is still the safe answer if it did.
+        serde_json::from_slice(&self.json).unwrap_or_default()
     }
 }
 
@@ -128,20 +160,30 @@ impl VerifiedPayload {
 pub struct Claims<C> {
     custom: C,
     payload: VerifiedPayload,
+    /// Parsed from the payload when first asked for (unless the payload
+    /// shares them, see [`VerifiedPayload::shared`]).
+    registered: OnceLock<Box<RegisteredClaims>>,
 }
 
 impl<C> Claims<C> {
     pub(crate) fn new(custom: C, payload: VerifiedPayload) -> Self {
-        Self { custom, payload }
+        Self {
+            custom,
+            payload,
+            registered: OnceLock::new(),
+        }
     }
 
-    /// Puts the claims into `extensions`, with the payload beside them for
-    /// the layers that are not generic over `C`.
+    /// Puts the claims into `extensions`: one entry, and a second one with
+    /// the payload once a layer that is not generic over `C` reads it
+    /// (see [`payload_is_read`]).
     pub(crate) fn insert_into(self, extensions: &mut http::Extensions)
     where
         C: Clone + Send + Sync + 'static,
     {
-        extensions.insert(self.payload.clone());
+        if PAYLOAD_READERS.load(Ordering::Acquire) {
+            extensions.insert(self.payload.clone());
+        }
         extensions.insert(self);
     }
 
@@ -157,7 +199,12 @@ impl<C> Claims<C> {
 
     /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, `sid`).
     pub fn registered(&self) -> &RegisteredClaims {
-        self.payload.registered()
+        match &self.payload.registered {
+            Some(shared) => shared.get_or_init(|| self.payload.registered()),
+            None => self
+                .registered
+                .get_or_init(|| Box::new(self.payload.registered())),
+        }
     }
 
     /// The subject (`sub`), usually the user id.
@@ -188,5 +235,27 @@ impl<C: fmt::Debug> fmt::Debug for Claims<C> {
             .field("sub", &self.registered().sub)
             .field("custom", &self.custom)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_payloads_parse_their_registered_claims_once() {
+        let json = br#"{"sub":"u","sid":"s","aud":"a","exp":5}"#;
+        let one = Claims::new((), VerifiedPayload::new(json, None));
+        let other = Claims::new((), VerifiedPayload::new(json, None));
+        assert_eq!(one.subject(), Some("u"));
+        assert_eq!(one.registered(), other.registered());
+        assert!(!std::ptr::eq(one.registered(), other.registered()));
+
+        let shared = VerifiedPayload::new(json, Some("k")).shared();
+        let (a, b) = (Claims::new((), shared.clone()), Claims::new((), shared));
+        assert!(std::ptr::eq(a.registered(), b.registered()));
+        assert_eq!(a.registered().sid.as_deref(), Some("s"));
+        assert_eq!(a.registered().aud, ["a"]);
+        assert_eq!(a.jkt(), Some("k"));
     }
 }

@@ -176,26 +176,54 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// The bytes RFC 6750's `b64token` allows before its trailing `=` padding.
-const B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] =
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        b += 1;
-    }
-    table
-};
+/// Whether RFC 6750's `b64token` allows `b` before its trailing `=` padding.
+/// Comparisons without branches, so that the loops over a token (this runs
+/// on every request) are vectorized.
+const fn is_b64token_byte(b: u8) -> bool {
+    (b.wrapping_sub(b'0') < 10)
+        | ((b | 0x20).wrapping_sub(b'a') < 26)
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
+}
 
 /// RFC 6750 section 2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-///
-/// One table lookup per byte: this runs on every request.
 pub(crate) fn is_b64token(token: &str) -> bool {
-    let bytes = token.as_bytes();
+    is_b64token_bytes(token.as_bytes())
+}
+
+fn is_b64token_bytes(bytes: &[u8]) -> bool {
     let end = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'=').count();
-    end > 0 && bytes[..end].iter().all(|&b| B64TOKEN[usize::from(b)])
+    end > 0 && all_bytes(&bytes[..end], is_b64token_byte)
+}
+
+/// Whether `allowed` holds for every byte, in blocks of 16 without
+/// branches (the compiler turns each block into a few vector operations);
+/// the last block overlaps the one before rather than going byte by byte.
+#[inline]
+fn all_bytes(bytes: &[u8], allowed: impl Fn(u8) -> bool + Copy) -> bool {
+    let block = |ok: bool, block: &[u8; 16]| ok & block.iter().fold(true, |ok, &b| ok & allowed(b));
+    let (blocks, rest) = bytes.as_chunks::<16>();
+    let body = blocks.iter().fold(true, block);
+    match bytes.len().checked_sub(16) {
+        Some(start) if !rest.is_empty() => {
+            let last: &[u8; 16] = bytes[start..].try_into().expect("16 bytes");
+            block(body, last)
+        }
+        Some(_) => body,
+        None => rest.iter().fold(true, |ok, &b| ok & allowed(b)),
+    }
+}
+
+/// [`HeaderValue::to_str`] (visible ASCII and tabs), in a loop without
+/// branches: an `Authorization` value is as long as its token.
+fn header_str(value: &HeaderValue) -> Option<&str> {
+    let bytes = value.as_bytes();
+    let visible = all_bytes(bytes, |b| (b' '..=b'~').contains(&b) | (b == b'\t'));
+    visible.then(|| std::str::from_utf8(bytes).ok()).flatten()
 }
 
 fn invalid_request(description: &'static str) -> AuthError {
@@ -227,6 +255,70 @@ pub(crate) fn find_token<'a>(
     }
 }
 
+/// `Bearer <b64token>` (or `DPoP <b64token>` when that scheme is accepted)
+/// in its canonical shape: the scheme, one space, the token. What
+/// [`general`] gives for such a value, without its passes over the value:
+/// a `b64token` is visible ASCII, so the whole value is.
+fn canonical(value: &HeaderValue, dpop: bool) -> Option<(&str, Scheme)> {
+    let bytes = value.as_bytes();
+    let (scheme, token) = match bytes.split_at_checked(7) {
+        Some((head, token)) if head.eq_ignore_ascii_case(b"bearer ") => (Scheme::Bearer, token),
+        _ => match bytes.split_at_checked(5) {
+            Some((head, token)) if dpop && head.eq_ignore_ascii_case(b"dpop ") => {
+                (Scheme::Dpop, token)
+            }
+            _ => return None,
+        },
+    };
+    if !is_b64token_bytes(token) {
+        return None;
+    }
+    Some((std::str::from_utf8(token).ok()?, scheme))
+}
+
+/// The `Authorization` value read by RFC 6750's rules (and RFC 9449's for
+/// `DPoP`), every malformed shape refused with its own description.
+fn general(value: &HeaderValue, dpop: bool) -> Result<Option<(&str, Scheme)>, AuthError> {
+    let value = header_str(value)
+        .ok_or_else(|| invalid_request("the Authorization header is not valid ASCII"))?;
+    let scheme_of = |name: &str| {
+        if name.eq_ignore_ascii_case("bearer") {
+            Some(Scheme::Bearer)
+        } else if dpop && name.eq_ignore_ascii_case("dpop") {
+            Some(Scheme::Dpop)
+        } else {
+            None
+        }
+    };
+    match split_scheme(value) {
+        Some((name, credentials)) => match scheme_of(name) {
+            Some(scheme) => {
+                if credentials.is_empty() {
+                    return Err(invalid_request(empty(scheme)));
+                }
+                if !is_b64token(credentials) {
+                    return Err(invalid_request(match scheme {
+                        Scheme::Bearer => "the bearer token is malformed",
+                        Scheme::Dpop => "the DPoP token is malformed",
+                    }));
+                }
+                Ok(Some((credentials, scheme)))
+            }
+            // Another scheme (Basic, ...) carries no token for us.
+            None => Ok(None),
+        },
+        None if value.trim().is_empty() => {
+            Err(invalid_request("the Authorization header is empty"))
+        }
+        // A lone word: "Bearer" without a token is malformed, anything
+        // else is a scheme we do not handle.
+        None => match scheme_of(value.trim()) {
+            Some(scheme) => Err(invalid_request(empty(scheme))),
+            None => Ok(None),
+        },
+    }
+}
+
 /// The token found by the crate's own rules (all but [`TokenSource::Custom`]).
 fn find_borrowed<'a>(
     head: &RequestHead<'a>,
@@ -239,45 +331,10 @@ fn find_borrowed<'a>(
         if values.next().is_some() {
             return Err(invalid_request("more than one Authorization header"));
         }
-        let value = value
-            .to_str()
-            .map_err(|_| invalid_request("the Authorization header is not valid ASCII"))?;
-        let scheme_of = |name: &str| {
-            if name.eq_ignore_ascii_case("bearer") {
-                Some(Scheme::Bearer)
-            } else if dpop && name.eq_ignore_ascii_case("dpop") {
-                Some(Scheme::Dpop)
-            } else {
-                None
-            }
-        };
-        return match split_scheme(value) {
-            Some((name, credentials)) => match scheme_of(name) {
-                Some(scheme) => {
-                    if credentials.is_empty() {
-                        return Err(invalid_request(empty(scheme)));
-                    }
-                    if !is_b64token(credentials) {
-                        return Err(invalid_request(match scheme {
-                            Scheme::Bearer => "the bearer token is malformed",
-                            Scheme::Dpop => "the DPoP token is malformed",
-                        }));
-                    }
-                    Ok(Some((credentials, scheme)))
-                }
-                // Another scheme (Basic, ...) carries no token for us.
-                None => Ok(None),
-            },
-            None if value.trim().is_empty() => {
-                Err(invalid_request("the Authorization header is empty"))
-            }
-            // A lone word: "Bearer" without a token is malformed, anything
-            // else is a scheme we do not handle.
-            None => match scheme_of(value.trim()) {
-                Some(scheme) => Err(invalid_request(empty(scheme))),
-                None => Ok(None),
-            },
-        };
+        if let Some(found) = canonical(value, dpop) {
+            return Ok(Some(found));
+        }
+        return general(value, dpop);
     }
     let token = match fallback {
         TokenSource::AuthorizationHeader => None,
@@ -357,6 +414,89 @@ fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn the_canonical_shape_reads_as_the_general_rules_read_it() {
+        let values = [
+            "Bearer abc.def-ghi_jkl~mno+pqr/stu==",
+            "bearer abc",
+            "BEARER a",
+            "DPoP abc.def",
+            "dpop abc",
+            "Bearer  abc",
+            "Bearer abc ",
+            " Bearer abc",
+            "Bearer\tabc",
+            "Bearer ",
+            "Bearer",
+            "Bearer ==",
+            "Bearer a b",
+            "Bearer a,b",
+            "Basic abc",
+            "Bearerabc",
+            "DPoPabc",
+            "DPoP ",
+            "Beare abc",
+            "Bearer \u{e9}",
+            "",
+        ];
+        for text in values {
+            for dpop in [false, true] {
+                let Ok(value) = HeaderValue::from_str(text) else {
+                    continue;
+                };
+                if let Some(found) = canonical(&value, dpop) {
+                    assert_eq!(general(&value, dpop).unwrap(), Some(found), "{text:?}");
+                }
+            }
+        }
+        let value = HeaderValue::from_static("Bearer abc");
+        assert_eq!(canonical(&value, false), Some(("abc", Scheme::Bearer)));
+        let value = HeaderValue::from_static("DPoP abc");
+        assert_eq!(canonical(&value, false), None);
+        assert_eq!(canonical(&value, true), Some(("abc", Scheme::Dpop)));
+        for text in ["Bearer  abc", "Bearer ", "bearer a b", " Bearer a"] {
+            assert_eq!(canonical(&HeaderValue::from_str(text).unwrap(), true), None);
+        }
+    }
+
+    #[test]
+    fn the_branchless_checks_agree_with_their_definitions() {
+        for b in 0..=u8::MAX {
+            let b64token =
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            assert_eq!(is_b64token_byte(b), b64token, "{b:#x}");
+            for bytes in [
+                vec![b],
+                vec![b'a', b, b'z'],
+                [&b"Bearer "[..], &[b; 40]].concat(),
+            ] {
+                if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                    assert_eq!(header_str(&value), value.to_str().ok(), "{bytes:?}");
+                }
+            }
+        }
+        for len in 0..70 {
+            for bad in 0..len {
+                let mut token = vec![b'a'; len];
+                assert_eq!(is_b64token(std::str::from_utf8(&token).unwrap()), len > 0);
+                token[bad] = b' ';
+                assert!(
+                    !is_b64token(std::str::from_utf8(&token).unwrap()),
+                    "{len} {bad}"
+                );
+                let value = HeaderValue::from_bytes(&token).unwrap();
+                assert!(header_str(&value).is_some());
+                token[bad] = 0x80;
+                let value = HeaderValue::from_bytes(&token).unwrap();
+                assert_eq!(header_str(&value), None, "{len} {bad}");
+            }
+        }
+        assert!(is_b64token("a.b-c_d~e+f/g=="));
+        assert!(!is_b64token("=="));
+        assert!(!is_b64token("a=b"));
+        assert!(!is_b64token("a b"));
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

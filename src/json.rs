@@ -63,6 +63,9 @@ pub(crate) trait Sink<'de> {
 /// with thousands of names stays linear overall.
 pub(crate) struct Names<'de> {
     inline: [Cow<'de, str>; INLINE_NAMES],
+    /// The [`fingerprint`] of each inline name: most names differ in it,
+    /// so few comparisons reach the bytes.
+    prints: [u64; INLINE_NAMES],
     len: usize,
     set: Option<HashSet<Cow<'de, str>>>,
 }
@@ -73,6 +76,7 @@ impl Default for Names<'_> {
     fn default() -> Self {
         Self {
             inline: [const { Cow::Borrowed("") }; INLINE_NAMES],
+            prints: [0; INLINE_NAMES],
             len: 0,
             set: None,
         }
@@ -81,11 +85,16 @@ impl Default for Names<'_> {
 
 impl<'de> Names<'de> {
     /// `false` if `name` was seen before.
-    fn insert(&mut self, name: Cow<'de, str>) -> bool {
+    pub(crate) fn insert(&mut self, name: Cow<'de, str>) -> bool {
         if let Some(set) = &mut self.set {
             return set.insert(name);
         }
-        if self.inline[..self.len].contains(&name) {
+        let print = fingerprint(&name);
+        let seen = self.prints[..self.len]
+            .iter()
+            .zip(&self.inline)
+            .any(|(p, n)| *p == print && *n == name);
+        if seen {
             return false;
         }
         if self.len == INLINE_NAMES {
@@ -96,6 +105,7 @@ impl<'de> Names<'de> {
             return true;
         }
         self.inline[self.len] = name;
+        self.prints[self.len] = print;
         self.len += 1;
         true
     }
@@ -106,6 +116,18 @@ impl<'de> Names<'de> {
             None => self.inline[..self.len].iter().any(|n| n == name),
         }
     }
+}
+
+/// A name's length and first eight bytes, in one word: equal names have
+/// equal fingerprints.
+#[inline]
+fn fingerprint(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let head = match bytes.first_chunk::<8>() {
+        Some(head) => u64::from_le_bytes(*head),
+        None => bytes.iter().fold(0, |head, &b| head << 8 | u64::from(b)),
+    };
+    head ^ (bytes.len() as u64).rotate_left(56)
 }
 
 /// Why a JSON document could not be read.
@@ -160,36 +182,38 @@ fn duplicate<E: de::Error>(flag: &Cell<bool>) -> E {
 }
 
 /// Walks a JSON object once, refusing duplicate member names and handing each
-/// member to `sink`; returns the names seen.
+/// member to `sink`; the names seen are left in `names` (the caller's, so
+/// that no array of names is moved around).
 pub(crate) fn scan_object<'de, S: Sink<'de>>(
     json: &'de [u8],
     sink: &mut S,
-) -> Result<Names<'de>, ScanError> {
-    struct ObjectVisitor<'s, S> {
+    names: &mut Names<'de>,
+) -> Result<(), ScanError> {
+    struct ObjectVisitor<'s, 'de, S> {
         sink: &'s mut S,
+        names: &'s mut Names<'de>,
         duplicate: &'s Cell<bool>,
     }
 
-    impl<'de, S: Sink<'de>> Visitor<'de> for ObjectVisitor<'_, S> {
-        type Value = Names<'de>;
+    impl<'de, S: Sink<'de>> Visitor<'de> for ObjectVisitor<'_, 'de, S> {
+        type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a JSON object")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Names<'de>, A::Error> {
-            let mut names = Names::default();
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
                 self.sink.member(&name, &mut map)?;
-                if !names.insert(name) {
+                if !self.names.insert(name) {
                     return Err(duplicate(self.duplicate));
                 }
             }
-            Ok(names)
+            Ok(())
         }
     }
 
-    impl<'de, S: Sink<'de>> DeserializeSeed<'de> for ObjectVisitor<'_, S> {
-        type Value = Names<'de>;
-        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Names<'de>, D::Error> {
+    impl<'de, S: Sink<'de>> DeserializeSeed<'de> for ObjectVisitor<'_, 'de, S> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_map(self)
         }
     }
@@ -197,6 +221,7 @@ pub(crate) fn scan_object<'de, S: Sink<'de>>(
     let duplicate = Cell::new(false);
     let seed = ObjectVisitor {
         sink,
+        names,
         duplicate: &duplicate,
     };
     run(json, &duplicate, seed)
@@ -374,6 +399,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_refuse_repeats_inline_and_beyond() {
+        let all: Vec<String> = (0..40)
+            .map(|i| format!("a-long-shared-prefix-{i}"))
+            .chain(["", "a", "b", "ab", "ba"].map(String::from))
+            .collect();
+        let mut names = Names::default();
+        for (i, name) in all.iter().enumerate() {
+            assert!(names.insert(Cow::Borrowed(name)), "{name}");
+            for earlier in &all[..=i] {
+                assert!(!names.insert(Cow::Owned(earlier.clone())), "{earlier}");
+                assert!(names.contains(earlier));
+            }
+            assert!(!names.contains("never"));
+        }
+    }
 
     fn unique(json: &str) -> Result<(), ScanError> {
         check_unique(json.as_bytes())

@@ -386,6 +386,7 @@ impl<S, R: Clone> Layer<S> for RequireRoleLayer<R> {
     type Service = RequireRole<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        crate::claims::payload_is_read();
         RequireRole {
             inner,
             requirement: Arc::clone(&self.requirement),

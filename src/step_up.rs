@@ -193,6 +193,7 @@ impl<S, R: Clone> Layer<S> for StepUpLayer<R> {
     type Service = StepUp<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        crate::claims::payload_is_read();
         StepUp {
             inner,
             requirement: Arc::clone(&self.requirement),
@@ -288,7 +289,7 @@ mod tests {
     use super::*;
 
     fn payload(json: &str) -> VerifiedPayload {
-        VerifiedPayload::new(json.as_bytes().into(), None)
+        VerifiedPayload::new(json.as_bytes(), None)
     }
 
     #[test]

@@ -208,13 +208,7 @@ mod tests {
     use super::*;
 
     fn entry(exp: Option<i64>, nbf: Option<i64>) -> Entry {
-        Entry::new(
-            0,
-            0,
-            exp,
-            nbf,
-            VerifiedPayload::new(Box::from(&b"{}"[..]), None),
-        )
+        Entry::new(0, 0, exp, nbf, VerifiedPayload::new(b"{}", None))
     }
 
     #[test]

@@ -3,8 +3,19 @@
 //! The order is fixed and matters (RFC 8725): the length is checked before
 //! anything is decoded; the header is parsed strictly; the key is chosen by
 //! exact `kid` and must allow the header's `alg`; the signature is verified
-//! before the payload is used; then the payload, parsed once with duplicate
-//! claim names refused, has its registered claims validated.
+//! before the payload is used; then the payload is read in one pass
+//! (duplicate claim names refused, the registered claims read, and the
+//! application's claims type decoded in the same walk) and its registered
+//! claims are validated before the claims are handed over. A payload that
+//! the one pass does not read cleanly is read again the slow way, a scan and
+//! then a decode, which name what is wrong in the fixed order. (A verifier
+//! for several issuers scans the payload before the signature, to route by
+//! `iss`, and decodes the claims type after the checks.)
+//!
+//! Costs per token, without the cache: the payload is decoded on the stack
+//! (up to 1 KiB of JSON) and kept in one shared buffer; a header equal,
+//! byte for byte, to the last one the thread read is not decoded or parsed
+//! again (a memo per thread whose strings keep their capacity).
 //!
 //! A verifier for several issuers ([`Verifier::by_issuer`]) reads the
 //! unverified `iss` only to choose the issuer, then verifies strictly with
@@ -18,6 +29,8 @@ mod json;
 
 use std::{
     any::Any,
+    borrow::Cow,
+    cell::RefCell,
     collections::HashMap,
     fmt,
     future::Future,
@@ -31,7 +44,7 @@ use serde::de::DeserializeOwned;
 
 use self::{
     cache::{CacheSize, Entry, TokenCache},
-    json::{ClaimsSink, parse_header},
+    json::{ClaimsSink, decode_once, parse_header},
 };
 use crate::{
     claims::{Claims, VerifiedPayload},
@@ -384,9 +397,8 @@ impl Verifier {
         share: Option<Share<C>>,
     ) -> Result<Claims<C>, AuthError> {
         let Some(cache) = &self.inner.cache else {
-            let verified = self.verify_payload(token, issuer)?;
-            let custom = decode_claims(verified.payload.json())?;
-            return Ok(Claims::new(custom, verified.payload));
+            let verified = self.verify_payload::<C>(token, issuer)?;
+            return Ok(Claims::new(verified.custom, verified.payload));
         };
         if let Some(entry) = self.cached(cache, token, issuer) {
             let custom = match (&share, &entry.custom) {
@@ -399,9 +411,9 @@ impl Verifier {
             };
             return Ok(Claims::new(custom, entry.payload.clone()));
         }
-        let verified = self.verify_payload(token, issuer)?;
         // A payload that does not fit `C` is refused, and not cached.
-        let custom = decode_claims(verified.payload.json())?;
+        let mut verified = self.verify_payload::<C>(token, issuer)?;
+        verified.payload = verified.payload.shared();
         let mut entry = Entry::new(
             verified.policy,
             verified.generation,
@@ -411,14 +423,14 @@ impl Verifier {
         );
         if let Some(share) = &share {
             entry = entry.with_custom(
-                (share.put)(&custom),
+                (share.put)(&verified.custom),
                 // The claims' own size, and their heap data, estimated
                 // by the payload they came from.
                 std::mem::size_of::<C>() + 2 * verified.payload.json().len(),
             );
         }
         cache.insert(issuer, token, entry);
-        Ok(Claims::new(custom, verified.payload))
+        Ok(Claims::new(verified.custom, verified.payload))
     }
 
     /// The cached entry of `token`, if it may still serve: within its time
@@ -508,15 +520,19 @@ impl Verifier {
                 let (_, payload_b64, _) = split(token, routes.max_len)?;
                 let json = decode_part(payload_b64)?;
                 let mut sink = ClaimsSink::default();
-                scan_payload(&json, &mut sink)?;
+                scan_payload(&json, &mut sink, &mut Names::default())?;
                 routes.policy_for(sink.iss.as_deref()).map(|(_, p)| p)
             }
         }
     }
 
-    /// Verifies `token` in full; `issuer`, when given, chooses the policy
-    /// and must be the token's `iss`.
-    fn verify_payload(&self, token: &str, issuer: Option<&str>) -> Result<Verified, AuthError> {
+    /// Verifies `token` in full and decodes its claims; `issuer`, when
+    /// given, chooses the policy and must be the token's `iss`.
+    fn verify_payload<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        issuer: Option<&str>,
+    ) -> Result<Verified<C>, AuthError> {
         match (&self.inner.rules, issuer) {
             (Rules::One(policy), None) => policy.verify(token, None),
             (Rules::ByIssuer(routes), None) => routes.verify(token),
@@ -555,8 +571,26 @@ impl<C: Clone + Send + Sync + 'static> Share<C> {
     }
 }
 
-/// A token verified by one policy, before its claims type is decoded.
-struct Verified {
+/// What a verification keeps of the registered claims it read.
+struct Read<'de> {
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    jkt: Option<Cow<'de, str>>,
+}
+
+impl<'de> From<ClaimsSink<'de>> for Read<'de> {
+    fn from(sink: ClaimsSink<'de>) -> Self {
+        Self {
+            exp: sink.exp,
+            nbf: sink.nbf,
+            jkt: sink.jkt,
+        }
+    }
+}
+
+/// A token verified by one policy, its claims decoded.
+struct Verified<C> {
+    custom: C,
     payload: VerifiedPayload,
     exp: Option<i64>,
     nbf: Option<i64>,
@@ -573,36 +607,34 @@ impl Routes {
             .ok_or_else(|| AuthError::new(AuthErrorKind::InvalidIssuer))
     }
 
-    /// Decodes and scans the payload once: `iss` chooses the policy, which
-    /// verifies the signature and then validates the scanned claims.
-    fn verify(&self, token: &str) -> Result<Verified, AuthError> {
+    /// Decodes and scans the payload: `iss` chooses the policy, which
+    /// verifies the signature and then validates the scanned claims; the
+    /// claims type is decoded last.
+    fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Verified<C>, AuthError> {
         let (header_b64, payload_b64, signature) = split(token, self.max_len)?;
-        let json = decode_payload(payload_b64)?;
-        let (index, generation, exp, nbf, jkt) = {
-            let mut sink = ClaimsSink::default();
-            let names = scan_payload(&json, &mut sink);
-            // The payload's own errors only count once the signature holds;
-            // without an issuer to route to, there is nothing to verify with.
-            let iss = names.as_ref().ok().and(sink.iss.as_deref());
-            let (index, policy) = self.policy_for(iss)?;
-            if token.len() > policy.max_len {
-                return Err(AuthError::new(AuthErrorKind::TokenTooLong));
-            }
-            let generation =
-                policy.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
-            policy.validate(&names?, &sink)?;
-            (
-                index,
-                generation,
-                sink.exp,
-                sink.nbf,
-                sink.jkt.map(Box::from),
-            )
-        };
+        let mut stack = [0u8; PAYLOAD_BUFFER];
+        let mut heap = Vec::new();
+        let json = decode_into(payload_b64, &mut stack, &mut heap)?;
+        let mut sink = ClaimsSink::default();
+        let mut names = Names::default();
+        let scanned = scan_payload(json, &mut sink, &mut names);
+        // The payload's own errors only count once the signature holds;
+        // without an issuer to route to, there is nothing to verify with.
+        let iss = scanned.as_ref().ok().and(sink.iss.as_deref());
+        let (index, policy) = self.policy_for(iss)?;
+        if token.len() > policy.max_len {
+            return Err(AuthError::new(AuthErrorKind::TokenTooLong));
+        }
+        let generation =
+            policy.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
+        scanned?;
+        policy.validate(&names, &sink)?;
+        let custom = decode_claims(json)?;
         Ok(Verified {
-            payload: VerifiedPayload::new(json, jkt),
-            exp,
-            nbf,
+            custom,
+            payload: VerifiedPayload::new(json, sink.jkt.as_deref()),
+            exp: sink.exp,
+            nbf: sink.nbf,
             policy: index,
             generation,
         })
@@ -610,31 +642,69 @@ impl Routes {
 }
 
 impl Policy {
-    /// Verifies `token` with these keys and rules; with `issuer`, its
-    /// `iss` must be that issuer.
-    fn verify(&self, token: &str, issuer: Option<&str>) -> Result<Verified, AuthError> {
+    /// Verifies `token` with these keys and rules and decodes its claims;
+    /// with `issuer`, its `iss` must be that issuer.
+    fn verify<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        issuer: Option<&str>,
+    ) -> Result<Verified<C>, AuthError> {
         let (header_b64, payload_b64, signature) = split(token, self.max_len)?;
         let generation =
             self.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
-        let json = decode_payload(payload_b64)?;
-        let (exp, nbf, jkt) = {
-            let mut sink = ClaimsSink::default();
-            let names = scan_payload(&json, &mut sink)?;
-            self.validate(&names, &sink)?;
-            if let Some(iss) = issuer
-                && sink.iss.as_deref() != Some(iss)
-            {
-                return Err(AuthError::new(AuthErrorKind::InvalidIssuer));
-            }
-            (sink.exp, sink.nbf, sink.jkt.map(Box::from))
-        };
+        let json = decode_shared(payload_b64)?;
+        let (custom, read) = self.read_payload::<C>(&json, issuer)?;
+        let (exp, nbf, jkt) = (read.exp, read.nbf, read.jkt.as_deref().map(Arc::from));
         Ok(Verified {
-            payload: VerifiedPayload::new(json, jkt),
+            custom,
+            payload: VerifiedPayload::from_parts(json, jkt),
             exp,
             nbf,
             policy: 0,
             generation,
         })
+    }
+
+    /// Reads a verified payload: in one pass when it is valid (the claims
+    /// type decoded in the same walk, see [`decode_once`]); otherwise the
+    /// scan and the decode one after the other, which name what is wrong:
+    /// a duplicate name or malformed JSON first, then the registered
+    /// claims, then the claims type.
+    fn read_payload<'de, C: DeserializeOwned>(
+        &self,
+        json: &'de [u8],
+        issuer: Option<&str>,
+    ) -> Result<(C, Read<'de>), AuthError> {
+        if !is_object(json) {
+            return Err(AuthError::new(AuthErrorKind::Malformed));
+        }
+        let mut sink = ClaimsSink::default();
+        let mut names = Names::default();
+        if let Some(custom) = decode_once::<C>(json, &mut sink, &mut names, &self.required) {
+            self.check(&names, &sink, issuer)?;
+            return Ok((custom, Read::from(sink)));
+        }
+        let mut sink = ClaimsSink::default();
+        let mut names = Names::default();
+        scan_payload(json, &mut sink, &mut names)?;
+        self.check(&names, &sink, issuer)?;
+        Ok((decode_claims(json)?, Read::from(sink)))
+    }
+
+    /// The registered claims' checks, and the issuer chosen by the caller.
+    fn check(
+        &self,
+        names: &Names<'_>,
+        sink: &ClaimsSink<'_>,
+        issuer: Option<&str>,
+    ) -> Result<(), AuthError> {
+        self.validate(names, sink)?;
+        match issuer {
+            Some(iss) if sink.iss.as_deref() != Some(iss) => {
+                Err(AuthError::new(AuthErrorKind::InvalidIssuer))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Checks the header and the signature; returns the generation of the
@@ -647,39 +717,27 @@ impl Policy {
         token: &str,
     ) -> Result<u64, AuthError> {
         let message = &token[..header_b64.len() + 1 + payload_b64.len()];
-        // A header is small: decoded on the stack when it fits.
-        let mut buffer = [0u8; 512];
-        let heap;
-        let header_json = if header_b64.len() <= 4 * buffer.len() / 3 {
-            let len = URL_SAFE_NO_PAD
-                .decode_slice(header_b64, &mut buffer)
-                .map_err(malformed)?;
-            &buffer[..len]
-        } else {
-            heap = decode_part(header_b64)?;
-            &heap[..]
-        };
-        let header = parse_header(header_json)?;
-        if header.crit {
-            return Err(AuthError::new(AuthErrorKind::UnsupportedCritical));
-        }
-        if let Some(expected) = &self.typ {
-            let ok = header
-                .typ
-                .as_deref()
-                .is_some_and(|typ| typ_matches(typ, expected));
-            if !ok {
-                return Err(AuthError::new(AuthErrorKind::InvalidType));
+        LAST_HEADER.with_borrow_mut(|header| {
+            header.read(header_b64)?;
+            if header.crit {
+                return Err(AuthError::new(AuthErrorKind::UnsupportedCritical));
             }
-        }
-        let alg: Algorithm = header
-            .alg
-            .as_deref()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|_| AuthError::new(AuthErrorKind::UnsupportedAlgorithm))?;
-        self.keys
-            .verify(header.kid.as_deref(), alg, message, signature)
+            if let Some(expected) = &self.typ {
+                let ok = header
+                    .typ
+                    .as_deref()
+                    .is_some_and(|typ| typ_matches(typ, expected));
+                if !ok {
+                    return Err(AuthError::new(AuthErrorKind::InvalidType));
+                }
+            }
+            let alg: Algorithm = header
+                .alg
+                .parse()
+                .map_err(|_| AuthError::new(AuthErrorKind::UnsupportedAlgorithm))?;
+            self.keys
+                .verify(header.kid.as_deref(), alg, message, signature)
+        })
     }
 
     fn validate(&self, names: &Names<'_>, sink: &ClaimsSink<'_>) -> Result<(), AuthError> {
@@ -745,14 +803,87 @@ impl Policy {
     }
 }
 
+thread_local! {
+    /// The header this thread read last. Tokens of one issuer share their
+    /// header (`alg`, `kid`, `typ`), so a header equal to the last one, byte
+    /// for byte, is not decoded and parsed again: what parsing it gives
+    /// depends on those bytes alone. Only a header that parsed is kept.
+    static LAST_HEADER: RefCell<HeaderMemo> = const { RefCell::new(HeaderMemo::new()) };
+}
+
+/// A parsed header, and the base64url it came from; its strings keep their
+/// capacity from one header to the next, so a thread allocates for headers
+/// only until it has seen its longest.
+struct HeaderMemo {
+    /// The encoded header ("" until one parsed).
+    b64: String,
+    alg: String,
+    kid: Option<String>,
+    typ: Option<String>,
+    crit: bool,
+    /// The capacity `kid` and `typ` keep while they are `None`.
+    spare: [String; 2],
+}
+
+impl HeaderMemo {
+    const fn new() -> Self {
+        Self {
+            b64: String::new(),
+            alg: String::new(),
+            kid: None,
+            typ: None,
+            crit: false,
+            spare: [String::new(), String::new()],
+        }
+    }
+
+    /// Makes this the header `b64` encodes, parsing it unless it is the
+    /// last one.
+    fn read(&mut self, b64: &str) -> Result<(), AuthError> {
+        if self.b64 == b64 && !b64.is_empty() {
+            return Ok(());
+        }
+        self.b64.clear();
+        // A header is small: decoded on the stack when it fits.
+        let mut stack = [0u8; 512];
+        let mut heap = Vec::new();
+        let json = decode_into(b64, &mut stack, &mut heap)?;
+        let header = parse_header(json)?;
+        fn keep(slot: &mut Option<String>, spare: &mut String, value: Option<&str>) {
+            let mut string = slot.take().unwrap_or_else(|| std::mem::take(spare));
+            string.clear();
+            match value {
+                Some(value) => {
+                    string.push_str(value);
+                    *slot = Some(string);
+                }
+                None => *spare = string,
+            }
+        }
+        let [kid_spare, typ_spare] = &mut self.spare;
+        keep(&mut self.kid, kid_spare, header.kid.as_deref());
+        keep(&mut self.typ, typ_spare, header.typ.as_deref());
+        self.alg.clear();
+        self.alg.push_str(header.alg.as_deref().unwrap_or_default());
+        self.crit = header.crit;
+        self.b64.push_str(b64);
+        Ok(())
+    }
+}
+
 /// The three parts of a compact JWS, after the length check.
 fn split(token: &str, max_len: usize) -> Result<(&str, &str, &str), AuthError> {
     if token.len() > max_len {
         return Err(AuthError::new(AuthErrorKind::TokenTooLong));
     }
-    let mut parts = token.split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(header), Some(payload), Some(signature), None) => Ok((header, payload, signature)),
+    // Two dots, and no third: found with SIMD, as a token is long.
+    let mut dots = memchr::memchr_iter(b'.', token.as_bytes());
+    match (dots.next(), dots.next(), dots.next()) {
+        (Some(first), Some(second), None) => Ok((
+            &token[..first],
+            &token[first + 1..second],
+            &token[second + 1..],
+        )),
         _ => Err(AuthError::new(AuthErrorKind::Malformed)),
     }
 }
@@ -767,24 +898,61 @@ fn decode_part(part: &str) -> Result<Vec<u8>, AuthError> {
         .map_err(|e| AuthError::new(AuthErrorKind::Malformed).with_source(e))
 }
 
-/// Decodes the payload into a buffer of its exact size (unpadded base64url:
-/// three bytes per four characters), kept as the verified payload.
-fn decode_payload(part: &str) -> Result<Box<[u8]>, AuthError> {
-    let mut json = vec![0u8; part.len() / 4 * 3 + (part.len() % 4).saturating_sub(1)];
-    let len = URL_SAFE_NO_PAD
-        .decode_slice(part, &mut json)
+/// The payloads a verifier for several issuers decodes on the stack to
+/// route them: most tokens' (a heap buffer for the others, up to the
+/// maximum token length).
+const PAYLOAD_BUFFER: usize = 1024;
+
+/// Decodes a verified payload straight into the shared buffer that keeps
+/// it: one allocation, no copy.
+fn decode_shared(part: &str) -> Result<Arc<[u8]>, AuthError> {
+    // Unpadded base64url: three bytes per four characters.
+    let len = part.len() / 4 * 3 + (part.len() % 4).saturating_sub(1);
+    let mut json: Arc<[u8]> = std::iter::repeat_n(0, len).collect();
+    let buffer = Arc::get_mut(&mut json).expect("a new Arc is not shared");
+    let written = URL_SAFE_NO_PAD
+        .decode_slice(part, buffer)
         .map_err(malformed)?;
-    json.truncate(len);
-    Ok(json.into_boxed_slice())
+    Ok(if written == len {
+        json
+    } else {
+        Arc::from(&json[..written])
+    })
+}
+
+/// Decodes a part into `stack` when it fits, into `heap` otherwise.
+fn decode_into<'b, const N: usize>(
+    part: &str,
+    stack: &'b mut [u8; N],
+    heap: &'b mut Vec<u8>,
+) -> Result<&'b [u8], AuthError> {
+    if base64::decoded_len_estimate(part.len()) <= N {
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(part, stack)
+            .map_err(malformed)?;
+        Ok(&stack[..len])
+    } else {
+        *heap = decode_part(part)?;
+        Ok(heap)
+    }
+}
+
+/// Whether `json` starts (after white space) an object.
+fn is_object(json: &[u8]) -> bool {
+    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// Scans a payload: it must be a JSON object without duplicate names.
-fn scan_payload<'de>(json: &'de [u8], sink: &mut ClaimsSink<'de>) -> Result<Names<'de>, AuthError> {
+fn scan_payload<'de>(
+    json: &'de [u8],
+    sink: &mut ClaimsSink<'de>,
+    names: &mut Names<'de>,
+) -> Result<(), AuthError> {
     // A payload that is not a JSON object is malformed, not invalid claims.
-    if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    if !is_object(json) {
         return Err(AuthError::new(AuthErrorKind::Malformed));
     }
-    scan_object(json, sink).map_err(|e| e.into_auth_error(AuthErrorKind::InvalidClaims))
+    scan_object(json, sink, names).map_err(|e| e.into_auth_error(AuthErrorKind::InvalidClaims))
 }
 
 /// Decodes the application's claims type; a failure names the claim (never
@@ -1173,6 +1341,32 @@ mod tests {
                 .build()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn payloads_decode_into_their_exact_buffer() {
+        for len in 0..40 {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 % 256) as u8).collect();
+            let decoded = decode_shared(&URL_SAFE_NO_PAD.encode(&bytes)).unwrap();
+            assert_eq!(&decoded[..], &bytes[..]);
+        }
+        for bad in ["a", "ab=c", "a.bc", "abcde"] {
+            let error = decode_shared(bad).unwrap_err();
+            assert_eq!(error.kind(), AuthErrorKind::Malformed, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_token_splits_at_exactly_two_dots() {
+        assert_eq!(split("a.b.c", 10).unwrap(), ("a", "b", "c"));
+        assert_eq!(split("..", 10).unwrap(), ("", "", ""));
+        assert_eq!(split("a..c", 10).unwrap(), ("a", "", "c"));
+        for token in ["", "abc", "a.b", "a.b.c.d", "a.b.c."] {
+            let error = split(token, 10).unwrap_err();
+            assert_eq!(error.kind(), AuthErrorKind::Malformed, "{token}");
+        }
+        let error = split("a.b.c", 4).unwrap_err();
+        assert_eq!(error.kind(), AuthErrorKind::TokenTooLong);
     }
 
     #[test]
