@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::{
     ResponseFuture,
-    future::{Step, accept, refuse},
+    future::{Checking, Step, accept, log_check, refuse},
     layer::Shared,
 };
 use crate::{
@@ -117,6 +117,16 @@ where
                 Ok(()) => Step::Verified(claims),
                 Err(error) => fail(error.with_scheme(scheme)),
             },
+            // Verified now, only the application's check to wait for.
+            (Verification::Done(Ok(claims)), None, Some(check)) => match bind(&claims, None) {
+                Ok(()) => Step::Checking(Checking {
+                    check: check(&claims),
+                    claims,
+                    scheme,
+                    context: context.cloned(),
+                }),
+                Err(error) => fail(error.with_scheme(scheme)),
+            },
             (verification, proven, check) => {
                 let check = check.clone();
                 let context = context.cloned();
@@ -192,6 +202,11 @@ where
             }
             // Call the service that was polled ready once the step is done;
             // keep a fresh clone for next time.
+            Step::Checking(checking) => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::checking(checking, request, inner, self.responder.clone(), echo)
+            }
             Step::Pending(pending) => {
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
@@ -199,8 +214,4 @@ where
             }
         }
     }
-}
-
-fn log_check(error: &AuthError) {
-    tracing::debug!(kind = ?error.kind(), "token rejected by check");
 }

@@ -5,7 +5,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
 
 use super::{RefreshTokens, clock::now};
-use crate::{AuthError, Claims, auth::CheckFuture};
+use crate::{AuthError, Claims, auth::CheckFuture, claims::StrClaim};
 
 /// One login on one device, and the refresh tokens rotated within it.
 ///
@@ -113,18 +113,19 @@ impl RefreshTokens {
         let tokens = self.clone();
         move |claims: &Claims<C>| {
             let tokens = tokens.clone();
-            let registered = claims.registered();
-            let sid = registered.sid.clone();
-            let sub = registered.sub.clone();
+            // The payload by reference count: `sid` and `sub` are read where
+            // the verifier found them, not parsed or copied.
+            let payload = claims.payload().clone();
             Box::pin(async move {
-                let Some(sid) = sid else {
+                let Some(sid) = payload.string_claim(StrClaim::Sid) else {
                     return Err(AuthError::rejected("the token has no session"));
                 };
                 let now = now();
                 match tokens.store().session(&sid).await {
                     Ok(Some(session))
                         if session.is_live(now, tokens.idle_cutoff(now))
-                            && sub.as_deref() == Some(session.user_id.as_str()) =>
+                            && payload.string_claim(StrClaim::Sub).as_deref()
+                                == Some(session.user_id.as_str()) =>
                     {
                         Ok(())
                     }
