@@ -34,8 +34,9 @@
 //! load between functions. `cargo bench --bench verify -- ratios` runs the
 //! HS256 and ES256 subjects in turn instead, about 2 ms each, for
 //! `RATIO_ROUNDS` rounds (default 100), and prints the median of the
-//! per-round ratios: ours / raw decode, ours / floor, and jwt-authorizer /
-//! ours, layers net of their inner service.
+//! per-round ratios: ours / raw decode, ours / floor, jwt-authorizer /
+//! ours, and (HS256, a token with a `sid`) a layer whose check reads `sid`
+//! and `sub` / the layer without a check, layers net of their inner service.
 //!
 //! The `routing_HS256` and `routing_ES256` groups put the same token through
 //! a single-issuer verifier (`single`) and through `Verifier::by_issuer` of
@@ -92,7 +93,7 @@ use serde::Deserialize;
 use sha2::Sha256;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_jwt_auth::{
-    Algorithm, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
+    Algorithm, AuthError, Claims, JwtAuthLayer, SigningKey, TokenIssuer, VerificationKey, Verifier,
     dpop::{Dpop, MemoryReplayCache},
     refresh::{MemoryStore, RefreshTokens, Subject},
 };
@@ -563,6 +564,15 @@ fn ratios(cases: &[Case]) {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(100);
+    let sid_token = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, SECRET).unwrap())
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .access_token("user-1")
+        .session_id("session-1")
+        .role("USER")
+        .sign()
+        .unwrap()
+        .into_string();
     for case in cases.iter().filter(|c| matches!(c.name, "HS256" | "ES256")) {
         let token = case.token.as_str();
         let ours =
@@ -571,6 +581,43 @@ fn ratios(cases: &[Case]) {
             JwtAuthLayer::<BenchClaims>::new(case.cached.clone()).layer(service_fn(trivial));
         let theirs = theirs(case);
         let mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+        // A check that reads `sid` and `sub` and answers at once (what a
+        // session check costs besides its store lookup), against the same
+        // request without a check, and against the same check reading them
+        // from `Claims::registered` (a parse of the payload).
+        let sid = sid_token.as_str();
+        let sid_plain =
+            JwtAuthLayer::<BenchClaims>::new(case.verifier.clone()).layer(service_fn(trivial));
+        let sid_check = JwtAuthLayer::<BenchClaims>::builder(case.verifier.clone())
+            .check(|claims: &Claims<BenchClaims>| {
+                let ok =
+                    claims.session_id() == Some("session-1") && claims.subject() == Some("user-1");
+                std::future::ready(ok.then_some(()).ok_or_else(|| AuthError::rejected("sid")))
+            })
+            .build()
+            .unwrap()
+            .layer(service_fn(trivial));
+        let registered_check = JwtAuthLayer::<BenchClaims>::builder(case.verifier.clone())
+            .check(|claims: &Claims<BenchClaims>| {
+                let registered = claims.registered();
+                let ok = registered.sid.as_deref() == Some("session-1")
+                    && registered.sub.as_deref() == Some("user-1");
+                std::future::ready(ok.then_some(()).ok_or_else(|| AuthError::rejected("sid")))
+            })
+            .build()
+            .unwrap()
+            .layer(service_fn(trivial));
+        let empty_check = JwtAuthLayer::<BenchClaims>::builder(case.verifier.clone())
+            .check(|_: &Claims<BenchClaims>| std::future::ready(Ok(())))
+            .build()
+            .unwrap()
+            .layer(service_fn(trivial));
+        if case.name == "HS256" {
+            for service in [&sid_plain, &sid_check, &registered_check, &empty_check] {
+                let response = block_on(service.clone().oneshot(request(sid))).unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+        }
         case.cached.verify::<BenchClaims>(token).unwrap();
         block_on(ours_cached.clone().oneshot(request(token))).unwrap();
         let mut subjects: Vec<Timed<'_>> = vec![
@@ -607,6 +654,19 @@ fn ratios(cases: &[Case]) {
         ];
         if case.name == "HS256" {
             subjects.push(("floor", Box::new(|n| timed(n, || floor(token, &mac)))));
+            subjects.push(("layer_sid", Box::new(|n| requests(&sid_plain, sid, n))));
+            subjects.push((
+                "layer_sid_check",
+                Box::new(|n| requests(&sid_check, sid, n)),
+            ));
+            subjects.push((
+                "layer_empty_check",
+                Box::new(|n| requests(&empty_check, sid, n)),
+            ));
+            subjects.push((
+                "layer_registered_check",
+                Box::new(|n| requests(&registered_check, sid, n)),
+            ));
         }
         // Batches of about 2 ms each.
         let sizes: Vec<usize> = subjects
@@ -639,7 +699,12 @@ fn ratios(cases: &[Case]) {
             (index("inner_ours").unwrap(), index("inner_theirs").unwrap());
         for (i, (name, _)) in subjects.iter().enumerate() {
             let net = match *name {
-                "layer" | "layer_cached" => Some(inner_ours),
+                "layer"
+                | "layer_cached"
+                | "layer_sid"
+                | "layer_sid_check"
+                | "layer_empty_check"
+                | "layer_registered_check" => Some(inner_ours),
                 "theirs" => Some(inner_theirs),
                 _ => None,
             };
@@ -664,6 +729,25 @@ fn ratios(cases: &[Case]) {
                 "verifier / floor: {:.2}x; layer (net) / floor: {:.2}x",
                 per_round(&|r| ns[index("verifier").unwrap()][r] / ns[floor][r]),
                 per_round(&|r| net(layer, inner_ours, r) / ns[floor][r])
+            );
+        }
+        if let (Some(plain), Some(check), Some(empty), Some(registered)) = (
+            index("layer_sid"),
+            index("layer_sid_check"),
+            index("layer_empty_check"),
+            index("layer_registered_check"),
+        ) {
+            println!(
+                "a check reading sid and sub (net) / no check (net), cache off: {:.2}x by \
+                 Claims::session_id and Claims::subject, {:.2}x by Claims::registered; \
+                 a check reading nothing: {:.2}x",
+                per_round(&|r| net(check, inner_ours, r) / net(plain, inner_ours, r)),
+                per_round(&|r| net(registered, inner_ours, r) / net(plain, inner_ours, r)),
+                per_round(&|r| net(empty, inner_ours, r) / net(plain, inner_ours, r))
+            );
+            println!(
+                "the check reading sid and sub / the check reading nothing: {:.2}x",
+                per_round(&|r| net(check, inner_ours, r) / net(empty, inner_ours, r))
             );
         }
         println!(

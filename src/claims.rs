@@ -2,6 +2,7 @@
 //! request extensions.
 
 use std::{
+    borrow::Cow,
     fmt,
     ops::Deref,
     sync::{
@@ -81,6 +82,101 @@ pub(crate) fn payload_is_read() {
     PAYLOAD_READERS.store(true, Ordering::Release);
 }
 
+/// Where the value of a string claim lies in the payload, as the
+/// verifier's pass over it found it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Span {
+    /// Not known: the value is read by parsing the payload (a payload
+    /// that the verifier did not locate, or a value with escapes, whose
+    /// text is not the value).
+    #[default]
+    Parse,
+    /// The claim is not in the payload.
+    Absent,
+    /// The value is these bytes of the payload, verbatim.
+    At(u32, u32),
+}
+
+impl Span {
+    /// The span of `value`, read from `json` by the verifier.
+    fn of(json: &[u8], value: Option<&Cow<'_, str>>) -> Self {
+        let Some(value) = value else {
+            return Self::Absent;
+        };
+        let Cow::Borrowed(text) = value else {
+            return Self::Parse;
+        };
+        // A borrowed value is a slice of the payload: its place in it is the
+        // distance between the two. Anything else (it cannot happen) is
+        // left to the parse.
+        let start = (text.as_ptr() as usize).wrapping_sub(json.as_ptr() as usize);
+        match (start.checked_add(text.len()), u32::try_from(start)) {
+            (Some(end), Ok(from)) if end <= json.len() => {
+                u32::try_from(end).map_or(Self::Parse, |to| Self::At(from, to))
+            }
+            _ => Self::Parse,
+        }
+    }
+}
+
+/// Where the string claims `iss`, `sub`, `jti` and `sid` lie in a verified
+/// payload, so that reading them parses nothing and allocates nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Spans {
+    iss: Span,
+    sub: Span,
+    jti: Span,
+    sid: Span,
+}
+
+impl Spans {
+    /// The places of the values the verifier read from `json` (each one
+    /// borrowed from `json` when it had no escape).
+    pub(crate) fn locate(
+        json: &[u8],
+        iss: Option<&Cow<'_, str>>,
+        sub: Option<&Cow<'_, str>>,
+        jti: Option<&Cow<'_, str>>,
+        sid: Option<&Cow<'_, str>>,
+    ) -> Self {
+        Self {
+            iss: Span::of(json, iss),
+            sub: Span::of(json, sub),
+            jti: Span::of(json, jti),
+            sid: Span::of(json, sid),
+        }
+    }
+}
+
+/// A string claim that [`Spans`] locates.
+#[derive(Clone, Copy)]
+pub(crate) enum StrClaim {
+    Iss,
+    Sub,
+    Jti,
+    Sid,
+}
+
+impl StrClaim {
+    fn span(self, spans: &Spans) -> Span {
+        match self {
+            Self::Iss => spans.iss,
+            Self::Sub => spans.sub,
+            Self::Jti => spans.jti,
+            Self::Sid => spans.sid,
+        }
+    }
+
+    fn of(self, registered: &RegisteredClaims) -> Option<&str> {
+        match self {
+            Self::Iss => registered.iss.as_deref(),
+            Self::Sub => registered.sub.as_deref(),
+            Self::Jti => registered.jti.as_deref(),
+            Self::Sid => registered.sid.as_deref(),
+        }
+    }
+}
+
 /// A verified token's payload: the JSON, in one shared allocation, and
 /// `cnf.jkt` when the token is bound to a key. Cloned by reference count
 /// into the cache and the claims.
@@ -92,23 +188,69 @@ pub(crate) struct VerifiedPayload {
     /// For a cached token, its registered claims, parsed once for all the
     /// requests that carry it; `None` for a payload of one request.
     registered: Option<Arc<OnceLock<RegisteredClaims>>>,
+    /// Where the string claims lie in `json`.
+    spans: Spans,
 }
 
 impl VerifiedPayload {
-    pub(crate) fn new(json: &[u8], jkt: Option<&str>) -> Self {
+    /// A payload copied into its shared buffer; its string claims are read
+    /// at `spans` of `json` (the default: by a parse).
+    pub(crate) fn new(json: &[u8], jkt: Option<&str>, spans: Spans) -> Self {
         Self {
             json: Arc::from(json),
             jkt: jkt.map(Arc::from),
             registered: None,
+            spans,
         }
     }
 
     /// A payload already in its shared buffer.
-    pub(crate) fn from_parts(json: Arc<[u8]>, jkt: Option<Arc<str>>) -> Self {
+    pub(crate) fn from_parts(json: Arc<[u8]>, jkt: Option<Arc<str>>, spans: Spans) -> Self {
         Self {
             json,
             jkt,
             registered: None,
+            spans,
+        }
+    }
+
+    /// A string claim, without a parse when the verifier located it:
+    /// `Ok(None)` when it is absent, `Err(())` when only a parse can say.
+    fn located(&self, claim: StrClaim) -> Result<Option<&str>, ()> {
+        match claim.span(&self.spans) {
+            Span::Absent => Ok(None),
+            // The payload is UTF-8 (the verifier read it as a `str`) and the
+            // span is a whole string value: this check cannot fail.
+            Span::At(from, to) => self
+                .json
+                .get(from as usize..to as usize)
+                .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                .map(Some)
+                .ok_or(()),
+            Span::Parse => Err(()),
+        }
+    }
+
+    /// Whether `claim` is read without a parse.
+    #[cfg(test)]
+    pub(crate) fn is_located(&self, claim: StrClaim) -> bool {
+        self.located(claim).is_ok()
+    }
+
+    /// A string claim of the payload, for a check that holds the payload
+    /// rather than the claims (it outlives the request's borrow): borrowed
+    /// when the verifier located it, else parsed.
+    pub(crate) fn string_claim(&self, claim: StrClaim) -> Option<Cow<'_, str>> {
+        match self.located(claim) {
+            Ok(value) => value.map(Cow::Borrowed),
+            Err(()) => match &self.registered {
+                Some(shared) => claim
+                    .of(shared.get_or_init(|| self.registered()))
+                    .map(Cow::Borrowed),
+                None => claim
+                    .of(&self.registered())
+                    .map(|v| Cow::Owned(v.to_owned())),
+            },
         }
     }
 
@@ -207,9 +349,78 @@ impl<C> Claims<C> {
         }
     }
 
+    /// A string claim: where the verifier found it in the payload, or
+    /// else from the registered claims parsed once.
+    fn string_claim(&self, claim: StrClaim) -> Option<&str> {
+        self.payload
+            .located(claim)
+            .unwrap_or_else(|()| claim.of(self.registered()))
+    }
+
+    /// The payload the claims were decoded from, for a check whose future
+    /// outlives the borrow of the claims.
+    pub(crate) fn payload(&self) -> &VerifiedPayload {
+        &self.payload
+    }
+
     /// The subject (`sub`), usually the user id.
+    ///
+    /// Like [`issuer`](Self::issuer), [`token_id`](Self::token_id) and
+    /// [`session_id`](Self::session_id), it reads the value where the
+    /// verifier found it in the payload: no parse and no allocation (a
+    /// value written with JSON escapes is read from
+    /// [`registered`](Self::registered) instead). The value is always the
+    /// one `registered()` holds.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer, VerificationKey, Verifier};
+    ///
+    /// let secret = b"a secret of at least thirty-two bytes!";
+    /// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, secret)?);
+    /// let verifier = Verifier::builder().key(VerificationKey::hmac(secret)?).build()?;
+    /// let token = issuer.access_token("user-1").session_id("s-1").sign()?;
+    ///
+    /// let claims = verifier.verify::<serde_json::Value>(token.as_str())?;
+    /// assert_eq!(claims.subject(), Some("user-1"));
+    /// assert_eq!(claims.session_id(), Some("s-1"));
+    /// assert_eq!(claims.token_id(), claims.registered().jti.as_deref());
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
     pub fn subject(&self) -> Option<&str> {
-        self.registered().sub.as_deref()
+        self.string_claim(StrClaim::Sub)
+    }
+
+    /// The session the token belongs to (`sid`, the refresh-token family
+    /// its refresh token rotates in), without a parse or an allocation;
+    /// `None` for a token without one. See [`subject`](Self::subject).
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, SigningKey, TokenIssuer, VerificationKey, Verifier};
+    ///
+    /// let secret = b"a secret of at least thirty-two bytes!";
+    /// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, secret)?);
+    /// let verifier = Verifier::builder().key(VerificationKey::hmac(secret)?).build()?;
+    /// // An access token signed outside a refresh-token session has none.
+    /// let token = issuer.access_token("user-1").sign()?;
+    ///
+    /// let claims = verifier.verify::<serde_json::Value>(token.as_str())?;
+    /// assert_eq!(claims.session_id(), None);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn session_id(&self) -> Option<&str> {
+        self.string_claim(StrClaim::Sid)
+    }
+
+    /// The issuer (`iss`), without a parse or an allocation. See
+    /// [`subject`](Self::subject).
+    pub fn issuer(&self) -> Option<&str> {
+        self.string_claim(StrClaim::Iss)
+    }
+
+    /// The token's unique id (`jti`), without a parse or an allocation. See
+    /// [`subject`](Self::subject).
+    pub fn token_id(&self) -> Option<&str> {
+        self.string_claim(StrClaim::Jti)
     }
 
     /// The JWK SHA-256 thumbprint the token is bound to (`cnf.jkt`, RFC
@@ -232,7 +443,7 @@ impl<C: fmt::Debug> fmt::Debug for Claims<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The full claim set is not printed: it can carry personal data.
         f.debug_struct("Claims")
-            .field("sub", &self.registered().sub)
+            .field("sub", &self.subject())
             .field("custom", &self.custom)
             .finish_non_exhaustive()
     }
@@ -245,13 +456,13 @@ mod tests {
     #[test]
     fn cached_payloads_parse_their_registered_claims_once() {
         let json = br#"{"sub":"u","sid":"s","aud":"a","exp":5}"#;
-        let one = Claims::new((), VerifiedPayload::new(json, None));
-        let other = Claims::new((), VerifiedPayload::new(json, None));
+        let one = Claims::new((), VerifiedPayload::new(json, None, Spans::default()));
+        let other = Claims::new((), VerifiedPayload::new(json, None, Spans::default()));
         assert_eq!(one.subject(), Some("u"));
         assert_eq!(one.registered(), other.registered());
         assert!(!std::ptr::eq(one.registered(), other.registered()));
 
-        let shared = VerifiedPayload::new(json, Some("k")).shared();
+        let shared = VerifiedPayload::new(json, Some("k"), Spans::default()).shared();
         let (a, b) = (Claims::new((), shared.clone()), Claims::new((), shared));
         assert!(std::ptr::eq(a.registered(), b.registered()));
         assert_eq!(a.registered().sid.as_deref(), Some("s"));

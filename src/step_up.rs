@@ -289,7 +289,7 @@ mod tests {
     use super::*;
 
     fn payload(json: &str) -> VerifiedPayload {
-        VerifiedPayload::new(json.as_bytes(), None)
+        VerifiedPayload::new(json.as_bytes(), None, Default::default())
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! and the verified payload it holds (one shared buffer, which backs
 //! `Claims::registered`), and nothing for a claims type without heap data.
 //! A cached token allocates the entry only: the payload is the cache's.
+//! Reading `sid`, `sub`, `iss` or `jti` from the claims allocates nothing.
 //! Once a `RequireRoleLayer` or `StepUpLayer` has wrapped a service in the
 //! process, a second entry (the payload, for those layers) comes on top.
 //!
@@ -118,6 +119,7 @@ fn token() -> String {
         .issuer(ISS)
         .audience(AUD)
         .access_token("user-1")
+        .session_id("session-1")
         .role("USER")
         .sign()
         .unwrap()
@@ -173,6 +175,25 @@ async fn inner_named(request: Request<String>) -> Result<Response<String>, Infal
     Ok(response)
 }
 
+/// Reads the string claims as a session check does: `sid`, `sub`, and
+/// `iss` and `jti` too.
+async fn inner_reading(request: Request<String>) -> Result<Response<String>, Infallible> {
+    let ok = request
+        .extensions()
+        .get::<Claims<Small>>()
+        .is_some_and(|claims| {
+            claims.session_id() == Some("session-1")
+                && claims.subject() == Some("user-1")
+                && claims.issuer() == Some(ISS)
+                && claims.token_id().is_some_and(|jti| !jti.is_empty())
+        });
+    let mut response = Response::new(String::new());
+    if !ok {
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    Ok(response)
+}
+
 /// Allocations of one request through `service`, the request built (and
 /// the service polled ready) beforehand: what a server's call costs.
 fn one_request<S>(service: &S, token: &str) -> usize
@@ -216,6 +237,13 @@ fn the_hot_path_allocates_only_the_claims_it_hands_over() {
     // From the cache: the `Claims<C>` entry only.
     let cached = JwtAuthLayer::<Small>::new(verifier(true)).layer(service_fn(inner));
     assert_eq!(steady(&cached, &token), [1; 3]);
+
+    // Reading `sid`, `sub`, `iss` and `jti` allocates nothing: they are read
+    // where the verifier found them in the payload.
+    let reading = JwtAuthLayer::<Small>::new(verifier(false)).layer(service_fn(inner_reading));
+    assert_eq!(steady(&reading, &token), [2; 3]);
+    let reading = JwtAuthLayer::<Small>::new(verifier(true)).layer(service_fn(inner_reading));
+    assert_eq!(steady(&reading, &token), [1; 3]);
 
     // A claims type with heap data adds its own: here one `String`, decoded
     // in full, or cloned out of the cache.

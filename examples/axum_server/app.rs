@@ -197,7 +197,7 @@ impl AppState {
                 let live = session_check(claims);
                 let users = epochs.clone();
                 let user_id = claims.sub.clone();
-                let session_id = claims.registered().sid.clone();
+                let session_id = claims.session_id().map(str::to_owned);
                 async move {
                     match live {
                         Checked::Ready(result) => result?,

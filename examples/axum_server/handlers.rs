@@ -211,7 +211,7 @@ pub struct SessionView {
 }
 
 pub async fn sessions(State(state): State<AppState>, claims: Claims<AccessClaims>) -> Response {
-    let current = claims.registered().sid.clone();
+    let current = claims.session_id().map(str::to_owned);
     match state.refresh.sessions(&claims.sub).await {
         Ok(sessions) => Json(
             sessions

@@ -2,6 +2,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -9,7 +10,9 @@ use http::{HeaderValue, Request, Response, StatusCode, header::SEC_WEBSOCKET_PRO
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use super::CheckFuture;
 use crate::{
+    challenge::{ChallengeContext, Scheme},
     claims::Claims,
     error::AuthError,
     response::{Responder, is_grpc, reject},
@@ -27,8 +30,20 @@ pub(crate) enum Step<C> {
     Anonymous,
     /// Refused.
     Failed(AuthError),
+    /// Verified now, waiting for the application's check only.
+    Checking(Checking<C>),
     /// Waiting for the one asynchronous step.
     Pending(Pending<C>),
+}
+
+/// A token verified in `call` whose claims wait for the application's
+/// check: the check's future is polled by the response future itself, with
+/// no second boxed future around it.
+pub(crate) struct Checking<C> {
+    pub(crate) claims: Claims<C>,
+    pub(crate) check: CheckFuture,
+    pub(crate) scheme: Scheme,
+    pub(crate) context: Option<Arc<ChallengeContext>>,
 }
 
 pin_project! {
@@ -60,6 +75,19 @@ pin_project! {
         Rejected {
             response: Option<S::Response>,
         },
+        // Verified in `call`, waiting for the application's check; then the
+        // claims go into the request and the inner service is called.
+        // The claims are in the request already: no one sees it before the
+        // check passes, and it is dropped if the check refuses.
+        Checking {
+            check: CheckFuture,
+            scheme: Scheme,
+            context: Option<Arc<ChallengeContext>>,
+            request: Option<Request<ReqBody>>,
+            inner: Option<S>,
+            responder: R,
+            echo: Option<HeaderValue>,
+        },
         // Waiting for the one asynchronous step (a key refresh, the
         // application's check); then the claims go into the request and the
         // inner service is called.
@@ -89,6 +117,39 @@ where
         Self {
             state: State::Rejected {
                 response: Some(response),
+            },
+        }
+    }
+
+    /// The claims wait for the application's check; `inner` was polled
+    /// ready.
+    pub(crate) fn checking(
+        checking: Checking<C>,
+        request: Request<ReqBody>,
+        inner: S,
+        responder: R,
+        echo: Option<HeaderValue>,
+    ) -> Self
+    where
+        C: Clone + Send + Sync + 'static,
+    {
+        let mut request = request;
+        let Checking {
+            claims,
+            check,
+            scheme,
+            context,
+        } = checking;
+        claims.insert_into(request.extensions_mut());
+        Self {
+            state: State::Checking {
+                check,
+                scheme,
+                context,
+                request: Some(request),
+                inner: Some(inner),
+                responder,
+                echo,
             },
         }
     }
@@ -141,6 +202,31 @@ where
                 StateProj::Rejected { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")));
                 }
+                StateProj::Checking {
+                    check,
+                    scheme,
+                    context,
+                    request,
+                    inner,
+                    responder,
+                    echo,
+                } => {
+                    let outcome = ready!(check.as_mut().poll(cx));
+                    let request = request.take().expect("polled after completion");
+                    match outcome {
+                        // The claims went into the request with the check.
+                        Ok(()) => crate::metrics::token_verified(),
+                        Err(error) => {
+                            log_check(&error);
+                            let error = error.with_scheme(*scheme).with_context(context.as_ref());
+                            return Poll::Ready(Ok(refuse(error, &request, responder)));
+                        }
+                    }
+                    let mut inner = inner.take().expect("polled after completion");
+                    let future = inner.call(request);
+                    let echo = echo.take();
+                    this.state.set(State::Inner { future, echo });
+                }
                 StateProj::Authenticating {
                     pending,
                     request,
@@ -181,6 +267,11 @@ where
 {
     crate::metrics::token_verified();
     claims.insert_into(request.extensions_mut());
+}
+
+/// A request refused by the application's check, logged by kind only.
+pub(crate) fn log_check(error: &AuthError) {
+    tracing::debug!(kind = ?error.kind(), "token rejected by check");
 }
 
 /// A refused request: counted, logged by kind only, and answered.

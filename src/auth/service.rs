@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::{
     ResponseFuture,
-    future::{Step, accept, refuse},
+    future::{Checking, Step, accept, log_check, refuse},
     layer::{Checked, Shared},
 };
 use crate::{
@@ -125,18 +125,14 @@ where
                         log_check(&error);
                         fail(error.with_scheme(scheme))
                     }
-                    Some(Checked::Pending(pending)) => {
-                        let context = context.cloned();
-                        Step::Pending(Box::pin(async move {
-                            match pending.await {
-                                Ok(()) => Ok(claims),
-                                Err(error) => {
-                                    log_check(&error);
-                                    Err(error.with_scheme(scheme).with_context(context.as_ref()))
-                                }
-                            }
-                        }))
-                    }
+                    // Verified now, only the application's check to wait
+                    // for: the response future polls it itself.
+                    Some(Checked::Pending(check)) => Step::Checking(Checking {
+                        check,
+                        claims,
+                        scheme,
+                        context: context.cloned(),
+                    }),
                 }
             }
             (verification, proven, check) => {
@@ -218,6 +214,11 @@ where
             }
             // Call the service that was polled ready once the step is done;
             // keep a fresh clone for next time.
+            Step::Checking(checking) => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::checking(checking, request, inner, self.responder.clone(), echo)
+            }
             Step::Pending(pending) => {
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
@@ -225,8 +226,4 @@ where
             }
         }
     }
-}
-
-fn log_check(error: &AuthError) {
-    tracing::debug!(kind = ?error.kind(), "token rejected by check");
 }

@@ -191,8 +191,8 @@ impl SessionBroadcast {
     pub fn check<C>(&self) -> impl Fn(&Claims<C>) -> Checked + Send + Sync + 'static {
         let shared = Arc::clone(&self.shared);
         move |claims: &Claims<C>| {
-            let registered = claims.registered();
-            let Some(sid) = registered.sid.as_deref() else {
+            // Read where the verifier found it: no parse, no allocation.
+            let Some(sid) = claims.session_id() else {
                 return Checked::Ready(Err(no_session()));
             };
             if shared.synced.load(Ordering::Acquire) {
@@ -204,7 +204,7 @@ impl SessionBroadcast {
             }
             let tokens = shared.tokens.clone();
             let sid = sid.to_owned();
-            let sub = registered.sub.clone();
+            let sub = claims.subject().map(str::to_owned);
             Checked::Pending(Box::pin(async move {
                 tokens.check_session(&sid, sub.as_deref()).await
             }))

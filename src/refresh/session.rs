@@ -6,7 +6,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::{RefreshTokens, clock::now};
-use crate::{AuthError, Claims, auth::CheckFuture};
+use crate::{AuthError, Claims, auth::CheckFuture, claims::StrClaim};
 
 /// One login on one device, and the refresh tokens rotated within it.
 ///
@@ -161,13 +161,14 @@ impl RefreshTokens {
         let tokens = self.clone();
         move |claims: &Claims<C>| {
             let tokens = tokens.clone();
-            let registered = claims.registered();
-            let sid = registered.sid.clone();
-            let sub = registered.sub.clone();
+            // The payload by reference count: `sid` and `sub` are read where
+            // the verifier found them, not parsed or copied.
+            let payload = claims.payload().clone();
             Box::pin(async move {
-                let Some(sid) = sid else {
+                let Some(sid) = payload.string_claim(StrClaim::Sid) else {
                     return Err(no_session());
                 };
+                let sub = payload.string_claim(StrClaim::Sub);
                 tokens.check_session(&sid, sub.as_deref()).await
             })
         }

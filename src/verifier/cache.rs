@@ -208,7 +208,13 @@ mod tests {
     use super::*;
 
     fn entry(exp: Option<i64>, nbf: Option<i64>) -> Entry {
-        Entry::new(0, 0, exp, nbf, VerifiedPayload::new(b"{}", None))
+        Entry::new(
+            0,
+            0,
+            exp,
+            nbf,
+            VerifiedPayload::new(b"{}", None, Default::default()),
+        )
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde::{
 use serde_json::value::RawValue;
 
 use crate::{
-    claims::to_seconds,
+    claims::{Spans, to_seconds},
     error::{AuthError, AuthErrorKind},
     json::{Names, ScanError, Sink, Str, scan_object},
 };
@@ -113,6 +113,11 @@ pub(crate) fn parse_header(json: &[u8]) -> Result<Header<'_>, AuthError> {
 #[derive(Default)]
 pub(crate) struct ClaimsSink<'de> {
     pub(crate) iss: Option<Cow<'de, str>>,
+    /// `sub`, `jti` and `sid`: not checked, but located for
+    /// [`Claims`](crate::Claims)' accessors.
+    pub(crate) sub: Option<Cow<'de, str>>,
+    pub(crate) jti: Option<Cow<'de, str>>,
+    pub(crate) sid: Option<Cow<'de, str>>,
     pub(crate) aud: Option<Audience<'de>>,
     pub(crate) exp: Option<i64>,
     pub(crate) nbf: Option<i64>,
@@ -138,9 +143,25 @@ struct Confirmation<'a> {
 impl<'de> ClaimsSink<'de> {
     /// A string claim ([`Watch::Str`]).
     fn string(&mut self, name: &str, value: Cow<'de, str>) {
-        if name == "iss" {
-            self.iss = Some(value);
-        }
+        let slot = match name {
+            "iss" => &mut self.iss,
+            "sub" => &mut self.sub,
+            "jti" => &mut self.jti,
+            _ => &mut self.sid,
+        };
+        *slot = Some(value);
+    }
+
+    /// Where `iss`, `sub`, `jti` and `sid` lie in `json`, the payload this
+    /// sink read.
+    pub(crate) fn spans(&self, json: &[u8]) -> Spans {
+        Spans::locate(
+            json,
+            self.iss.as_ref(),
+            self.sub.as_ref(),
+            self.jti.as_ref(),
+            self.sid.as_ref(),
+        )
     }
 
     /// A NumericDate claim ([`Watch::Date`]).

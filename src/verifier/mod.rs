@@ -47,7 +47,7 @@ use self::{
     json::{ClaimsSink, decode_once, parse_header},
 };
 use crate::{
-    claims::{Claims, VerifiedPayload},
+    claims::{Claims, Spans, VerifiedPayload},
     error::{AuthError, AuthErrorKind, ConfigError, JsonError},
     json::{Names, scan_object},
     keys::{Algorithm, KeySet, KeySource, VerificationKey},
@@ -576,11 +576,15 @@ struct Read<'de> {
     exp: Option<i64>,
     nbf: Option<i64>,
     jkt: Option<Cow<'de, str>>,
+    /// Where the string claims lie in the payload.
+    spans: Spans,
 }
 
-impl<'de> From<ClaimsSink<'de>> for Read<'de> {
-    fn from(sink: ClaimsSink<'de>) -> Self {
+impl<'de> Read<'de> {
+    /// What `sink` read from `json`.
+    fn new(json: &[u8], sink: ClaimsSink<'de>) -> Self {
         Self {
+            spans: sink.spans(json),
             exp: sink.exp,
             nbf: sink.nbf,
             jkt: sink.jkt,
@@ -632,7 +636,7 @@ impl Routes {
         let custom = decode_claims(json)?;
         Ok(Verified {
             custom,
-            payload: VerifiedPayload::new(json, sink.jkt.as_deref()),
+            payload: VerifiedPayload::new(json, sink.jkt.as_deref(), sink.spans(json)),
             exp: sink.exp,
             nbf: sink.nbf,
             policy: index,
@@ -654,10 +658,11 @@ impl Policy {
             self.verify_header_and_signature(header_b64, payload_b64, signature, token)?;
         let json = decode_shared(payload_b64)?;
         let (custom, read) = self.read_payload::<C>(&json, issuer)?;
-        let (exp, nbf, jkt) = (read.exp, read.nbf, read.jkt.as_deref().map(Arc::from));
+        let (exp, nbf, spans) = (read.exp, read.nbf, read.spans);
+        let jkt = read.jkt.as_deref().map(Arc::from);
         Ok(Verified {
             custom,
-            payload: VerifiedPayload::from_parts(json, jkt),
+            payload: VerifiedPayload::from_parts(json, jkt, spans),
             exp,
             nbf,
             policy: 0,
@@ -682,13 +687,13 @@ impl Policy {
         let mut names = Names::default();
         if let Some(custom) = decode_once::<C>(json, &mut sink, &mut names, &self.required) {
             self.check(&names, &sink, issuer)?;
-            return Ok((custom, Read::from(sink)));
+            return Ok((custom, Read::new(json, sink)));
         }
         let mut sink = ClaimsSink::default();
         let mut names = Names::default();
         scan_payload(json, &mut sink, &mut names)?;
         self.check(&names, &sink, issuer)?;
-        Ok((decode_claims(json)?, Read::from(sink)))
+        Ok((decode_claims(json)?, Read::new(json, sink)))
     }
 
     /// The registered claims' checks, and the issuer chosen by the caller.
@@ -1316,6 +1321,7 @@ fn typ_matches(typ: &str, expected: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claims::{RegisteredClaims, StrClaim};
 
     fn key() -> VerificationKey {
         VerificationKey::hmac([7u8; 32]).unwrap()
@@ -1388,5 +1394,99 @@ mod tests {
         assert_eq!(error.kind(), AuthErrorKind::InvalidClaims);
         let debug = format!("{error:?} {}", std::error::Error::source(&error).unwrap());
         assert!(!debug.contains("secret-claim-value"), "{debug}");
+    }
+
+    /// An HS256 token over `payload`, verbatim.
+    fn raw_token(payload: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(payload));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&[7u8; 32]).unwrap();
+        mac.update(input.as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{input}.{signature}")
+    }
+
+    #[test]
+    fn located_string_claims_are_the_parsed_ones() {
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Wide {
+            #[serde(default)]
+            n: u128,
+        }
+        let one = Verifier::builder().key(key()).build().unwrap();
+        let cached = Verifier::builder().key(key()).cache(16).build().unwrap();
+        let routed = Verifier::by_issuer([
+            Verifier::builder().key(key()).issuer("i").build().unwrap(),
+            Verifier::builder().key(key()).issuer("j").build().unwrap(),
+        ])
+        .unwrap();
+        let payloads = [
+            r#"{"iss":"i","exp":4000000000,"sub":"user-1","sid":"s-1","jti":"t"}"#,
+            r#" { "sid" : "s\"1" , "sub":"\u00e9","iss":"i","exp":4000000000,"n":1} "#,
+            r#"{"iss":"i","exp":4000000000,"sub":"","extra":{"sid":"not this one"}}"#,
+            r#"{"iss":"i","exp":4000000000,"jti":"\/t","sid":"s-\u0031"}"#,
+            r#"{"iss":"i","exp":4000000000,"sub":"u","sid":"é"}"#,
+        ];
+        for payload in payloads {
+            let token = raw_token(payload);
+            let mut all = vec![
+                one.verify::<serde_json::Value>(&token).unwrap(),
+                cached.verify::<serde_json::Value>(&token).unwrap(),
+                cached.verify::<serde_json::Value>(&token).unwrap(),
+                routed.verify::<serde_json::Value>(&token).unwrap(),
+            ];
+            // A claims type the one pass leaves to the two passes of old.
+            let wide = one.verify::<Wide>(&token).unwrap();
+            let wide = Claims::new(serde_json::Value::Null, wide.payload().clone());
+            all.push(wide);
+            for claims in &all {
+                let registered = serde_json::from_str::<RegisteredClaims>(payload).unwrap();
+                assert_eq!(claims.subject(), registered.sub.as_deref(), "{payload}");
+                assert_eq!(claims.session_id(), registered.sid.as_deref(), "{payload}");
+                assert_eq!(claims.issuer(), registered.iss.as_deref(), "{payload}");
+                assert_eq!(claims.token_id(), registered.jti.as_deref(), "{payload}");
+                for (claim, value) in [
+                    (StrClaim::Sub, &registered.sub),
+                    (StrClaim::Sid, &registered.sid),
+                ] {
+                    let read = claims.payload().string_claim(claim);
+                    assert_eq!(read.as_deref(), value.as_deref(), "{payload}");
+                }
+                assert_eq!(claims.registered(), &registered, "{payload}");
+            }
+        }
+        // Values without escapes, and absent ones, are read where they lie.
+        let located = |payload: &str, claim| {
+            let claims = one
+                .verify::<serde_json::Value>(&raw_token(payload))
+                .unwrap();
+            claims.payload().is_located(claim)
+        };
+        for claim in [StrClaim::Iss, StrClaim::Sub, StrClaim::Jti, StrClaim::Sid] {
+            assert!(located(payloads[0], claim));
+        }
+        assert!(!located(payloads[1], StrClaim::Sid));
+        assert!(!located(payloads[1], StrClaim::Sub));
+        assert!(located(payloads[1], StrClaim::Jti));
+        assert!(located(payloads[4], StrClaim::Sid));
+        // A `sid` or `sub` that is not a string is refused, whatever the path.
+        for payload in [
+            r#"{"iss":"i","exp":4000000000,"sid":5}"#,
+            r#"{"iss":"i","exp":4000000000,"sid":null}"#,
+            r#"{"iss":"i","exp":4000000000,"sub":["u"]}"#,
+            r#"{"iss":"i","exp":4000000000,"sid":{"a":"b"}}"#,
+        ] {
+            let token = raw_token(payload);
+            for verifier in [&one, &cached] {
+                let error = verifier.verify::<serde_json::Value>(&token).unwrap_err();
+                assert_eq!(error.kind(), AuthErrorKind::InvalidClaims, "{payload}");
+            }
+            // Several issuers: a payload that cannot be read has no issuer to
+            // route to.
+            let error = routed.verify::<serde_json::Value>(&token).unwrap_err();
+            assert_eq!(error.kind(), AuthErrorKind::InvalidIssuer, "{payload}");
+        }
     }
 }

@@ -176,3 +176,46 @@ async fn a_check_may_answer_now_or_later() {
     let (res, calls) = send!(layer, bearer(other.as_str()));
     assert_invalid_token_with(&res, calls, AuthErrorKind::Rejected, "looked up: refused");
 }
+
+#[tokio::test]
+async fn a_check_refusal_carries_the_realm_and_the_body() {
+    // A check that answers at once and one that waits: the same refusal.
+    for wait in [false, true] {
+        let layer = JwtAuthLayer::<MyClaims>::builder(verifier())
+            .realm("my api")
+            .check(move |claims: &Claims<MyClaims>| {
+                let sid = claims.session_id().map(str::to_owned);
+                async move {
+                    if wait {
+                        tokio::task::yield_now().await;
+                    }
+                    match sid {
+                        Some(_) => Ok(()),
+                        None => Err(AuthError::rejected("the token has no session")),
+                    }
+                }
+            })
+            .build()
+            .unwrap();
+        let (res, calls) = send!(layer.clone(), bearer(&valid_token()));
+        assert_rejection(
+            &res,
+            calls,
+            AuthErrorKind::Rejected,
+            401,
+            Some(
+                r#"Bearer realm="my api", error="invalid_token", error_description="the token has no session""#,
+            ),
+            "invalid_token",
+            "the token has no session",
+        );
+        let with_session = issuer()
+            .access_token("user-1")
+            .session_id("s-1")
+            .sign()
+            .unwrap();
+        let (res, calls) = send!(layer, bearer(with_session.as_str()));
+        assert_passed(&res, calls);
+        assert_eq!(claims_of(&res).session_id(), Some("s-1"));
+    }
+}
