@@ -89,6 +89,16 @@ impl Requirement {
 
 /// Requires a recent or strong enough authentication; see the
 /// [module docs](crate::step_up).
+///
+/// # Build it before serving
+///
+/// Wrap the service (`layer`) before the stack serves its first request,
+/// as `ServiceBuilder` or axum's `Router::layer` do: the first such wrap
+/// in the process tells [`JwtAuthLayer`](crate::JwtAuthLayer) to keep the
+/// verified payload for this layer. A request verified before any such
+/// layer was built carries none, and this layer then refuses it with 401
+/// (it fails closed): building the layer lazily, inside another service's
+/// `call`, refuses the requests verified before.
 pub struct StepUpLayer<R = DefaultResponder> {
     requirement: Arc<Requirement>,
     responder: R,

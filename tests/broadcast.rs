@@ -509,6 +509,195 @@ async fn postgres_checks_from_memory_and_falls_back_to_lookups() {
     drop_schema(&schema).await;
 }
 
+/// A TCP proxy on loopback that can be frozen: it then stops forwarding
+/// bytes both ways without closing anything, as a half-open connection
+/// does (no FIN, no RST: reads just wait).
+struct FreezingProxy {
+    port: u16,
+    frozen: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FreezingProxy {
+    async fn start(upstream: (String, u16)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let state = frozen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(Self::pump(client_read, server_write, state.clone()));
+                tokio::spawn(Self::pump(server_read, client_write, state.clone()));
+            }
+        });
+        Self { port, frozen, task }
+    }
+
+    /// Copies `from` to `to`, holding every byte while frozen.
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: Arc<AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0; 16 * 1024];
+        loop {
+            while frozen.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            while frozen.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen.store(frozen, Ordering::SeqCst);
+    }
+}
+
+impl Drop for FreezingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// PostgreSQL's `LISTEN` connection goes silent (a half-open connection,
+/// frozen in a proxy while the pool still works): the heartbeat notices
+/// within its period plus its timeout, the check falls back to lookups (a
+/// logout meanwhile is refused), and the broadcast resyncs once the path
+/// is back. Heartbeats and malformed announcements never enter the set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_heartbeat_notices_a_silent_listener() {
+    let Some((store, schema)) = postgres_store().await else {
+        return;
+    };
+    let base = PgConnectOptions::from_str(&url(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+    ))
+    .expect("DATABASE_URL");
+    let proxy = FreezingProxy::start((base.get_host().to_owned(), base.get_port())).await;
+    let every = Duration::from_millis(200);
+    let timeout = Duration::from_millis(300);
+    let events = Arc::new(
+        (*store)
+            .clone()
+            .listener(
+                base.host("127.0.0.1")
+                    .port(proxy.port)
+                    .options([("search_path", schema.as_str())]),
+            )
+            .heartbeat(every, timeout),
+    );
+    let tokens = RefreshTokens::new(store.clone(), issuer());
+    let broadcast = SessionBroadcast::builder(tokens.clone(), events)
+        .start()
+        .unwrap();
+    let service = service(broadcast.check());
+    bounded("the first sync", broadcast.synced()).await;
+
+    // Several heartbeats come and go: still synced, and none in the set.
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            PgConnectOptions::from_str(&url(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/test",
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let beats: i64 = bounded("a heartbeat", async {
+        loop {
+            tokio::time::sleep(every).await;
+            let beats: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_notify(%'",
+            )
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+            // The pool's connection last ran a heartbeat.
+            if beats > 0 {
+                break beats;
+            }
+        }
+    })
+    .await;
+    assert!(beats > 0);
+    tokio::time::sleep(every * 5).await;
+    assert!(broadcast.is_synced(), "heartbeats come back");
+    assert!(broadcast.is_empty(), "heartbeats are not session ids");
+
+    // Anyone who can connect can NOTIFY: malformed payloads are skipped,
+    // and the subscription lives on.
+    for payload in ["not an id!", &"a".repeat(100), "tjwt:heartbeat:0"] {
+        sqlx::query("SELECT pg_notify(tjwt_ended_channel($1), $2)")
+            .bind(&schema)
+            .bind(payload)
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    let user = unique("u-");
+    let a = tokens.login(Subject::new(&user), None).await.unwrap();
+    assert_accepted(&service, a.access_token.as_str()).await;
+    assert!(
+        tokens
+            .logout(&user, a.refresh_token.as_str())
+            .await
+            .unwrap()
+    );
+    until("the announcement", || broadcast.len() == 1).await;
+    assert!(broadcast.is_synced(), "malformed payloads are not fatal");
+    assert_rejected(&service, a.access_token.as_str(), "the session has ended").await;
+
+    // The listener's connection goes silent: no error, no FIN.
+    let b = tokens.login(Subject::new(&user), None).await.unwrap();
+    proxy.freeze(true);
+    let frozen_at = std::time::Instant::now();
+    until("the silent loss to be noticed", || !broadcast.is_synced()).await;
+    let noticed = frozen_at.elapsed();
+    // Within a period plus the timeout (0.5 s), with room for a loaded machine.
+    assert!(
+        noticed < Duration::from_secs(5),
+        "noticed after {noticed:?}"
+    );
+    // A logout meanwhile goes unheard, and is refused by lookups.
+    assert_accepted(&service, b.access_token.as_str()).await;
+    assert!(
+        tokens
+            .logout(&user, b.refresh_token.as_str())
+            .await
+            .unwrap()
+    );
+    assert_eq!(broadcast.len(), 1, "nobody heard");
+    assert_rejected(&service, b.access_token.as_str(), "the session has ended").await;
+    assert!(!broadcast.is_synced(), "subscribing again stalls too");
+
+    // The path is back: a resync finds b.
+    proxy.freeze(false);
+    bounded("the resync", broadcast.synced()).await;
+    assert_eq!(broadcast.len(), 2, "a and b");
+    assert_rejected(&service, b.access_token.as_str(), "the session has ended").await;
+    drop((service, broadcast));
+    admin.close().await;
+    drop_schema(&schema).await;
+}
+
 /// A store that is down answers lookups with 503 while not synced, as
 /// `session_check` does; a synced broadcast keeps answering from memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -682,6 +871,87 @@ async fn a_lost_subscription_falls_back_until_resubscribed_and_resynced() {
     broadcast.synced().await;
     assert_eq!(broadcast.len(), 1);
     assert_eq!(count("synced"), 2);
+}
+
+/// Announcements that are no session id are skipped; past `max_entries`
+/// the set neither grows nor forgets: the check falls back to lookups until
+/// the entries expired and a resync fits.
+#[tokio::test(start_paused = true)]
+async fn a_full_set_falls_back_to_lookups_and_malformed_ids_are_skipped() {
+    let events = Arc::new(Scripted::default());
+    let tokens = RefreshTokens::new(Arc::new(MemoryStore::new()), issuer());
+    let window = Duration::from_secs(60);
+    let broadcast = SessionBroadcast::builder(tokens.clone(), events.clone())
+        .window(window)
+        .max_entries(2)
+        .start()
+        .unwrap();
+    let service = service(broadcast.check());
+    broadcast.synced().await;
+    let user = unique("u-");
+    let live = tokens.login(Subject::new(&user), None).await.unwrap();
+
+    events.announce("not a session id");
+    events.announce(&"a".repeat(65));
+    events.announce("");
+    events.announce("ended-1");
+    events.announce("ended-2");
+    while broadcast.len() < 2 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        broadcast.is_synced(),
+        "malformed ids are skipped, not fatal"
+    );
+    // A forged id is refused (the denial of service the docs warn of).
+    let forged = issuer()
+        .access_token(&user)
+        .session_id("ended-1")
+        .sign()
+        .unwrap();
+    assert_rejected(&service, forged.as_str(), "the session has ended").await;
+
+    // One more: the set is full.
+    events.announce("ended-3");
+    while broadcast.is_synced() {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(broadcast.len(), 2, "neither grown nor emptied");
+    // Lookups: the live session passes, an unknown one is refused.
+    assert_accepted(&service, live.access_token.as_str()).await;
+    let unknown = issuer()
+        .access_token(&user)
+        .session_id("ended-3")
+        .sign()
+        .unwrap();
+    assert_rejected(&service, unknown.as_str(), "the session has ended").await;
+    // Resyncs do not fit while the entries live; once they expired, one does.
+    events.recent.lock().unwrap().push(EndedSession {
+        id: "ended-3".into(),
+        age: Duration::from_secs(1),
+    });
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        !broadcast.is_synced(),
+        "ended-1 and ended-2 still take the set"
+    );
+    tokio::time::sleep(window).await;
+    broadcast.synced().await;
+    assert_eq!(broadcast.len(), 1, "ended-3 alone");
+    assert_rejected(&service, unknown.as_str(), "the session has ended").await;
+    events.announce("ended-4");
+    while broadcast.len() < 2 {
+        tokio::task::yield_now().await;
+    }
+    assert!(broadcast.is_synced());
+    assert!(
+        SessionBroadcast::builder(tokens, events)
+            .max_entries(0)
+            .start()
+            .unwrap_err()
+            .to_string()
+            .contains("max_entries")
+    );
 }
 
 #[tokio::test(start_paused = true)]

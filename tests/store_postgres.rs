@@ -414,7 +414,8 @@ async fn server_down_is_an_error_and_keeps_the_family() {
 /// `auth_time` or `jkt`) and version 5 (no `revoked_at`, no trigger for the
 /// logout broadcast). Its sessions read their creation as their login
 /// when they have none, stay unbound, keep rotating under the current
-/// functions, count toward the session cap, and are announced when they end.
+/// functions, count toward the session cap, and are announced when they end;
+/// a session revoked before the upgrade is found by the first resync.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrates_versions_2_to_5() {
     for (version, schema) in [
@@ -436,7 +437,8 @@ async fn migrates_versions_2_to_5() {
         sqlx::raw_sql(
             "INSERT INTO tjwt_families
                  (id, user_id, device, created_at, last_used_at, expires_at, generation, revoked)
-                 VALUES ('old-session', 'old-user', NULL, 1000, 1000, 4000000000, 0, false);
+                 VALUES ('old-session', 'old-user', NULL, 1000, 1000, 4000000000, 0, false),
+                        ('old-revoked', 'old-user', NULL, 1000, 1000, 4000000000, 0, true);
              INSERT INTO tjwt_tokens (hash, family_id, parent, generation, created_at, status)
                  VALUES (decode(repeat('ab', 32), 'hex'), 'old-session', NULL, 0, 1000, 0);",
         )
@@ -450,6 +452,15 @@ async fn migrates_versions_2_to_5() {
             .unwrap_or_else(|e| panic!("migrate from version {version}: {e}"));
         store.migrate().await.expect("and again: already current");
         assert_eq!(schema_version(&pool).await, 6, "from version {version}");
+        // Revoked before the upgrade: stamped now, so the first resync of a
+        // logout broadcast finds it.
+        let ended = store.recently_ended(Duration::from_secs(60)).await.unwrap();
+        assert_eq!(
+            ended.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["old-revoked"],
+            "from version {version}"
+        );
+        assert!(ended[0].age < Duration::from_secs(60));
         let session = store.session("old-session").await.unwrap().unwrap();
         assert_eq!((session.auth_time, session.jkt), (1000, None));
         let outcome = store
@@ -496,9 +507,11 @@ async fn migrates_versions_2_to_5() {
         );
         // The eviction was stamped for the logout broadcast's resync.
         let ended = store.recently_ended(Duration::from_secs(60)).await.unwrap();
+        let mut ids = ended.iter().map(|s| s.id.as_str()).collect::<Vec<_>>();
+        ids.sort_unstable();
         assert_eq!(
-            ended.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
-            ["old-session"],
+            ids,
+            ["old-revoked", "old-session"],
             "from version {version}"
         );
         assert_eq!(

@@ -36,6 +36,20 @@ const DEFAULT_SLACK: Duration = Duration::from_secs(60);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts to subscribe.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How many ended sessions the set holds at most by default.
+const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
+/// The longest announced id taken; the crate's session ids have 22
+/// characters.
+const MAX_ID_LEN: usize = 64;
+
+/// Whether an announced `id` looks like a session id: 1 to 64 base64url
+/// characters. Anything else (a forged or damaged announcement) is skipped.
+pub(crate) fn is_session_id(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 /// Ends access tokens with their sessions on every server, answering each
 /// request from memory (feature `broadcast`, which the `redis` and
@@ -67,8 +81,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// subscription blinks). When the store itself is down, the lookups fail
 /// with 503, as `session_check` does. Between the moment a connection dies
 /// and the moment the task notices (at once for a closed connection; within
-/// about seven seconds for a silent one on Redis, which pings), a session
-/// that ends is missed until the resync.
+/// about seven seconds for a silent one: Redis pings, PostgreSQL sends
+/// itself a heartbeat notification, see `PostgresStore::heartbeat`), a
+/// session that ends is missed until the resync.
 ///
 /// # What it checks, and what it leaves out
 ///
@@ -77,7 +92,31 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// plus a minute (see [`SessionBroadcastBuilder::window`]). After that
 /// every access token of the session has expired, since an ended session
 /// mints no new ones; the set so stays as small as the sessions that end
-/// within one access-token lifetime.
+/// within one access-token lifetime, and never grows past
+/// [`max_entries`](SessionBroadcastBuilder::max_entries).
+///
+/// **The rule: window ≥ the longest lifetime of any access token carrying a
+/// `sid` + the verifier's [`leeway`](crate::VerifierBuilder::leeway).** The
+/// default covers tokens of the issuer's default lifetime and a leeway of up
+/// to about a minute (the verifier's default is 30 s). The broadcast cannot
+/// see the verifier nor tokens minted with
+/// [`expires_in`](crate::AccessTokenBuilder::expires_in): with a leeway
+/// above 60 s, or tokens with a `sid` living longer than the default
+/// lifetime, set [`window`](SessionBroadcastBuilder::window) yourself, or a
+/// token of an ended session is accepted again once its `sid` left the set.
+///
+/// # Who can announce
+///
+/// The broadcast believes every announcement: whoever can publish on the
+/// channel can force 401s on any session whose id they know (each access
+/// token carries its `sid`), a denial of service. On Redis, allow `PUBLISH`
+/// on the `{prefix}ended` channel to the store's user alone (an ACL such as
+/// `resetchannels &{prefix}ended` for it, and no `allchannels` for others).
+/// On PostgreSQL, `NOTIFY` takes no privilege: any role that can connect
+/// to the database can announce on the channel. Announcements that are not
+/// 1 to 64 base64url characters are skipped, and an announcement flood
+/// cannot grow the set past `max_entries` (the broadcast falls back to
+/// lookups instead).
 ///
 /// Unlike `session_check`, a synced broadcast does not look at a session's
 /// idle or absolute expiry, nor compare its user with the token's `sub`:
@@ -91,6 +130,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// - absolute expiry: a token minted just before its session's end of life
 ///   lives on for its own lifetime (minutes), as it would without any
 ///   session check.
+///
+/// Nor does it hear of a session that is *deleted* without being revoked
+/// first (a manual `DELETE FROM tjwt_families ...`, a script removing a
+/// user's Redis keys): only endings are announced. The store's own
+/// [`purge`](RefreshTokens::purge) deletes only sessions that expired or were
+/// revoked long ago, so this is about manual deletes: revoke a session (for
+/// instance with [`RefreshTokens::logout_all`]) before deleting it. A Redis
+/// store for a broadcast must run with `maxmemory-policy noeviction`, or an
+/// evicted record of ended sessions goes unheard by resyncs.
 ///
 /// ```no_run
 /// # #[cfg(feature = "redis")]
@@ -129,6 +177,7 @@ struct Shared {
     /// `synced` for those who wait for it.
     state: watch::Sender<bool>,
     ended: RwLock<Ended>,
+    max_entries: usize,
     tasks: OnceLock<[AbortHandle; 2]>,
 }
 
@@ -156,6 +205,7 @@ pub struct SessionBroadcastBuilder {
     tokens: RefreshTokens,
     events: Arc<dyn SessionEvents>,
     window: Option<Duration>,
+    max_entries: usize,
 }
 
 impl fmt::Debug for SessionBroadcastBuilder {
@@ -163,6 +213,7 @@ impl fmt::Debug for SessionBroadcastBuilder {
         f.debug_struct("SessionBroadcastBuilder")
             .field("events", &self.events)
             .field("window", &self.window)
+            .field("max_entries", &self.max_entries)
             .finish_non_exhaustive()
     }
 }
@@ -178,6 +229,7 @@ impl SessionBroadcast {
             tokens,
             events,
             window: None,
+            max_entries: DEFAULT_MAX_ENTRIES,
         }
     }
 
@@ -242,11 +294,27 @@ impl SessionBroadcast {
 
 impl SessionBroadcastBuilder {
     /// How long an ended session stays in the set: at least the longest
-    /// lifetime of an access token of these sessions plus the verifier's
-    /// leeway. Default: the issuer's
-    /// [`default_ttl`](crate::TokenIssuer::default_ttl) plus a minute.
+    /// lifetime of an access token carrying a `sid` of these sessions (the
+    /// issuer's default, or longer with
+    /// [`expires_in`](crate::AccessTokenBuilder::expires_in)) plus the
+    /// verifier's [`leeway`](crate::VerifierBuilder::leeway). Default: the
+    /// issuer's [`default_ttl`](crate::TokenIssuer::default_ttl) plus a
+    /// minute, which covers the default 30 s leeway; a leeway above 60 s or
+    /// longer-lived tokens need a longer window.
     pub fn window(mut self, window: Duration) -> Self {
         self.window = Some(window);
+        self
+    }
+
+    /// How many ended sessions the set holds at most (default 1,000,000,
+    /// about 100 MB). Past it, the broadcast neither grows nor forgets: it
+    /// falls back to store lookups (correct, slower) until enough entries
+    /// expired for a resync to fit. Only a flood of announcements (forged,
+    /// see [who can announce](SessionBroadcast#who-can-announce)) or far more
+    /// sessions ending per window than planned gets there. Zero is refused
+    /// by [`start`](Self::start).
+    pub fn max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries;
         self
     }
 
@@ -274,6 +342,11 @@ impl SessionBroadcastBuilder {
         if window.is_zero() {
             return Err(ConfigError::new("the broadcast's window must not be zero"));
         }
+        if self.max_entries == 0 {
+            return Err(ConfigError::new(
+                "the broadcast's max_entries must not be zero",
+            ));
+        }
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
             ConfigError::with_source("the logout broadcast must start within a Tokio runtime", e)
         })?;
@@ -284,6 +357,7 @@ impl SessionBroadcastBuilder {
             synced: AtomicBool::new(false),
             state,
             ended: RwLock::new(Ended::default()),
+            max_entries: self.max_entries,
             tasks: OnceLock::new(),
         });
         // The tasks hold the broadcast weakly: dropping its last handle (and
@@ -305,9 +379,9 @@ impl Shared {
     }
 
     // A poisoned lock only means a panic elsewhere; the map is still whole.
-    fn with_ended(&self, f: impl FnOnce(&mut Ended)) {
+    fn with_ended<T>(&self, f: impl FnOnce(&mut Ended) -> T) -> T {
         let mut set = self.ended.write().unwrap_or_else(|e| e.into_inner());
-        f(&mut set);
+        f(&mut set)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Ended> {
@@ -332,27 +406,45 @@ impl Ended {
         self.expiry.contains_key(sid)
     }
 
-    /// Adds `sid` until `until` (keeping the later of two).
-    fn insert(&mut self, sid: &str, until: Instant) {
+    /// Adds `sid` until `until` (keeping the later of two); `false`, and
+    /// nothing added, when a new `sid` would take the set past `max`.
+    fn insert(&mut self, sid: &str, until: Instant, max: usize) -> bool {
+        let full = self.expiry.len() >= max;
         match self.expiry.get_mut(sid) {
             Some(at) => *at = (*at).max(until),
+            None if full => return false,
             None => {
                 self.expiry.insert(sid.into(), until);
             }
         }
+        true
     }
 
-    /// Adds what a resync read: each session for what is left of its window.
-    fn insert_recent(&mut self, ended: &[EndedSession], now: Instant, window: Duration) {
+    /// Adds what a resync read: each session for what is left of its
+    /// window; `false` when the set is full (what it holds is then
+    /// incomplete: the broadcast must not sync).
+    fn insert_recent(
+        &mut self,
+        ended: &[EndedSession],
+        now: Instant,
+        window: Duration,
+        max: usize,
+    ) -> bool {
+        self.prune(now);
         for session in ended {
+            if !is_session_id(&session.id) {
+                continue;
+            }
             // A session that ended a whole window ago has no live token left.
             if let Some(left) = window
                 .checked_sub(session.age)
                 .filter(|left| !left.is_zero())
+                && !self.insert(&session.id, now + left, max)
             {
-                self.insert(&session.id, now + left);
+                return false;
             }
         }
+        true
     }
 
     /// Forgets the sessions whose window is over at `now`.
@@ -386,7 +478,16 @@ async fn listen(shared: Weak<Shared>, events: Arc<dyn SessionEvents>) {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                shared.with_ended(|set| set.insert_recent(&ended, Instant::now(), window));
+                let max = shared.max_entries;
+                if !shared.with_ended(|set| set.insert_recent(&ended, Instant::now(), window, max))
+                {
+                    metrics::broadcast(Broadcast::Failed);
+                    tracing::warn!(max_entries = max, retry_in = ?backoff, "logout broadcast: the set is full; checking sessions by store lookups");
+                    drop((subscription, shared));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
                 shared.set_synced(true);
                 metrics::broadcast(Broadcast::Synced);
                 tracing::info!(
@@ -410,9 +511,25 @@ async fn listen(shared: Weak<Shared>, events: Arc<dyn SessionEvents>) {
                 return;
             };
             match next {
+                Ok(sid) if !is_session_id(&sid) => {
+                    tracing::warn!(
+                        len = sid.len(),
+                        "logout broadcast: skipped a malformed announcement"
+                    );
+                }
                 Ok(sid) => {
                     let until = Instant::now() + shared.window;
-                    shared.with_ended(|set| set.insert(&sid, until));
+                    let max = shared.max_entries;
+                    if !shared.with_ended(|set| set.insert(&sid, until, max)) {
+                        // Neither grow nor forget: lookups until a resync fits.
+                        shared.set_synced(false);
+                        metrics::broadcast(Broadcast::Lost);
+                        tracing::warn!(max_entries = max, retry_in = ?backoff, "logout broadcast: the set is full; checking sessions by store lookups");
+                        drop((subscription, shared));
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        break;
+                    }
                 }
                 Err(error) => {
                     shared.set_synced(false);
@@ -444,15 +561,17 @@ mod tests {
 
     use tokio::time::Instant;
 
-    use super::{Ended, EndedSession, prune_every};
+    use super::{Ended, EndedSession, is_session_id, prune_every};
+
+    const MAX: usize = usize::MAX;
 
     #[test]
     fn entries_last_their_window_then_go() {
         let start = Instant::now();
         let window = Duration::from_secs(900);
         let mut set = Ended::default();
-        set.insert("a", start + window);
-        set.insert("b", start + Duration::from_secs(10) + window);
+        set.insert("a", start + window, MAX);
+        set.insert("b", start + Duration::from_secs(10) + window, MAX);
         set.prune(start + window - Duration::from_secs(1));
         assert!(set.contains("a") && set.contains("b"));
         set.prune(start + window);
@@ -480,6 +599,7 @@ mod tests {
             ],
             now,
             window,
+            MAX,
         );
         assert_eq!(
             set.expiry.len(),
@@ -489,7 +609,7 @@ mod tests {
         assert_eq!(set.expiry["fresh"], now + window);
         assert_eq!(set.expiry["old"], now + Duration::from_secs(100));
         // A later announcement of the same session extends it, never shortens.
-        set.insert("old", now + Duration::from_secs(50));
+        set.insert("old", now + Duration::from_secs(50), MAX);
         assert_eq!(set.expiry["old"], now + Duration::from_secs(100));
     }
 
@@ -503,7 +623,7 @@ mod tests {
         // One session ends every second for ten windows, pruned on schedule.
         for second in 0..600u64 {
             let now = start + Duration::from_secs(second);
-            set.insert(&format!("s-{second}"), now + window);
+            set.insert(&format!("s-{second}"), now + window, MAX);
             if second % every.as_secs() == 0 {
                 set.prune(now);
             }
@@ -512,5 +632,49 @@ mod tests {
         let bound = (window + every).as_secs() as usize + 1;
         assert!(largest <= bound, "{largest} entries, bound {bound}");
         assert!(largest >= window.as_secs() as usize);
+    }
+
+    #[test]
+    fn only_session_id_shaped_announcements_are_taken() {
+        assert!(is_session_id("AAAAAAAAAAAAAAAAAAAAAA"));
+        assert!(is_session_id("a-_Z9"));
+        assert!(is_session_id(&"a".repeat(64)));
+        for bad in [
+            String::new(),
+            "a".repeat(65),
+            "tjwt:heartbeat:00ff".to_owned(),
+            "a b".to_owned(),
+            "a+b/c=".to_owned(),
+            "é".to_owned(),
+            "a\0".to_owned(),
+        ] {
+            assert!(!is_session_id(&bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_full_set_neither_grows_nor_forgets() {
+        let now = Instant::now();
+        let window = Duration::from_secs(60);
+        let mut set = Ended::default();
+        assert!(set.insert("a", now + window, 2));
+        assert!(set.insert("b", now + window, 2));
+        assert!(!set.insert("c", now + window, 2), "full");
+        assert!(set.contains("a") && set.contains("b") && !set.contains("c"));
+        // An id already held is still extended.
+        assert!(set.insert("a", now + window * 2, 2));
+        assert_eq!(set.expiry["a"], now + window * 2);
+        // A resync that does not fit says so; one that fits once the
+        // expired entries are pruned does.
+        let ended = |id: &str| EndedSession {
+            id: id.into(),
+            age: Duration::from_secs(1),
+        };
+        assert!(!set.insert_recent(&[ended("c")], now, window, 2));
+        assert!(set.insert_recent(&[ended("c")], now + window, window, 2));
+        assert!(set.contains("c") && set.contains("a") && !set.contains("b"));
+        // Malformed ids read back are skipped, not counted.
+        assert!(set.insert_recent(&[ended("x y"), ended("")], now + window, window, 2));
+        assert_eq!(set.expiry.len(), 2);
     }
 }

@@ -56,6 +56,9 @@ const STATEMENT_TIMEOUT_MS: &str = "5000";
 pub struct PostgresStore {
     pool: PgPool,
     endpoint: String,
+    /// Where the logout broadcast's `LISTEN` connects, if not where the pool does.
+    listener: Option<PgConnectOptions>,
+    heartbeat: events::Heartbeat,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -63,6 +66,7 @@ impl fmt::Debug for PostgresStore {
         f.debug_struct("PostgresStore")
             .field("endpoint", &self.endpoint)
             .field("connections", &self.pool.size())
+            .field("heartbeat", &self.heartbeat)
             .finish_non_exhaustive()
     }
 }
@@ -124,7 +128,16 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(error("cannot connect"))?;
-        Ok(Self { pool, endpoint })
+        Ok(Self::with(pool, endpoint))
+    }
+
+    fn with(pool: PgPool, endpoint: String) -> Self {
+        Self {
+            pool,
+            endpoint,
+            listener: None,
+            heartbeat: events::Heartbeat::default(),
+        }
     }
 
     /// Like [`new`](Self::new), but connects on first use: starts even while
@@ -134,17 +147,61 @@ impl PostgresStore {
     pub fn new_lazy(url: &str) -> Result<Self, StoreError> {
         let (options, endpoint) = options(url)?;
         let pool = pool_options().connect_lazy_with(options);
-        Ok(Self { pool, endpoint })
+        Ok(Self::with(pool, endpoint))
     }
 
     /// A store on a pool you configured yourself (size, TLS, timeouts): the
     /// integration point with `sqlx`, whose version is part of this
     /// function's signature.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self {
-            pool,
-            endpoint: "<pool>".to_owned(),
-        }
+        Self::with(pool, "<pool>".to_owned())
+    }
+
+    /// Where the logout broadcast's `LISTEN` connection connects, when it
+    /// must not go where the pool does: straight to PostgreSQL when the pool
+    /// goes through PgBouncer in transaction mode (where a `LISTEN` hears
+    /// nothing). Default: the pool's own connect options. Each subscription
+    /// holds one connection of its own, apart from the pool.
+    ///
+    /// ```no_run
+    /// use std::str::FromStr;
+    /// use sqlx::postgres::PgConnectOptions;
+    /// use tower_jwt_auth::refresh::PostgresStore;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = PostgresStore::new("postgres://app@pgbouncer:6432/app")
+    ///     .await?
+    ///     .listener(PgConnectOptions::from_str("postgres://app@db:5432/app")?);
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn listener(mut self, options: PgConnectOptions) -> Self {
+        self.listener = Some(options);
+        self
+    }
+
+    /// How the logout broadcast's subscription finds out that its `LISTEN`
+    /// connection died without a word (a half-open TCP connection, a `LISTEN`
+    /// through PgBouncer in transaction mode): every `every` (default 5 s),
+    /// it sends `pg_notify(channel, 'tjwt:heartbeat:<nonce>')` through the
+    /// pool, and fails when that nonce is not back on its connection within
+    /// `timeout` (default 2 s). The broadcast then checks sessions by store
+    /// lookups, subscribes again and resyncs: a silent death is noticed
+    /// within `every + timeout` (7 s by default).
+    ///
+    /// Heartbeats are never taken for session ids (their payload holds a
+    /// `:`), and other servers' heartbeats on the channel are skipped.
+    /// A zero `every` or `timeout` is taken as one millisecond.
+    #[must_use]
+    pub fn heartbeat(mut self, every: Duration, timeout: Duration) -> Self {
+        let floor = Duration::from_millis(1);
+        self.heartbeat = events::Heartbeat {
+            every: every.max(floor),
+            timeout: timeout.max(floor),
+        };
+        self
     }
 
     /// Creates the tables, indexes and functions if missing, or upgrades an

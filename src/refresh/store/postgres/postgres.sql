@@ -28,6 +28,12 @@ ALTER TABLE tjwt_families ADD COLUMN IF NOT EXISTS jkt text;
 -- Version 6: when the family was revoked (Unix seconds by the database's
 -- clock; NULL for families revoked before), set by tjwt_family_ended below.
 ALTER TABLE tjwt_families ADD COLUMN IF NOT EXISTS revoked_at bigint;
+-- Families revoked before version 6 count as revoked now: the first resync of
+-- a logout broadcast after the upgrade finds them (for one window), as the
+-- per-request session check did. A family inserted already revoked, which no
+-- trigger stamps, gets the same conservative stamp when this file runs again.
+UPDATE tjwt_families SET revoked_at = floor(extract(epoch FROM clock_timestamp()))::bigint
+    WHERE revoked AND revoked_at IS NULL;
 -- recently_ended() of the logout broadcast: the families revoked lately.
 CREATE INDEX IF NOT EXISTS tjwt_families_revoked_at_idx ON tjwt_families (revoked_at)
     WHERE revoked_at IS NOT NULL;
