@@ -759,3 +759,124 @@ async fn sessions_need_ids_made_for_their_user() {
         .unwrap();
     assert!(left.is_empty(), "nothing stored: {left:?}");
 }
+
+/// Makes `key` a string, so that the next script writing it as a set or
+/// sorted set fails half way (`WRONGTYPE`): a stand-in for any command of
+/// a script failing after its first writes.
+async fn damage(key: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg("damaged")
+        .query_async(&mut raw_connection().await)
+        .await
+        .unwrap();
+}
+
+async fn repair(key: &str) {
+    let _: i64 = redis::cmd("DEL")
+        .arg(key)
+        .query_async(&mut raw_connection().await)
+        .await
+        .unwrap();
+}
+
+/// A revocation whose script fails half way has announced the ending
+/// first (the broadcast refuses the session's access tokens: it fails
+/// closed), and the logout retried after it (which finds the session
+/// revoked and answers that nothing ended now) announces it again and
+/// finishes the work: out of the user's index, in the purge index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revocation_that_fails_half_way_is_announced_and_a_retry_finishes_it() {
+    use tower_jwt_auth::refresh::store::SessionEvents;
+
+    let _shared = REDIS.read().await;
+    let Some(store) = store().await else { return };
+    let tokens = tokens(&store, 10);
+    let mut subscription = store.subscribe().await.unwrap();
+    let user = unique("user-");
+    let pair = tokens
+        .login(Subject::new(user.clone()), None)
+        .await
+        .unwrap();
+    let id = pair.session.id.clone();
+    let base = format!("{}{{{}}}", store.prefix(), &id[..2]);
+    let revoked_index = format!("{base}rev");
+
+    damage(&revoked_index).await;
+    let error = tokens
+        .logout(&user, pair.refresh_token.as_str())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+    let heard = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(heard, id, "announced before the failure");
+    assert!(store.session(&id).await.unwrap().unwrap().revoked);
+    assert_eq!(indexed(&store, &user).await, 1, "the script stopped there");
+
+    repair(&revoked_index).await;
+    assert!(
+        !tokens
+            .logout(&user, pair.refresh_token.as_str())
+            .await
+            .unwrap(),
+        "the retry: nothing ended now"
+    );
+    let heard = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(heard, id, "announced again");
+    assert_eq!(indexed(&store, &user).await, 0, "the retry finished");
+    let score: Option<i64> = redis::cmd("ZSCORE")
+        .arg(&revoked_index)
+        .arg(&id)
+        .query_async(&mut raw_connection().await)
+        .await
+        .unwrap();
+    assert_eq!(score, Some(pair.session.last_used_at));
+    let recent = store
+        .recently_ended(Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(recent.iter().any(|s| s.id == id), "{recent:?}");
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
+}
+
+/// A rotation whose script fails on the one write that can fail (the
+/// session's token set, damaged) leaves the presented token active and the
+/// session where it was: the user's retry rotates, never counts as reuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotation_that_fails_half_way_leaves_the_token_to_retry() {
+    let _shared = REDIS.read().await;
+    let Some(store) = store().await else { return };
+    let tokens = tokens(&store, 10);
+    let subject = |u: String| async move { Ok(Some(Subject::new(u))) };
+    let user = unique("user-");
+    let pair = tokens
+        .login(Subject::new(user.clone()), None)
+        .await
+        .unwrap();
+    let id = pair.session.id.clone();
+    let token_set = format!("{}{{{}}}ft:{id}", store.prefix(), &id[..2]);
+
+    damage(&token_set).await;
+    let error = tokens
+        .refresh(pair.refresh_token.as_str(), subject)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+    let session = store.session(&id).await.unwrap().unwrap();
+    assert_eq!((session.generation, session.revoked), (0, false));
+
+    repair(&token_set).await;
+    let next = tokens
+        .refresh(pair.refresh_token.as_str(), subject)
+        .await
+        .expect("the retry rotates");
+    assert_eq!(next.session.generation, 1);
+    assert!(!store.session(&id).await.unwrap().unwrap().revoked);
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
+}

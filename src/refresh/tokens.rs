@@ -704,12 +704,23 @@ impl RefreshTokens {
             .await
             .map_err(RefreshError::store)?
         {
-            Some(session) if session.user_id == user_id && !session.revoked => store
-                .revoke_session(&session.id)
-                .await
-                .map_err(RefreshError::store),
+            Some(session) if session.user_id == user_id => {
+                Self::end(store.as_ref(), &session).await
+            }
             _ => Ok(false),
         }
+    }
+
+    /// Revokes `session` in the store, even one revoked already: a store
+    /// that announces endings announces it again, so a logout retried after
+    /// a store failure finishes what the failed call left undone. Returns
+    /// whether a session ended now (`false` for one revoked before).
+    async fn end(store: &dyn RefreshStore, session: &Session) -> Result<bool, RefreshError> {
+        let found = store
+            .revoke_session(&session.id)
+            .await
+            .map_err(RefreshError::store)?;
+        Ok(found && !session.revoked)
     }
 
     /// Ends the session `session_id` (an access token's `sid`) if it belongs
@@ -721,10 +732,9 @@ impl RefreshTokens {
             .await
             .map_err(RefreshError::store)?
         {
-            Some(session) if session.user_id == user_id && !session.revoked => store
-                .revoke_session(session_id)
-                .await
-                .map_err(RefreshError::store),
+            Some(session) if session.user_id == user_id => {
+                Self::end(store.as_ref(), &session).await
+            }
             _ => Ok(false),
         }
     }
