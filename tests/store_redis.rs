@@ -725,7 +725,10 @@ async fn sessions_need_ids_made_for_their_user() {
     while foreign[..2] == Session::new_id(&user)[..2] {
         foreign = Session::new_id(&unique("someone-"));
     }
-    for id in [foreign, "s-1".to_owned()] {
+    // The user's tag, but not the shape of an id from `Session::new_id`
+    // (whose announcements the logout broadcast would not hear).
+    let odd_shape = format!("{}-not-a-session-id", &Session::new_id(&user)[..2]);
+    for id in [foreign, "s-1".to_owned(), odd_shape] {
         let session = Session {
             id: id.clone(),
             user_id: user.clone(),
@@ -878,5 +881,57 @@ async fn a_rotation_that_fails_half_way_leaves_the_token_to_retry() {
         .expect("the retry rotates");
     assert_eq!(next.session.generation, 1);
     assert!(!store.session(&id).await.unwrap().unwrap().revoked);
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
+}
+
+/// A delivery of a rotation that stopped after writing the child (its key
+/// is there, the session has not moved on): delivered again, it rotates
+/// for real instead of answering as the rotation it never completed, and
+/// the child then rotates in turn (it would otherwise count as reuse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotation_that_stopped_half_way_completes_when_delivered_again() {
+    let _shared = REDIS.read().await;
+    let Some(store) = store().await else { return };
+    let now = 1_900_000_000;
+    let (session, r0) = new_session(&store, now).await;
+    let rotation = Rotation {
+        session_id: session.id.clone(),
+        presented: r0,
+        child: TokenHash::from_bytes(rand::random()),
+        now: now + 1,
+        idle_cutoff: now - 60,
+        grace_cutoff: None,
+    };
+    let _: () = redis::cmd("HSET")
+        .arg(store.token_key_of(&session.id, &rotation.child))
+        .arg(&[
+            ("fam", session.id.clone()),
+            ("par", r0.to_hex()),
+            ("gen", "1".to_owned()),
+            ("cat", (now + 1).to_string()),
+            ("st", "a".to_owned()),
+        ])
+        .query_async(&mut raw_connection().await)
+        .await
+        .unwrap();
+
+    let outcome = store.rotate(&rotation).await.unwrap();
+    let RotateOutcome::Rotated(rotated) = &outcome else {
+        panic!("delivered again, it rotates: {outcome:?}");
+    };
+    assert_eq!(rotated.generation, 1);
+    let presented = store.token(&session.id, &r0).await.unwrap().unwrap();
+    assert_eq!(presented.status, TokenStatus::Rotated(now + 1));
+
+    let next = Rotation {
+        presented: rotation.child,
+        child: TokenHash::from_bytes(rand::random()),
+        now: now + 2,
+        ..rotation.clone()
+    };
+    assert!(matches!(
+        store.rotate(&next).await.unwrap(),
+        RotateOutcome::Rotated(s) if s.generation == 2
+    ));
     store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
 }

@@ -685,7 +685,10 @@ impl RefreshTokens {
     /// `user_id` (logout on one device). Returns whether a session ended;
     /// another user's token, or an unknown one, ends nothing.
     ///
-    /// Looking the token up does not rotate it.
+    /// Looking the token up does not rotate it. A session revoked already
+    /// is revoked again in the store (it answers `false`): a store that
+    /// announces endings announces it again, so a logout retried after a
+    /// store error finishes what the failed call left undone.
     pub async fn logout(&self, user_id: &str, refresh_token: &str) -> Result<bool, RefreshError> {
         let Some(session_id) = session_of(refresh_token) else {
             return Ok(false);
@@ -724,7 +727,8 @@ impl RefreshTokens {
     }
 
     /// Ends the session `session_id` (an access token's `sid`) if it belongs
-    /// to `user_id`. Returns whether a session ended.
+    /// to `user_id`. Returns whether a session ended; one revoked already is
+    /// revoked again in the store, like [`logout`](Self::logout) does.
     pub async fn end_session(&self, user_id: &str, session_id: &str) -> Result<bool, RefreshError> {
         let store = &self.inner.store;
         match store

@@ -53,7 +53,7 @@ static RECENTLY_ENDED: LazyLock<Script> =
 /// Whether `id` has the shape of a session id: [`SESSION_ID_LEN`]
 /// base64url characters. Announcements and resynced ids of any other shape
 /// are not the store's (a forged `PUBLISH`, a damaged key) and are skipped.
-fn is_session_id(id: &[u8]) -> bool {
+pub(super) fn is_session_id(id: &[u8]) -> bool {
     id.len() == SESSION_ID_LEN
         && id
             .iter()

@@ -657,7 +657,11 @@ impl RefreshStore for RedisStore {
             return Err(StoreError::new("the token belongs to another session"));
         }
         let base = self.user_base(&session.user_id);
-        if session_tag(&session.id) != user_tag(&session.user_id) {
+        // The shape too: the logout broadcast hears only ids of this shape
+        // (see events.rs).
+        if session_tag(&session.id) != user_tag(&session.user_id)
+            || !events::is_session_id(session.id.as_bytes())
+        {
             return Err(StoreError::new(
                 "redis: the session id was not made by Session::new_id for its user",
             ));
