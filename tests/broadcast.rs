@@ -193,7 +193,10 @@ async fn kill_postgres_subscriptions(schema: &str) -> u64 {
 
 /// Every way a session ends is announced to a subscription, once, and
 /// found by `recently_ended`; logins and rotations announce nothing.
-async fn announces_every_ended_session<S: RefreshStore + SessionEvents>(store: Arc<S>) {
+async fn announces_every_ended_session<S: RefreshStore + SessionEvents>(
+    store: Arc<S>,
+    reannounces: bool,
+) {
     let mut subscription = store.subscribe().await.expect("subscribe");
     let tokens = RefreshTokens::builder(store.clone(), issuer())
         .max_sessions(2)
@@ -217,6 +220,7 @@ async fn announces_every_ended_session<S: RefreshStore + SessionEvents>(store: A
             .unwrap()
     );
     assert_eq!(next().await, a.session.id, "logout");
+    let a_token = a.refresh_token;
     ended.push(a.session.id);
 
     // Ending one session by id (the sessions page).
@@ -263,9 +267,21 @@ async fn announces_every_ended_session<S: RefreshStore + SessionEvents>(store: A
     );
     ended.extend([kept.session.id, d3.session.id]);
 
-    // Revoking an ended session again announces nothing: the next
-    // announcement is the next session that ends.
+    // Revoking an ended session again: Redis announces it again (a retry
+    // after a script that failed part way finishes the work; duplicates are
+    // allowed), PostgreSQL announces nothing. Logout everywhere again
+    // announces nothing: the next announcement is the next session that
+    // ends.
     assert!(store.revoke_session(&ended[0]).await.unwrap());
+    if reannounces {
+        assert_eq!(next().await, ended[0], "revoked again");
+        // So does a logout or end_session retried after a failure (they
+        // still answer that nothing ended now).
+        assert!(!tokens.logout(&user, a_token.as_str()).await.unwrap());
+        assert_eq!(next().await, ended[0], "logout again");
+        assert!(!tokens.end_session(&user, &ended[1]).await.unwrap());
+        assert_eq!(next().await, ended[1], "end_session again");
+    }
     assert_eq!(store.revoke_user(&user).await.unwrap(), 0);
     let e = tokens.login(Subject::new(&user), None).await.unwrap();
     assert!(tokens.end_session(&user, &e.session.id).await.unwrap());
@@ -296,7 +312,99 @@ async fn redis_announces_every_ended_session() {
     let Some(store) = redis_store().await else {
         return;
     };
-    announces_every_ended_session(store.clone()).await;
+    announces_every_ended_session(store.clone(), true).await;
+    redis_clean_up(&store).await;
+}
+
+/// Publishes `payload` on the store's announcement channel, by hand.
+async fn publish(store: &RedisStore, payload: &[u8]) {
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(format!("{}ended", store.prefix()))
+        .arg(payload)
+        .query_async(&mut redis_raw().await)
+        .await
+        .unwrap();
+}
+
+/// Payloads that are no session id (a forged `PUBLISH`): not UTF-8, too
+/// short, too long, outside base64url, empty.
+const MALFORMED: [&[u8]; 6] = [
+    b"\xff\xfe not utf-8 \xc3",
+    b"AAAAAAAAAAAAAAAAAAAAA",
+    b"AAAAAAAAAAAAAAAAAAAAAAA",
+    b"AAAAAAAAAAAAAAAAAAAA+/",
+    b"",
+    &[b'A'; 4096],
+];
+
+/// Announcements that are no session id are skipped: the subscription
+/// carries on (it used to fail on a payload that is not UTF-8, forcing a
+/// resync), the broadcast stays synced and keeps none of them, and the next
+/// well-formed announcement lands. A resync skips such ids as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_skips_malformed_announcements() {
+    let _shared = REDIS.read().await;
+    let Some(store) = redis_store().await else {
+        return;
+    };
+
+    // A subscription of its own: the well-formed id after them comes next.
+    let mut subscription = store.subscribe().await.expect("subscribe");
+    for payload in MALFORMED {
+        publish(&store, payload).await;
+    }
+    let forged = tower_jwt_auth::refresh::Session::new_id("someone");
+    publish(&store, forged.as_bytes()).await;
+    let heard = bounded("an announcement", subscription.next())
+        .await
+        .expect("the subscription carries on");
+    assert_eq!(heard, forged);
+    drop(subscription);
+
+    // The broadcast: stays synced, keeps only the well-formed id. An id
+    // published by hand is in no sorted set: had the subscription failed,
+    // the resync would not have found it.
+    let tokens = RefreshTokens::new(store.clone(), issuer());
+    let broadcast = SessionBroadcast::builder(tokens, store.clone())
+        .start()
+        .unwrap();
+    bounded("the first sync", broadcast.synced()).await;
+    for payload in MALFORMED {
+        publish(&store, payload).await;
+    }
+    let forged = tower_jwt_auth::refresh::Session::new_id("someone else");
+    publish(&store, forged.as_bytes()).await;
+    until("the well-formed announcement", || broadcast.len() == 1).await;
+    assert!(broadcast.is_synced(), "no resync");
+    drop(broadcast);
+
+    // A resync reads only well-formed ids back.
+    let user = unique("u-");
+    let tokens = RefreshTokens::new(store.clone(), issuer());
+    let pair = tokens.login(Subject::new(&user), None).await.unwrap();
+    assert!(tokens.end_session(&user, &pair.session.id).await.unwrap());
+    let key = format!("{}{{{}}}ended", store.prefix(), &pair.session.id[..2]);
+    let now: (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut redis_raw().await)
+        .await
+        .unwrap();
+    for payload in MALFORMED {
+        let _: i64 = redis::cmd("ZADD")
+            .arg(&key)
+            .arg(now.0)
+            .arg(payload)
+            .query_async(&mut redis_raw().await)
+            .await
+            .unwrap();
+    }
+    let recent: Vec<String> = store
+        .recently_ended(Duration::from_secs(600))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(recent, std::slice::from_ref(&pair.session.id));
     redis_clean_up(&store).await;
 }
 
@@ -305,7 +413,7 @@ async fn postgres_announces_every_ended_session() {
     let Some((store, schema)) = postgres_store().await else {
         return;
     };
-    announces_every_ended_session(store).await;
+    announces_every_ended_session(store, false).await;
     drop_schema(&schema).await;
 }
 
@@ -1072,7 +1180,7 @@ async fn redis_cluster_broadcast() {
     let ports = cluster.ports();
 
     // Every revoking path (one user: one slot).
-    announces_every_ended_session(cluster_store(&cluster).await).await;
+    announces_every_ended_session(cluster_store(&cluster).await, true).await;
 
     // One session ending on each master, heard by one subscription.
     let store = cluster_store(&cluster).await;

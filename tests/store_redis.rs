@@ -725,7 +725,10 @@ async fn sessions_need_ids_made_for_their_user() {
     while foreign[..2] == Session::new_id(&user)[..2] {
         foreign = Session::new_id(&unique("someone-"));
     }
-    for id in [foreign, "s-1".to_owned()] {
+    // The user's tag, but not the shape of an id from `Session::new_id`
+    // (whose announcements the logout broadcast would not hear).
+    let odd_shape = format!("{}-not-a-session-id", &Session::new_id(&user)[..2]);
+    for id in [foreign, "s-1".to_owned(), odd_shape] {
         let session = Session {
             id: id.clone(),
             user_id: user.clone(),
@@ -758,4 +761,177 @@ async fn sessions_need_ids_made_for_their_user() {
         .await
         .unwrap();
     assert!(left.is_empty(), "nothing stored: {left:?}");
+}
+
+/// Makes `key` a string, so that the next script writing it as a set or
+/// sorted set fails half way (`WRONGTYPE`): a stand-in for any command of
+/// a script failing after its first writes.
+async fn damage(key: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg("damaged")
+        .query_async(&mut raw_connection().await)
+        .await
+        .unwrap();
+}
+
+async fn repair(key: &str) {
+    let _: i64 = redis::cmd("DEL")
+        .arg(key)
+        .query_async(&mut raw_connection().await)
+        .await
+        .unwrap();
+}
+
+/// A revocation whose script fails half way has announced the ending
+/// first (the broadcast refuses the session's access tokens: it fails
+/// closed), and the logout retried after it (which finds the session
+/// revoked and answers that nothing ended now) announces it again and
+/// finishes the work: out of the user's index, in the purge index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revocation_that_fails_half_way_is_announced_and_a_retry_finishes_it() {
+    use tower_jwt_auth::refresh::store::SessionEvents;
+
+    let _shared = REDIS.read().await;
+    let Some(store) = store().await else { return };
+    let tokens = tokens(&store, 10);
+    let mut subscription = store.subscribe().await.unwrap();
+    let user = unique("user-");
+    let pair = tokens
+        .login(Subject::new(user.clone()), None)
+        .await
+        .unwrap();
+    let id = pair.session.id.clone();
+    let base = format!("{}{{{}}}", store.prefix(), &id[..2]);
+    let revoked_index = format!("{base}rev");
+
+    damage(&revoked_index).await;
+    let error = tokens
+        .logout(&user, pair.refresh_token.as_str())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+    let heard = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(heard, id, "announced before the failure");
+    assert!(store.session(&id).await.unwrap().unwrap().revoked);
+    assert_eq!(indexed(&store, &user).await, 1, "the script stopped there");
+
+    repair(&revoked_index).await;
+    assert!(
+        !tokens
+            .logout(&user, pair.refresh_token.as_str())
+            .await
+            .unwrap(),
+        "the retry: nothing ended now"
+    );
+    let heard = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(heard, id, "announced again");
+    assert_eq!(indexed(&store, &user).await, 0, "the retry finished");
+    let score: Option<i64> = redis::cmd("ZSCORE")
+        .arg(&revoked_index)
+        .arg(&id)
+        .query_async(&mut raw_connection().await)
+        .await
+        .unwrap();
+    assert_eq!(score, Some(pair.session.last_used_at));
+    let recent = store
+        .recently_ended(Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(recent.iter().any(|s| s.id == id), "{recent:?}");
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
+}
+
+/// A rotation whose script fails on the one write that can fail (the
+/// session's token set, damaged) leaves the presented token active and the
+/// session where it was: the user's retry rotates, never counts as reuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotation_that_fails_half_way_leaves_the_token_to_retry() {
+    let _shared = REDIS.read().await;
+    let Some(store) = store().await else { return };
+    let tokens = tokens(&store, 10);
+    let subject = |u: String| async move { Ok(Some(Subject::new(u))) };
+    let user = unique("user-");
+    let pair = tokens
+        .login(Subject::new(user.clone()), None)
+        .await
+        .unwrap();
+    let id = pair.session.id.clone();
+    let token_set = format!("{}{{{}}}ft:{id}", store.prefix(), &id[..2]);
+
+    damage(&token_set).await;
+    let error = tokens
+        .refresh(pair.refresh_token.as_str(), subject)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+    let session = store.session(&id).await.unwrap().unwrap();
+    assert_eq!((session.generation, session.revoked), (0, false));
+
+    repair(&token_set).await;
+    let next = tokens
+        .refresh(pair.refresh_token.as_str(), subject)
+        .await
+        .expect("the retry rotates");
+    assert_eq!(next.session.generation, 1);
+    assert!(!store.session(&id).await.unwrap().unwrap().revoked);
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
+}
+
+/// A delivery of a rotation that stopped after writing the child (its key
+/// is there, the session has not moved on): delivered again, it rotates
+/// for real instead of answering as the rotation it never completed, and
+/// the child then rotates in turn (it would otherwise count as reuse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotation_that_stopped_half_way_completes_when_delivered_again() {
+    let _shared = REDIS.read().await;
+    let Some(store) = store().await else { return };
+    let now = 1_900_000_000;
+    let (session, r0) = new_session(&store, now).await;
+    let rotation = Rotation {
+        session_id: session.id.clone(),
+        presented: r0,
+        child: TokenHash::from_bytes(rand::random()),
+        now: now + 1,
+        idle_cutoff: now - 60,
+        grace_cutoff: None,
+    };
+    let _: () = redis::cmd("HSET")
+        .arg(store.token_key_of(&session.id, &rotation.child))
+        .arg(&[
+            ("fam", session.id.clone()),
+            ("par", r0.to_hex()),
+            ("gen", "1".to_owned()),
+            ("cat", (now + 1).to_string()),
+            ("st", "a".to_owned()),
+        ])
+        .query_async(&mut raw_connection().await)
+        .await
+        .unwrap();
+
+    let outcome = store.rotate(&rotation).await.unwrap();
+    let RotateOutcome::Rotated(rotated) = &outcome else {
+        panic!("delivered again, it rotates: {outcome:?}");
+    };
+    assert_eq!(rotated.generation, 1);
+    let presented = store.token(&session.id, &r0).await.unwrap().unwrap();
+    assert_eq!(presented.status, TokenStatus::Rotated(now + 1));
+
+    let next = Rotation {
+        presented: rotation.child,
+        child: TokenHash::from_bytes(rand::random()),
+        now: now + 2,
+        ..rotation.clone()
+    };
+    assert!(matches!(
+        store.rotate(&next).await.unwrap(),
+        RotateOutcome::Rotated(s) if s.generation == 2
+    ));
+    store.purge(4_000_000_000, 4_000_000_000).await.unwrap();
 }

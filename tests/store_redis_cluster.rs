@@ -5,9 +5,11 @@
 //! `REDIS_CLI`); skipped without them, unless `CI=true`.
 //!
 //! One test, in steps, so the cluster starts once: the whole conformance
-//! suite (the 32-way race included); keys spread over every node; a node
-//! stalled past the response timeout (in the lookup, and between lookup and
-//! rotation): 503, and the retry gets a new pair; then a node's process
+//! suite (the 32-way race included); a logout while its slot migrates
+//! (refused before its script runs, then done once the slot has moved);
+//! keys spread over every node; a node stalled past the response timeout
+//! (in the lookup, and between lookup and rotation): 503, and the retry
+//! gets a new pair; then a node's process
 //! killed while clients keep refreshing: 503s, never reuse, nothing
 //! revoked; the node restarted: every client carries on (one whose answer
 //! died with the node, with a grace period).
@@ -116,6 +118,7 @@ async fn redis_cluster() {
 
     // Users land on every node.
     let tokens = RefreshTokens::new(Arc::new(store.clone()), issuer());
+    a_migrating_slot_refuses_a_revocation_before_it_runs(&cluster, &store, &tokens).await;
     let mut logins = Vec::new();
     for i in 0..CLIENTS {
         let user = format!("cluster-user-{i}-{}", unique(""));
@@ -269,6 +272,132 @@ async fn redis_cluster() {
     for port in ports {
         assert!(!RedisCluster::answers(port), "node {port} still runs");
     }
+}
+
+/// A slot being migrated (resharding) whose user index has already moved:
+/// the logout's script is refused before it runs (`TRYAGAIN`: it declares
+/// every key it touches), never half way: nothing revoked, nothing
+/// announced, and the logout fails with a 503's error. Once the migration
+/// is complete, the retried logout goes through and is announced.
+async fn a_migrating_slot_refuses_a_revocation_before_it_runs(
+    cluster: &RedisCluster,
+    store: &RedisStore,
+    tokens: &RefreshTokens,
+) {
+    let user = unique("migrating-");
+    // A session of the user that ended: the tag's purge index and ended
+    // index exist, so the script's keys are only missing the user index.
+    let ended = tokens
+        .login(Subject::new(user.clone()), None)
+        .await
+        .unwrap();
+    assert!(tokens.end_session(&user, &ended.session.id).await.unwrap());
+    let pair = tokens
+        .login(Subject::new(user.clone()), None)
+        .await
+        .unwrap();
+    let id = pair.session.id.clone();
+    let base = format!("{}{{{}}}", store.prefix(), &id[..2]);
+    let source = cluster.port_of(&store.session_key(&id)).unwrap();
+    let target = *cluster.ports().iter().find(|&&p| p != source).unwrap();
+    let mut src = node_connection(source).await;
+    let mut dst = node_connection(target).await;
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(&base)
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    let myid = async |conn: &mut redis::aio::MultiplexedConnection| -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query_async(conn)
+            .await
+            .unwrap()
+    };
+    let (src_id, dst_id) = (myid(&mut src).await, myid(&mut dst).await);
+    let setslot = async |conn: &mut redis::aio::MultiplexedConnection, how: &str, node: &str| {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(how)
+            .arg(node)
+            .query_async(conn)
+            .await
+            .unwrap();
+    };
+    let migrate = async |conn: &mut redis::aio::MultiplexedConnection, keys: &[String]| {
+        let _: redis::Value = redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(target)
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(keys)
+            .query_async(conn)
+            .await
+            .unwrap();
+    };
+    setslot(&mut dst, "IMPORTING", &src_id).await;
+    setslot(&mut src, "MIGRATING", &dst_id).await;
+    migrate(&mut src, &[format!("{base}u:{user}")]).await;
+
+    let error = tokens
+        .logout(&user, pair.refresh_token.as_str())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), RefreshErrorKind::Unavailable);
+    let session: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(store.session_key(&id))
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    assert_eq!(
+        session.get("rev").map(String::as_str),
+        Some("0"),
+        "not revoked"
+    );
+    let announced: Option<u64> = redis::cmd("ZSCORE")
+        .arg(format!("{base}ended"))
+        .arg(&id)
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    assert_eq!(announced, None, "not announced");
+
+    // The migration completes: every key of the slot, then the slot.
+    loop {
+        let keys: Vec<String> = redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(slot)
+            .arg(100)
+            .query_async(&mut src)
+            .await
+            .unwrap();
+        if keys.is_empty() {
+            break;
+        }
+        migrate(&mut src, &keys).await;
+    }
+    for port in cluster.ports() {
+        setslot(&mut node_connection(port).await, "NODE", &dst_id).await;
+    }
+    assert!(
+        tokens
+            .logout(&user, pair.refresh_token.as_str())
+            .await
+            .unwrap(),
+        "the retry after the migration"
+    );
+    assert!(store.session(&id).await.unwrap().unwrap().revoked);
+    let announced: Option<u64> = redis::cmd("ZSCORE")
+        .arg(format!("{base}ended"))
+        .arg(&id)
+        .query_async(&mut dst)
+        .await
+        .unwrap();
+    assert!(announced.is_some(), "announced");
 }
 
 /// How long the busy script stalls a node: past the store's two-second

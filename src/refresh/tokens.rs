@@ -685,7 +685,10 @@ impl RefreshTokens {
     /// `user_id` (logout on one device). Returns whether a session ended;
     /// another user's token, or an unknown one, ends nothing.
     ///
-    /// Looking the token up does not rotate it.
+    /// Looking the token up does not rotate it. A session revoked already
+    /// is revoked again in the store (it answers `false`): a store that
+    /// announces endings announces it again, so a logout retried after a
+    /// store error finishes what the failed call left undone.
     pub async fn logout(&self, user_id: &str, refresh_token: &str) -> Result<bool, RefreshError> {
         let Some(session_id) = session_of(refresh_token) else {
             return Ok(false);
@@ -704,16 +707,28 @@ impl RefreshTokens {
             .await
             .map_err(RefreshError::store)?
         {
-            Some(session) if session.user_id == user_id && !session.revoked => store
-                .revoke_session(&session.id)
-                .await
-                .map_err(RefreshError::store),
+            Some(session) if session.user_id == user_id => {
+                Self::end(store.as_ref(), &session).await
+            }
             _ => Ok(false),
         }
     }
 
+    /// Revokes `session` in the store, even one revoked already: a store
+    /// that announces endings announces it again, so a logout retried after
+    /// a store failure finishes what the failed call left undone. Returns
+    /// whether a session ended now (`false` for one revoked before).
+    async fn end(store: &dyn RefreshStore, session: &Session) -> Result<bool, RefreshError> {
+        let found = store
+            .revoke_session(&session.id)
+            .await
+            .map_err(RefreshError::store)?;
+        Ok(found && !session.revoked)
+    }
+
     /// Ends the session `session_id` (an access token's `sid`) if it belongs
-    /// to `user_id`. Returns whether a session ended.
+    /// to `user_id`. Returns whether a session ended; one revoked already is
+    /// revoked again in the store, like [`logout`](Self::logout) does.
     pub async fn end_session(&self, user_id: &str, session_id: &str) -> Result<bool, RefreshError> {
         let store = &self.inner.store;
         match store
@@ -721,10 +736,9 @@ impl RefreshTokens {
             .await
             .map_err(RefreshError::store)?
         {
-            Some(session) if session.user_id == user_id && !session.revoked => store
-                .revoke_session(session_id)
-                .await
-                .map_err(RefreshError::store),
+            Some(session) if session.user_id == user_id => {
+                Self::end(store.as_ref(), &session).await
+            }
             _ => Ok(false),
         }
     }

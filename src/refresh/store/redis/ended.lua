@@ -1,18 +1,36 @@
 -- Prepended to every script that ends sessions (create, rotate,
--- revoke_session, revoke_user): `ended(base, id)` records that session `id`
--- ended, in the same atomic step as the revocation. `base` is the prefix and
--- the session's tag (`P{T}`, the scripts' base). The sorted set `P{T}ended`
--- (in the slot of the script's keys) scores ids by the Redis time they ended
--- (trimmed to a day, and the whole key expires a day after the last end),
--- and the id is published on the one channel `Pended`: PUBLISH names no key,
--- and on Redis Cluster the node sends it over the cluster bus to every node,
--- so a subscriber on any node hears every tag (see events.rs).
-local function ended(base, id)
+-- revoke_session, revoke_user). Every key these helpers touch is one of the
+-- script's KEYS: Redis (and Redis Cluster, whose slot checks and `ASK`
+-- redirections during a migration happen before a script runs) refuses
+-- the whole script up front rather than one command half way through, and
+-- Redis never rolls back the writes a failed script already made.
+--
+-- `ended(key, channel, id)` records that session `id` ended: the sorted set
+-- `key` (`P{T}ended`, in the slot of the script's other keys) scores ids by
+-- the Redis time they ended (trimmed to a day, and the whole key expires a
+-- day after the last end), and the id is published on the one channel
+-- `channel` (`Pended`): PUBLISH names no key, and on Redis Cluster the node
+-- sends it over the cluster bus to every node, so a subscriber on any node
+-- hears every tag (see events.rs).
+local function ended(key, channel, id)
   local now = tonumber(redis.call('TIME')[1])
-  local key = base .. 'ended'
   redis.call('ZADD', key, now, id)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - 86400))
   redis.call('EXPIRE', key, 86400)
-  -- The base ends with the four characters `{T}`.
-  redis.call('PUBLISH', string.sub(base, 1, -5) .. 'ended', id)
+  redis.call('PUBLISH', channel, id)
+end
+
+-- `revoke(session, id, lat, user, rev, ended_key, channel)` ends session
+-- `id` (key `session`, last used `lat`): announces the ending first
+-- (`ended`), then marks it revoked, indexes it for purge (`rev`) and takes it
+-- out of its user's index (`user`). In that order, a script that fails part
+-- way has announced the ending (the logout broadcast refuses the session's
+-- access tokens: it fails closed) before anything marks it revoked; and
+-- calling `revoke` again on a revoked session (a retry) announces it again
+-- (subscribers allow duplicates) and finishes the rest.
+local function revoke(session, id, lat, user, rev, ended_key, channel)
+  ended(ended_key, channel, id)
+  redis.call('HSET', session, 'rev', '1')
+  redis.call('ZADD', rev, lat, id)
+  redis.call('ZREM', user, id)
 end

@@ -19,6 +19,12 @@
 //! to `SSUBSCRIBE` to 4096 channels on their owners and follow every
 //! resharding and failover (Redis ends shard subscriptions when a slot
 //! moves); logouts are rare, so the bus's fan-out costs less than that.
+//!
+//! Anyone allowed to `PUBLISH` on the channel can announce anything: a
+//! payload, and an id read back by a resync, counts only if it has the
+//! shape of a session id (22 base64url characters, what
+//! `Session::new_id` makes); anything else is skipped (logged at debug
+//! level with a count, never its value), and the subscription carries on.
 
 use std::{future::poll_fn, sync::LazyLock, time::Duration};
 
@@ -30,7 +36,10 @@ use redis::{
 };
 
 use super::{RedisStore, TAG_CONCURRENCY, TIMEOUT, all_tags, error};
-use crate::refresh::store::{EndedSession, EndedSessions, SessionEvents, StoreError};
+use crate::refresh::{
+    session::SESSION_ID_LEN,
+    store::{EndedSession, EndedSessions, SessionEvents, StoreError},
+};
 
 /// How long `{prefix}{tag}ended` keeps an ended session: the `86400` of `ended.lua`.
 const ENDED_RETENTION: Duration = Duration::from_secs(86_400);
@@ -41,9 +50,19 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 static RECENTLY_ENDED: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("recently_ended.lua")));
 
+/// Whether `id` has the shape of a session id: [`SESSION_ID_LEN`]
+/// base64url characters. Announcements and resynced ids of any other shape
+/// are not the store's (a forged `PUBLISH`, a damaged key) and are skipped.
+pub(super) fn is_session_id(id: &[u8]) -> bool {
+    id.len() == SESSION_ID_LEN
+        && id
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 impl RedisStore {
     /// The channel that announces ended sessions: `{prefix}ended`.
-    fn ended_channel(&self) -> String {
+    pub(super) fn ended_channel(&self) -> String {
         format!("{}ended", self.prefix)
     }
 
@@ -60,24 +79,43 @@ impl RedisStore {
         within: Duration,
     ) -> Result<Vec<EndedSession>, StoreError> {
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = RECENTLY_ENDED
+        // Bytes: a member that is not UTF-8 is skipped, not an error.
+        let reply: Vec<Vec<u8>> = RECENTLY_ENDED
             .key(self.ended_key(tag))
             .arg(within.as_secs())
             .invoke_async(&mut conn)
             .await
             .map_err(error("reading the ended sessions failed"))?;
         let corrupt = || StoreError::new("redis: corrupt ended sessions");
+        let seconds = |bytes: &[u8]| -> Result<u64, StoreError> {
+            std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(corrupt)
+        };
         let (now, rest) = reply.split_first().ok_or_else(corrupt)?;
-        let now: u64 = now.parse().map_err(|_| corrupt())?;
-        rest.chunks_exact(2)
-            .map(|pair| {
-                let at: u64 = pair[1].parse().map_err(|_| corrupt())?;
-                Ok(EndedSession {
-                    id: pair[0].clone(),
-                    age: Duration::from_secs(now.saturating_sub(at)),
-                })
-            })
-            .collect()
+        let now = seconds(now)?;
+        let mut ended = Vec::with_capacity(rest.len() / 2);
+        let mut skipped = 0u64;
+        for pair in rest.chunks_exact(2) {
+            if !is_session_id(&pair[0]) {
+                skipped += 1;
+                continue;
+            }
+            let at = seconds(&pair[1])?;
+            ended.push(EndedSession {
+                // ASCII, checked above.
+                id: String::from_utf8_lossy(&pair[0]).into_owned(),
+                age: Duration::from_secs(now.saturating_sub(at)),
+            });
+        }
+        if skipped > 0 {
+            tracing::debug!(
+                skipped,
+                "redis: skipped ended-session entries that are no session id"
+            );
+        }
+        Ok(ended)
     }
 }
 
@@ -126,7 +164,12 @@ impl SessionEvents for RedisStore {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick is immediate: the subscription was just confirmed.
         ping.reset();
-        Ok(Box::new(RedisSubscription { sink, stream, ping }))
+        Ok(Box::new(RedisSubscription {
+            sink,
+            stream,
+            ping,
+            skipped: 0,
+        }))
     }
 
     async fn recently_ended(&self, within: Duration) -> Result<Vec<EndedSession>, StoreError> {
@@ -151,11 +194,15 @@ struct RedisSubscription {
     sink: PubSubSink,
     stream: PubSubStream,
     ping: tokio::time::Interval,
+    /// How many announcements were skipped as no session id.
+    skipped: u64,
 }
 
 impl std::fmt::Debug for RedisSubscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisSubscription").finish_non_exhaustive()
+        f.debug_struct("RedisSubscription")
+            .field("skipped", &self.skipped)
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,9 +216,16 @@ impl EndedSessions for RedisSubscription {
                     let Some(message) = message else {
                         return Err(StoreError::new("redis: the subscription's connection closed"));
                     };
-                    return message
-                        .get_payload::<String>()
-                        .map_err(error("corrupt ended-session announcement"));
+                    let payload = message.get_payload_bytes();
+                    if is_session_id(payload) {
+                        // ASCII, checked above.
+                        return Ok(String::from_utf8_lossy(payload).into_owned());
+                    }
+                    self.skipped += 1;
+                    tracing::debug!(
+                        skipped = self.skipped,
+                        "redis: skipped an ended-session announcement that is no session id"
+                    );
                 }
                 _ = self.ping.tick() => {
                     // A connection that died without a word answers no ping.
@@ -182,6 +236,31 @@ impl EndedSessions for RedisSubscription {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_session_id;
+    use crate::refresh::Session;
+
+    #[test]
+    fn only_the_shape_of_a_session_id_counts() {
+        for user in ["user-1", "", "ünïcode"] {
+            assert!(is_session_id(Session::new_id(user).as_bytes()));
+        }
+        assert!(is_session_id(b"AAAAAAAAAAAAAAAAAAAAA-"));
+        for forged in [
+            &b""[..],
+            b"AAAAAAAAAAAAAAAAAAAAA",
+            b"AAAAAAAAAAAAAAAAAAAAAAA",
+            b"AAAAAAAAAAAAAAAAAAAAA=",
+            b"AAAAAAAAAAAAAAAAAAAAA/",
+            b"AAAAAAAAAAAAAAAAAAAA\xc3\xa9",
+            b"AAAAAAAAAAAAAAAAAAAAA\xff",
+        ] {
+            assert!(!is_session_id(forged), "{forged:?}");
         }
     }
 }

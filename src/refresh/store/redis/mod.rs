@@ -37,6 +37,11 @@ const TAG_CONCURRENCY: usize = 32;
 /// How many of one user's sessions one `sessions` or `revoke_user` script
 /// looks at before handing Redis back.
 const USER_BATCH: u32 = 128;
+/// How many times a script that asks for further keys to declare (see
+/// `create.lua`, `rotate.lua`, `revoke_user.lua`) is called again in a row
+/// before giving up with a [`StoreError`]: once is the rule, more only when
+/// concurrent logins or logouts change what it needs in between.
+const DECLARE_ATTEMPTS: u32 = 4;
 /// The characters of a user tag (base64url).
 const TAG_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -70,12 +75,23 @@ const TAG_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 // session's `expires_at` (EXPIREAT), so dead sessions vanish on their own.
 //
 // The scripts are the `*.lua` files beside this one, each opening with its
-// KEYS, ARGV and reply. They build further keys of the same tag from the
-// base `P{T}` they are given; those are in the slot of their KEYS.
+// KEYS, ARGV and reply. The scripts that write declare every key they
+// touch in KEYS: Redis Cluster checks declared keys (their slot, `ASK`
+// during a migration) before a script runs, but an undeclared key only when
+// the script touches it, and Redis never rolls back a script's earlier
+// writes. Where a script needs a key that Rust cannot compute up front
+// (the user index of a session's user, the sessions the cap or `revoke_user`
+// revoke), it first answers with what it needs and writes nothing, and is
+// called again with those keys declared (`DECLARE_ATTEMPTS`). The read-only
+// `sessions.lua` and the purge (which deletes dead sessions, its indexes
+// trimmed last) still build keys of their tag from the base `P{T}`.
 //
 // Scripts that revoke sessions: rotate.lua (the reuse branch), create.lua
 // (the session cap), revoke_session.lua and revoke_user.lua; each such
-// branch is marked by a comment.
+// branch is marked by a comment and goes through `revoke` (ended.lua):
+// announce first, then mark revoked, so a script that fails part way has
+// announced (the broadcast fails closed), and revoking a revoked session
+// announces it again (a retry finishes the work).
 
 /// A script that ends sessions: `ended.lua` (its `ended(prefix, id)`
 /// helper) before the file's own body.
@@ -128,6 +144,15 @@ static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purg
 /// work: a user's index holds only their sessions that are not revoked
 /// (about the session cap), and longer lists are taken in batches.
 ///
+/// Every script that writes declares each key it touches (Redis checks
+/// declared keys before a script runs, and never rolls back the writes of
+/// one that fails half way). Keys the store learns only from Redis cost a
+/// first call that writes nothing and names them: the user of the session
+/// that a reuse revokes (a reuse takes two round trips, a rotation one),
+/// the sessions that the cap revokes (a login over the cap takes two), the
+/// user of the session `revoke_session` revokes (two), and each batch of
+/// `revoke_user` (one more in all).
+///
 /// # Redis Cluster
 ///
 /// [`cluster`](Self::cluster) connects to a Redis Cluster. Every key of a
@@ -164,6 +189,17 @@ static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("purg
 /// `{prefix}ended`. A subscription is a pub/sub connection of its own that
 /// `SUBSCRIBE`s to that channel (pinging every five seconds); a resync reads
 /// the 4096 tags' sorted sets, 32 at a time.
+///
+/// A script announces a session *before* it marks it revoked, so one that
+/// fails part way has announced (the broadcast refuses the session's access
+/// tokens: it fails closed); and [`revoke_session`](RefreshStore::revoke_session)
+/// on a session revoked already announces it again and finishes the rest
+/// (duplicate announcements are harmless), so a logout retried after a
+/// failure repairs it. Announcements, and ids read back by a resync, that
+/// are no session id (22 base64url characters) are skipped: only the
+/// store's own Redis user should be allowed to `PUBLISH` on the channel
+/// (Redis ACL `&{prefix}ended`), since a forged well-formed id refuses that
+/// session's access tokens for the window.
 ///
 /// On Redis Cluster, a script may only touch keys of its own slot, so there
 /// is a sorted set per tag rather than one for the store. The channel stays
@@ -228,6 +264,14 @@ fn error(message: &str) -> impl FnOnce(redis::RedisError) -> StoreError + '_ {
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::new(format!("redis: corrupt {what}"))
+}
+
+/// A script that kept asking for other keys to declare (the user's
+/// sessions changing under it).
+fn unsettled(what: &str) -> StoreError {
+    StoreError::new(format!(
+        "redis: {what} gave up: the keys to declare kept changing"
+    ))
 }
 
 fn config() -> ConnectionManagerConfig {
@@ -613,7 +657,11 @@ impl RefreshStore for RedisStore {
             return Err(StoreError::new("the token belongs to another session"));
         }
         let base = self.user_base(&session.user_id);
-        if session_tag(&session.id) != user_tag(&session.user_id) {
+        // The shape too: the logout broadcast hears only ids of this shape
+        // (see events.rs).
+        if session_tag(&session.id) != user_tag(&session.user_id)
+            || !events::is_session_id(session.id.as_bytes())
+        {
             return Err(StoreError::new(
                 "redis: the session id was not made by Session::new_id for its user",
             ));
@@ -624,62 +672,100 @@ impl RefreshStore for RedisStore {
             TokenStatus::Revoked => ("x", String::new()),
         };
         let expire_at = session.expires_at.saturating_add_unsigned(self.margin);
+        let channel = self.ended_channel();
+        // The sessions the cap revokes are declared keys: a first call names
+        // them (writing nothing) when the user is over the cap.
         let mut conn = self.conn.clone();
-        CREATE
-            .key(format!("{base}f:{}", session.id))
-            .key(Self::token_key(&base, &token.hash))
-            .key(format!("{base}ft:{}", session.id))
-            .key(format!("{base}u:{}", session.user_id))
-            .key(format!("{base}exp"))
-            .key(format!("{base}rev"))
-            .arg(&session.id)
-            .arg(&session.user_id)
-            .arg(if session.device.is_some() { "1" } else { "0" })
-            .arg(session.device.as_deref().unwrap_or(""))
-            .arg(session.created_at)
-            .arg(session.last_used_at)
-            .arg(session.expires_at)
-            .arg(session.generation)
-            .arg(if session.revoked { "1" } else { "0" })
-            .arg(token.hash.to_hex())
-            .arg(token.generation)
-            .arg(token.created_at)
-            .arg(status)
-            .arg(rotated_at)
-            .arg(expire_at)
-            .arg(max_sessions)
-            .arg(&base)
-            .arg(session.auth_time)
-            .arg(if session.jkt.is_some() { "1" } else { "0" })
-            .arg(session.jkt.as_deref().unwrap_or(""))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(error("create failed"))
+        let mut declared: Vec<String> = Vec::new();
+        for _ in 0..DECLARE_ATTEMPTS {
+            let mut invocation = CREATE.prepare_invoke();
+            invocation
+                .key(format!("{base}f:{}", session.id))
+                .key(Self::token_key(&base, &token.hash))
+                .key(format!("{base}ft:{}", session.id))
+                .key(format!("{base}u:{}", session.user_id))
+                .key(format!("{base}exp"))
+                .key(format!("{base}rev"))
+                .key(format!("{base}ended"))
+                .arg(&session.id)
+                .arg(&session.user_id)
+                .arg(if session.device.is_some() { "1" } else { "0" })
+                .arg(session.device.as_deref().unwrap_or(""))
+                .arg(session.created_at)
+                .arg(session.last_used_at)
+                .arg(session.expires_at)
+                .arg(session.generation)
+                .arg(if session.revoked { "1" } else { "0" })
+                .arg(token.hash.to_hex())
+                .arg(token.generation)
+                .arg(token.created_at)
+                .arg(status)
+                .arg(&rotated_at)
+                .arg(expire_at)
+                .arg(max_sessions)
+                .arg(&channel)
+                .arg(session.auth_time)
+                .arg(if session.jkt.is_some() { "1" } else { "0" })
+                .arg(session.jkt.as_deref().unwrap_or(""));
+            for id in &declared {
+                invocation.key(format!("{base}f:{id}")).arg(id);
+            }
+            let mut reply: Vec<String> = invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(error("create failed"))?;
+            match reply.first().map(String::as_str) {
+                Some("created") => {
+                    reply.remove(0);
+                    return Ok(reply);
+                }
+                Some("need") => declared = reply.split_off(1),
+                _ => return Err(corrupt("create reply")),
+            }
+        }
+        Err(unsettled("create"))
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
         let base = self.session_base(&rotation.session_id);
+        let channel = self.ended_channel();
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = ROTATE
-            .key(Self::token_key(&base, &rotation.presented))
-            .key(Self::token_key(&base, &rotation.child))
-            .key(format!("{base}f:{}", rotation.session_id))
-            .arg(&rotation.session_id)
-            .arg(rotation.presented.to_hex())
-            .arg(rotation.child.to_hex())
-            .arg(rotation.now)
-            .arg(rotation.idle_cutoff)
-            .arg(
-                rotation
-                    .grace_cutoff
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(self.margin)
-            .arg(&base)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(error("rotate failed"))?;
+        // The reuse branch revokes, and needs the user's index declared: the
+        // session's user, which a first call names (writing nothing). Only a
+        // reuse takes the second round trip.
+        let mut user = String::new();
+        let mut reply: Vec<String> = Vec::new();
+        for _ in 0..DECLARE_ATTEMPTS {
+            reply = ROTATE
+                .key(Self::token_key(&base, &rotation.presented))
+                .key(Self::token_key(&base, &rotation.child))
+                .key(format!("{base}f:{}", rotation.session_id))
+                .key(format!("{base}ft:{}", rotation.session_id))
+                .key(format!("{base}rev"))
+                .key(format!("{base}ended"))
+                .key(format!("{base}u:{user}"))
+                .arg(&rotation.session_id)
+                .arg(rotation.presented.to_hex())
+                .arg(rotation.child.to_hex())
+                .arg(rotation.now)
+                .arg(rotation.idle_cutoff)
+                .arg(
+                    rotation
+                        .grace_cutoff
+                        .map(|c| c.to_string())
+                        .unwrap_or_default(),
+                )
+                .arg(self.margin)
+                .arg(&channel)
+                .arg(&user)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(error("rotate failed"))?;
+            match reply.as_slice() {
+                [outcome, uid] if outcome == "user" => user = uid.clone(),
+                _ => break,
+            }
+        }
         let session = || -> Result<Session, StoreError> {
             let id = reply.get(1).ok_or_else(|| corrupt("rotate reply"))?;
             parse_session(id, &pairs(&reply[2..]))
@@ -692,6 +778,7 @@ impl RefreshStore for RedisStore {
             Some("grace") => RotateOutcome::Grace(session()?),
             Some("retried") => RotateOutcome::Retried(session()?),
             Some("reused") => RotateOutcome::Reused(session()?),
+            Some("user") => return Err(unsettled("rotate")),
             _ => return Err(corrupt("rotate reply")),
         })
     }
@@ -776,33 +863,77 @@ impl RefreshStore for RedisStore {
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let base = self.session_base(id);
-        let found: i64 = REVOKE_SESSION
-            .key(format!("{base}f:{id}"))
+        let key = format!("{base}f:{id}");
+        // The user's index is a declared key: its user id first.
+        let Some(user): Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("uid")
+            .query_async(&mut conn)
+            .await
+            .map_err(error("revoking a session failed"))?
+        else {
+            return Ok(false);
+        };
+        let reply: Vec<String> = REVOKE_SESSION
+            .key(&key)
             .key(format!("{base}rev"))
+            .key(format!("{base}ended"))
+            .key(format!("{base}u:{user}"))
             .arg(id)
-            .arg(&base)
+            .arg(&user)
+            .arg(self.ended_channel())
             .invoke_async(&mut conn)
             .await
             .map_err(error("revoking a session failed"))?;
-        Ok(found == 1)
+        match reply.first().map(String::as_str) {
+            Some("1") => Ok(true),
+            Some("0") => Ok(false),
+            _ => Err(corrupt("revoke_session reply")),
+        }
     }
 
     async fn revoke_user(&self, user_id: &str) -> Result<u64, StoreError> {
         let base = self.user_base(user_id);
+        let channel = self.ended_channel();
         let mut conn = self.conn.clone();
         let mut total = 0;
+        // The batch's session keys are declared: a call names the next
+        // batch (or, writing nothing, the batch it was not given).
+        let mut declared: Vec<String> = Vec::new();
+        let mut asked = 0;
         loop {
-            let (revoked, seen): (u64, u64) = REVOKE_USER
+            let mut invocation = REVOKE_USER.prepare_invoke();
+            invocation
                 .key(format!("{base}u:{user_id}"))
                 .key(format!("{base}rev"))
-                .arg(&base)
+                .key(format!("{base}ended"))
                 .arg(USER_BATCH)
+                .arg(&channel);
+            for id in &declared {
+                invocation.key(format!("{base}f:{id}")).arg(id);
+            }
+            let mut reply: Vec<String> = invocation
                 .invoke_async(&mut conn)
                 .await
                 .map_err(error("revoking a user's sessions failed"))?;
-            total += revoked;
-            if seen < u64::from(USER_BATCH) {
-                return Ok(total);
+            match reply.first().map(String::as_str) {
+                Some("need") if asked < DECLARE_ATTEMPTS => {
+                    asked += 1;
+                    declared = reply.split_off(1);
+                }
+                Some("need") => return Err(unsettled("revoke_user")),
+                Some("revoked") if reply.len() >= 3 => {
+                    let number = |s: &str| -> Result<u64, StoreError> {
+                        s.parse().map_err(|_| corrupt("revoke_user reply"))
+                    };
+                    total += number(&reply[1])?;
+                    if number(&reply[2])? < u64::from(USER_BATCH) {
+                        return Ok(total);
+                    }
+                    asked = 0;
+                    declared = reply.split_off(3);
+                }
+                _ => return Err(corrupt("revoke_user reply")),
             }
         }
     }
