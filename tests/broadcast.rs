@@ -718,6 +718,7 @@ async fn postgres_heartbeat_notices_a_silent_listener() {
     bounded("the first sync", broadcast.synced()).await;
 
     // Several heartbeats come and go: still synced, and none in the set.
+    // (In the test's schema: `tjwt_ended_channel` lives there.)
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(
@@ -725,7 +726,8 @@ async fn postgres_heartbeat_notices_a_silent_listener() {
                 "DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/test",
             ))
-            .unwrap(),
+            .unwrap()
+            .options([("search_path", schema.as_str())]),
         )
         .await
         .unwrap();
