@@ -18,7 +18,7 @@ use tokio::{
 
 use super::{
     RefreshTokens,
-    session::{ended, no_session},
+    session::{ended, is_base64url, no_session},
     store::{EndedSession, SessionEvents},
 };
 use crate::{
@@ -45,10 +45,7 @@ const MAX_ID_LEN: usize = 64;
 /// Whether an announced `id` looks like a session id: 1 to 64 base64url
 /// characters. Anything else (a forged or damaged announcement) is skipped.
 pub(crate) fn is_session_id(id: &str) -> bool {
-    (1..=MAX_ID_LEN).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=MAX_ID_LEN).contains(&id.len()) && is_base64url(id.as_bytes())
 }
 
 /// Ends access tokens with their sessions on every server, answering each

@@ -98,6 +98,15 @@ impl Session {
     }
 }
 
+/// Whether every byte is of the URL-safe base64 alphabet (RFC 4648
+/// section 5): what refresh tokens, session ids and their announcements are
+/// checked against before anything else is done with them.
+pub(crate) fn is_base64url(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Bytes in a session id.
 pub(super) const SESSION_ID_BYTES: usize = 16;
 /// Characters of a session id, base64url without padding.

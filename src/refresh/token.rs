@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Session, oauth,
-    session::{SESSION_ID_BYTES, SESSION_ID_LEN},
+    session::{SESSION_ID_BYTES, SESSION_ID_LEN, is_base64url},
     store::TokenHash,
 };
 use crate::IssuedToken;
@@ -111,11 +111,7 @@ impl std::error::Error for GenerateError {
 /// this crate issues: 64 base64url characters. Anything else is refused
 /// before it is hashed or looked up.
 pub(super) fn session_of(token: &str) -> Option<String> {
-    if token.len() != REFRESH_TOKEN_LEN
-        || !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if token.len() != REFRESH_TOKEN_LEN || !is_base64url(token.as_bytes()) {
         return None;
     }
     let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;

@@ -37,7 +37,7 @@ use redis::{
 
 use super::{RedisStore, TAG_CONCURRENCY, TIMEOUT, all_tags, error};
 use crate::refresh::{
-    session::SESSION_ID_LEN,
+    session::{SESSION_ID_LEN, is_base64url},
     store::{EndedSession, EndedSessions, SessionEvents, StoreError},
 };
 
@@ -54,10 +54,7 @@ static RECENTLY_ENDED: LazyLock<Script> =
 /// base64url characters. Announcements and resynced ids of any other shape
 /// are not the store's (a forged `PUBLISH`, a damaged key) and are skipped.
 pub(super) fn is_session_id(id: &[u8]) -> bool {
-    id.len() == SESSION_ID_LEN
-        && id
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    id.len() == SESSION_ID_LEN && is_base64url(id)
 }
 
 impl RedisStore {
