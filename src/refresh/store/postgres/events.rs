@@ -30,10 +30,7 @@ use sqlx::{
 use tokio::time::Instant;
 
 use super::{ACQUIRE_TIMEOUT, PostgresStore, error};
-use crate::refresh::{
-    broadcast::is_session_id,
-    store::{EndedSession, EndedSessions, SessionEvents, StoreError},
-};
+use crate::refresh::store::{EndedSession, EndedSessions, SessionEvents, StoreError};
 
 /// How often a subscription tests its whole path by default: a
 /// notification sent through the pool must come back on the `LISTEN`
@@ -228,14 +225,8 @@ impl EndedSessions for PgSubscription {
                 }
                 continue;
             }
-            if !is_session_id(payload) {
-                // Anyone who can connect can NOTIFY: skipped, never fatal.
-                tracing::warn!(
-                    len = payload.len(),
-                    "logout broadcast: skipped a malformed announcement"
-                );
-                continue;
-            }
+            // Anyone who can connect can NOTIFY: the broadcast skips what is
+            // no session id (`broadcast::is_session_id`), never fatal.
             return Ok(payload.to_owned());
         }
     }
