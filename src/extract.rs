@@ -255,6 +255,27 @@ pub(crate) fn find_token<'a>(
     }
 }
 
+/// The token of a lone `Authorization: Bearer <token>` header in its
+/// canonical shape (the scheme in any case, one space), its syntax not yet
+/// checked: what the layer verifies first, as most requests carry it.
+///
+/// A token that verifies is three base64url parts, and so a `b64token`:
+/// the check [`find_token`] makes up front would only have cost time. One
+/// that does not verify at once is read again by [`find_token`] before its
+/// error is answered, so a malformed request still gets its 400.
+pub(crate) fn canonical_bearer<'a>(head: &RequestHead<'a>) -> Option<&'a str> {
+    let mut values = head.headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, token) = value.as_bytes().split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    std::str::from_utf8(token).ok()
+}
+
 /// `Bearer <b64token>` (or `DPoP <b64token>` when that scheme is accepted)
 /// in its canonical shape: the scheme, one space, the token. What
 /// [`general`] gives for such a value, without its passes over the value:

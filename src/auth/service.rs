@@ -12,12 +12,13 @@ use super::{
     ResponseFuture,
     future::{Checking, Step, accept, log_check, refuse},
     layer::{Checked, Shared},
+    presentation::Proven,
 };
 use crate::{
     challenge::{Scheme, SharedContext},
     claims::Claims,
     error::{AuthError, AuthErrorKind},
-    extract::{RequestHead, find_token},
+    extract::{RequestHead, canonical_bearer, find_token},
     response::Responder,
     verifier::Verification,
 };
@@ -86,32 +87,16 @@ where
         let context = shared.context.as_ref();
         let fail = |error: AuthError| Step::Failed(error.with_context(context));
         let head = RequestHead::new(request);
-        let presentation = &shared.presentation;
-        let (token, scheme) = match find_token(&head, &shared.source, presentation.proof.is_some())
-        {
-            Ok(Some(found)) => found,
-            Ok(None) if shared.optional => return Step::Anonymous,
-            Ok(None) => return fail(AuthError::new(AuthErrorKind::MissingCredentials)),
-            Err(error) => return fail(error),
-        };
-        let proven = match (scheme, &presentation.proof) {
-            (Scheme::Dpop, Some(proof)) => match proof.prove(&head, &token) {
-                Ok(proven) => Some(proven),
-                Err(error) => return fail(error.with_scheme(Scheme::Dpop)),
+        let (scheme, proven, verification) = match self.quick(&head) {
+            Some(Ok(verified)) => (Scheme::Bearer, None, verified),
+            Some(Err(error)) => return fail(error),
+            None => match self.find_and_verify(&head) {
+                Ok(Some(found)) => found,
+                Ok(None) => return Step::Anonymous,
+                Err(error) => return fail(error),
             },
-            (Scheme::Bearer, _) if !presentation.bearer => {
-                return fail(
-                    AuthError::new(AuthErrorKind::ProofRequired).with_scheme(Scheme::Bearer),
-                );
-            }
-            _ => None,
         };
-        let issuer = shared.resolver.as_ref().and_then(|resolve| resolve(&head));
-        match (
-            shared.verifier.start::<C>(&token, issuer.as_deref()),
-            proven,
-            &shared.check,
-        ) {
+        match (verification, proven, &shared.check) {
             (Verification::Done(Err(error)), _, _) => fail(error.with_scheme(scheme)),
             (Verification::Done(Ok(claims)), None, check) => {
                 if let Err(error) = bind(&claims, None) {
@@ -163,6 +148,70 @@ where
                 }))
             }
         }
+    }
+
+    /// Most requests: a bearer token in the canonical `Authorization`
+    /// header, verified before its syntax is checked (see
+    /// [`canonical_bearer`]). `Some(Ok(..))` holds the verification of that
+    /// token; `Some(Err(..))` is the request's own error (400), found when
+    /// the token did not verify at once; `None` leaves the request to
+    /// [`find_and_verify`](Self::find_and_verify).
+    #[inline]
+    fn quick(&self, head: &RequestHead<'_>) -> Option<Result<Verification<C>, AuthError>> {
+        let shared = &*self.shared;
+        if shared.presentation.proof.is_some() || !shared.presentation.bearer {
+            return None;
+        }
+        let token = canonical_bearer(head)?;
+        let issuer = shared.resolver.as_ref().and_then(|resolve| resolve(head));
+        let verification = shared.verifier.start::<C>(token, issuer.as_deref());
+        if let Verification::Done(Ok(_)) = verification {
+            return Some(Ok(verification));
+        }
+        match find_token(head, &shared.source, false) {
+            // Not a `b64token`: the request is malformed (400), whatever
+            // the verification said, as when the syntax is checked first.
+            Err(error) => Some(Err(error)),
+            // The same token, well formed: its verification stands.
+            Ok(Some((found, _))) if *found == *token => Some(Ok(verification)),
+            // Anything else is read again by the general rules (the
+            // verification, never polled, is dropped).
+            Ok(_) => None,
+        }
+    }
+
+    /// The request's token, from wherever the layer takes it and with its
+    /// proof when it has one, and its verification begun; `None` for a
+    /// request without a token, in optional mode.
+    #[allow(clippy::type_complexity)]
+    fn find_and_verify(
+        &self,
+        head: &RequestHead<'_>,
+    ) -> Result<Option<(Scheme, Option<Proven>, Verification<C>)>, AuthError> {
+        let shared = &*self.shared;
+        let presentation = &shared.presentation;
+        let (token, scheme) = match find_token(head, &shared.source, presentation.proof.is_some())?
+        {
+            Some(found) => found,
+            None if shared.optional => return Ok(None),
+            None => return Err(AuthError::new(AuthErrorKind::MissingCredentials)),
+        };
+        let proven = match (scheme, &presentation.proof) {
+            (Scheme::Dpop, Some(proof)) => Some(
+                proof
+                    .prove(head, &token)
+                    .map_err(|error| error.with_scheme(Scheme::Dpop))?,
+            ),
+            (Scheme::Bearer, _) if !presentation.bearer => {
+                return Err(
+                    AuthError::new(AuthErrorKind::ProofRequired).with_scheme(Scheme::Bearer)
+                );
+            }
+            _ => None,
+        };
+        let issuer = shared.resolver.as_ref().and_then(|resolve| resolve(head));
+        let verification = shared.verifier.start::<C>(&token, issuer.as_deref());
+        Ok(Some((scheme, proven, verification)))
     }
 }
 

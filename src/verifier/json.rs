@@ -23,18 +23,28 @@ use crate::{
 /// `aud`: one string or an array of strings, kept as the raw JSON it was
 /// (no allocation) and read again when matched against the policy.
 #[derive(Clone, Copy)]
-pub(crate) struct Audience<'de>(&'de RawValue);
+pub(crate) struct Audience<'de>(&'de str);
 
 impl<'de> Audience<'de> {
-    /// Checks the shape (a string or an array of strings) while scanning.
-    fn new(raw: &'de RawValue) -> Result<Self, serde_json::Error> {
+    /// Checks the shape (a string or an array of strings) of the raw JSON
+    /// value `raw` while scanning.
+    pub(super) fn new(raw: &'de str) -> Result<Self, serde_json::Error> {
         let audience = Self(raw);
         audience.any(|_| false)?;
         Ok(audience)
     }
 
+    /// A value the quick reader found to be a string or an array of
+    /// strings, without escapes.
+    pub(super) fn plain(raw: &'de str) -> Self {
+        Self(raw)
+    }
+
     /// Whether `matches` holds for one of the audiences.
-    pub(crate) fn any(&self, matches: impl FnMut(&str) -> bool) -> Result<bool, serde_json::Error> {
+    pub(crate) fn any(
+        &self,
+        mut matches: impl FnMut(&str) -> bool,
+    ) -> Result<bool, serde_json::Error> {
         struct Any<F>(F);
         impl<'de, F: FnMut(&str) -> bool> Visitor<'de> for Any<F> {
             type Value = bool;
@@ -54,7 +64,16 @@ impl<'de> Audience<'de> {
                 Ok(found)
             }
         }
-        let mut de = serde_json::Deserializer::from_str(self.0.get());
+        // The usual audience, one string without escapes, needs no parse.
+        if let Some(plain) = self
+            .0
+            .strip_prefix('"')
+            .and_then(|rest| rest.strip_suffix('"'))
+            .filter(|inner| !inner.contains(['"', '\\']))
+        {
+            return Ok(matches(plain));
+        }
+        let mut de = serde_json::Deserializer::from_str(self.0);
         de::Deserializer::deserialize_any(&mut de, Any(matches))
     }
 }
@@ -142,7 +161,7 @@ struct Confirmation<'a> {
 
 impl<'de> ClaimsSink<'de> {
     /// A string claim ([`Watch::Str`]).
-    fn string(&mut self, name: &str, value: Cow<'de, str>) {
+    pub(super) fn string(&mut self, name: &str, value: Cow<'de, str>) {
         let slot = match name {
             "iss" => &mut self.iss,
             "sub" => &mut self.sub,
@@ -168,12 +187,17 @@ impl<'de> ClaimsSink<'de> {
     fn date<E: de::Error>(&mut self, name: &str, value: f64) -> Result<(), E> {
         let seconds = to_seconds(value)
             .ok_or_else(|| de::Error::custom("a NumericDate must be a finite number"))?;
+        self.seconds(name, seconds);
+        Ok(())
+    }
+
+    /// A NumericDate claim (`exp`, `nbf` or `iat`), in whole seconds.
+    pub(super) fn seconds(&mut self, name: &str, seconds: i64) {
         match name {
             "exp" => self.exp = Some(seconds),
             "nbf" => self.nbf = Some(seconds),
             _ => self.iat = Some(seconds),
         }
-        Ok(())
     }
 
     /// Reads a claim of the RFC 9068 profile and records whether its type fits.
@@ -225,7 +249,7 @@ impl<'de> ClaimsSink<'de> {
         match name.as_ref() {
             "aud" => {
                 let raw = map.next_value::<&'de RawValue>()?;
-                self.aud = Some(Audience::new(raw).map_err(de::Error::custom)?);
+                self.aud = Some(Audience::new(raw.get()).map_err(de::Error::custom)?);
             }
             "cnf" => self.jkt = map.next_value::<Confirmation<'de>>()?.jkt,
             // RFC 9068 section 2.2 (and RFC 8693 section 4.3 for client_id).
@@ -765,8 +789,8 @@ mod tests {
         assert_eq!(sink.jkt, old.jkt, "{json}");
         assert_eq!(sink.mistyped, old.mistyped, "{json}");
         assert_eq!(
-            sink.aud.map(|a| a.0.get().to_owned()),
-            old.aud.map(|a| a.0.get().to_owned())
+            sink.aud.map(|a| a.0.to_owned()),
+            old.aud.map(|a| a.0.to_owned())
         );
         for name in &required {
             assert_eq!(names.contains(name), old_names.contains(name), "{json}");

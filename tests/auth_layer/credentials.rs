@@ -1,6 +1,7 @@
 //! Bearer credentials in the request (RFC 6750 sections 2.1, 3.1).
 
 use http::{HeaderValue, Request, header::AUTHORIZATION};
+use tower_jwt_auth::AuthErrorKind;
 
 use crate::support::*;
 
@@ -113,4 +114,48 @@ async fn query_string_tokens_are_never_read() {
         .unwrap();
     let (res, calls) = send!(layer(), req);
     assert_missing_credentials(&res, calls);
+}
+
+/// The layer verifies a token in the canonical `Bearer <token>` shape before
+/// it checks the token's syntax: a value in any other shape the general
+/// rules accept is still read by them, and verifies.
+#[tokio::test]
+async fn other_spacings_of_a_valid_token_are_read_by_the_general_rules() {
+    let token = valid_token();
+    for value in [
+        format!("Bearer  {token}"),
+        format!("Bearer {token} "),
+        format!("Bearer {token}\t"),
+        format!(" Bearer {token}"),
+        format!("bEaReR {token}"),
+    ] {
+        let (res, calls) = send!(layer(), with_auth(&value));
+        assert_passed(&res, calls);
+        assert_eq!(claims_of(&res).subject(), Some("user-1"), "{value:?}");
+    }
+}
+
+/// A token in the canonical shape that does not verify at once answers
+/// what its syntax says first (400), then what its verification says
+/// (401), exactly as when the syntax is checked up front.
+#[tokio::test]
+async fn a_token_that_fails_is_judged_by_its_syntax_first() {
+    let token = valid_token();
+    let (head, rest) = token.split_once('.').unwrap();
+    // Not a b64token, whatever its signature: 400.
+    for value in [format!("{token} x"), format!("{head}!.{rest}")] {
+        let (res, calls) = send!(layer(), with_auth(&format!("Bearer {value}")));
+        assert_invalid_request(&res, calls, "the bearer token is malformed");
+    }
+    let (res, calls) = send!(layer(), with_auth("Bearer é"));
+    assert_invalid_request(&res, calls, "the Authorization header is not valid ASCII");
+    // A b64token that is no JWS, or one whose signature fails: 401.
+    let (res, calls) = send!(layer(), bearer("abc"));
+    assert_invalid_token(&res, calls, AuthErrorKind::Malformed);
+    let mut tampered = token.into_bytes();
+    let inside = tampered.len() - 5; // a signature byte, not its last bits
+    tampered[inside] = if tampered[inside] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let (res, calls) = send!(layer(), bearer(&tampered));
+    assert_invalid_token(&res, calls, AuthErrorKind::InvalidSignature);
 }
