@@ -83,46 +83,67 @@ where
     /// returns the one asynchronous step: the verifier's key refresh, the
     /// proof's replay check and the application's check.
     fn authenticate<B>(&self, request: &Request<B>) -> Step<C> {
-        let shared = &*self.shared;
-        let context = shared.context.as_ref();
-        let fail = |error: AuthError| Step::Failed(error.with_context(context));
         let head = RequestHead::new(request);
-        let (scheme, proven, verification) = match self.quick(&head) {
-            Some(Ok(verified)) => (Scheme::Bearer, None, verified),
-            Some(Err(error)) => return fail(error),
-            None => match self.find_and_verify(&head) {
-                Ok(Some(found)) => found,
-                Ok(None) => return Step::Anonymous,
-                Err(error) => return fail(error),
+        if let Some(step) = self.quick(&head) {
+            return step;
+        }
+        match self.find_and_verify(&head) {
+            Ok(Some((scheme, proven, verification))) => self.proceed(scheme, proven, verification),
+            Ok(None) => Step::Anonymous,
+            Err(error) => self.fail(error),
+        }
+    }
+
+    /// Most requests: a bearer token in the canonical `Authorization`
+    /// header, verified before its syntax is checked (see
+    /// [`canonical_bearer`]). `None` leaves the request to
+    /// [`find_and_verify`](Self::find_and_verify): a request in another
+    /// shape, or one that the general rules read otherwise.
+    #[inline]
+    fn quick(&self, head: &RequestHead<'_>) -> Option<Step<C>> {
+        let shared = &*self.shared;
+        if shared.presentation.proof.is_some() || !shared.presentation.bearer {
+            return None;
+        }
+        let token = canonical_bearer(head)?;
+        let issuer = shared.resolver.as_ref().and_then(|resolve| resolve(head));
+        match shared.verifier.start::<C>(token, issuer.as_deref()) {
+            Verification::Done(Ok(claims)) => Some(self.verified(claims, Scheme::Bearer)),
+            verification => match find_token(head, &shared.source, false) {
+                // Not a `b64token`: the request is malformed (400), whatever
+                // the verification said, as when the syntax is checked
+                // first.
+                Err(error) => Some(self.fail(error)),
+                // The same token, well formed: its verification stands.
+                Ok(Some((found, scheme))) if *found == *token => {
+                    Some(self.proceed(scheme, None, verification))
+                }
+                // Anything else is read again by the general rules (the
+                // verification, never polled, is dropped).
+                Ok(_) => None,
             },
-        };
-        match (verification, proven, &shared.check) {
-            (Verification::Done(Err(error)), _, _) => fail(error.with_scheme(scheme)),
-            (Verification::Done(Ok(claims)), None, check) => {
-                if let Err(error) = bind(&claims, None) {
-                    return fail(error.with_scheme(scheme));
-                }
-                match check.as_ref().map(|check| check(&claims)) {
-                    // Decided at once (no check, or one that answers from
-                    // memory): nothing to wait for.
-                    None | Some(Checked::Ready(Ok(()))) => Step::Verified(claims),
-                    Some(Checked::Ready(Err(error))) => {
-                        log_check(&error);
-                        fail(error.with_scheme(scheme))
-                    }
-                    // Verified now, only the application's check to wait
-                    // for: the response future polls it itself.
-                    Some(Checked::Pending(check)) => Step::Checking(Checking {
-                        check,
-                        claims,
-                        scheme,
-                        context: context.cloned(),
-                    }),
-                }
-            }
-            (verification, proven, check) => {
-                let check = check.clone();
-                let context = context.cloned();
+        }
+    }
+
+    /// A refusal, with the layer's challenge context.
+    fn fail(&self, error: AuthError) -> Step<C> {
+        Step::Failed(error.with_context(self.shared.context.as_ref()))
+    }
+
+    /// What follows a verification begun for a token presented with
+    /// `scheme` (and `proven` by its proof).
+    fn proceed(
+        &self,
+        scheme: Scheme,
+        proven: Option<Proven>,
+        verification: Verification<C>,
+    ) -> Step<C> {
+        match (verification, proven) {
+            (Verification::Done(Err(error)), _) => self.fail(error.with_scheme(scheme)),
+            (Verification::Done(Ok(claims)), None) => self.verified(claims, scheme),
+            (verification, proven) => {
+                let check = self.shared.check.clone();
+                let context = self.shared.context.clone();
                 Step::Pending(Box::pin(async move {
                     let outcome = async move {
                         let claims = match verification {
@@ -150,33 +171,28 @@ where
         }
     }
 
-    /// Most requests: a bearer token in the canonical `Authorization`
-    /// header, verified before its syntax is checked (see
-    /// [`canonical_bearer`]). `Some(Ok(..))` holds the verification of that
-    /// token; `Some(Err(..))` is the request's own error (400), found when
-    /// the token did not verify at once; `None` leaves the request to
-    /// [`find_and_verify`](Self::find_and_verify).
-    #[inline]
-    fn quick(&self, head: &RequestHead<'_>) -> Option<Result<Verification<C>, AuthError>> {
-        let shared = &*self.shared;
-        if shared.presentation.proof.is_some() || !shared.presentation.bearer {
-            return None;
+    /// A token verified at once, with no proof: bound to no key, and
+    /// through the application's check.
+    fn verified(&self, claims: Claims<C>, scheme: Scheme) -> Step<C> {
+        if let Err(error) = bind(&claims, None) {
+            return self.fail(error.with_scheme(scheme));
         }
-        let token = canonical_bearer(head)?;
-        let issuer = shared.resolver.as_ref().and_then(|resolve| resolve(head));
-        let verification = shared.verifier.start::<C>(token, issuer.as_deref());
-        if let Verification::Done(Ok(_)) = verification {
-            return Some(Ok(verification));
-        }
-        match find_token(head, &shared.source, false) {
-            // Not a `b64token`: the request is malformed (400), whatever
-            // the verification said, as when the syntax is checked first.
-            Err(error) => Some(Err(error)),
-            // The same token, well formed: its verification stands.
-            Ok(Some((found, _))) if *found == *token => Some(Ok(verification)),
-            // Anything else is read again by the general rules (the
-            // verification, never polled, is dropped).
-            Ok(_) => None,
+        match self.shared.check.as_ref().map(|check| check(&claims)) {
+            // Decided at once (no check, or one that answers from memory):
+            // nothing to wait for.
+            None | Some(Checked::Ready(Ok(()))) => Step::Verified(claims),
+            Some(Checked::Ready(Err(error))) => {
+                log_check(&error);
+                self.fail(error.with_scheme(scheme))
+            }
+            // Verified now, only the application's check to wait for: the
+            // response future polls it itself.
+            Some(Checked::Pending(check)) => Step::Checking(Checking {
+                check,
+                claims,
+                scheme,
+                context: self.shared.context.clone(),
+            }),
         }
     }
 

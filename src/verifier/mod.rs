@@ -688,9 +688,9 @@ impl Policy {
         // The common shape: the registered claims picked out of the text,
         // and the claims type decoded by serde_json alone, which checks
         // that the text is JSON (see `quick`).
-        let mut seen = quick::Seen::default();
         if let Ok(text) = std::str::from_utf8(json)
-            && quick::read(text, &mut sink, &mut seen).is_some()
+            && let mut seen = quick::Seen::new(text)
+            && quick::read(&mut sink, &mut seen).is_some()
             && let Ok(custom) = serde_json::from_str::<C>(text)
         {
             self.check(|name| seen.contains(name), &sink, issuer)?;
