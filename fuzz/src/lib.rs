@@ -261,6 +261,37 @@ fn signed(f: &Fixtures, payload: &[u8], token: &str, good_header: bool) {
                 assert_eq!(claims.custom(), &parsed);
                 let registered = claims.registered();
                 assert_eq!(registered.sub.as_deref(), parsed["sub"].as_str());
+                // What the verifier located in the payload (the quick
+                // reader, or the strict one) is what a full parse reads.
+                assert_eq!(claims.subject(), registered.sub.as_deref());
+                assert_eq!(claims.issuer(), registered.iss.as_deref());
+                assert_eq!(claims.token_id(), registered.jti.as_deref());
+                assert_eq!(claims.session_id(), registered.sid.as_deref());
+                // A verified token is within its time bounds as a full
+                // parse reads them (the default leeway, 30 s, and a second
+                // for the clock to move).
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64;
+                assert!(
+                    registered
+                        .exp
+                        .is_none_or(|exp| now < exp.saturating_add(31))
+                );
+                assert!(
+                    registered
+                        .nbf
+                        .is_none_or(|nbf| nbf <= now.saturating_add(31))
+                );
+                // And for us, as a full parse reads it.
+                if !std::ptr::eq(verifier, &f.open) {
+                    assert!(
+                        registered.aud.iter().any(|a| a == AUD),
+                        "{:?}",
+                        registered.aud
+                    );
+                }
             }
             Err(error) => {
                 if good_header {

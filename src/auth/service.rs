@@ -107,21 +107,23 @@ where
         }
         let token = canonical_bearer(head)?;
         let issuer = shared.resolver.as_ref().and_then(|resolve| resolve(head));
-        match shared.verifier.start::<C>(token, issuer.as_deref()) {
-            Verification::Done(Ok(claims)) => Some(self.verified(claims, Scheme::Bearer)),
-            verification => match find_token(head, &shared.source, false) {
-                // Not a `b64token`: the request is malformed (400), whatever
-                // the verification said, as when the syntax is checked
-                // first.
-                Err(error) => Some(self.fail(error)),
-                // The same token, well formed: its verification stands.
-                Ok(Some((found, scheme))) if *found == *token => {
-                    Some(self.proceed(scheme, None, verification))
-                }
-                // Anything else is read again by the general rules (the
-                // verification, never polled, is dropped).
-                Ok(_) => None,
-            },
+        let error = match shared.verifier.verify_now::<C>(token, issuer.as_deref()) {
+            Ok(claims) => return Some(self.verified(claims, Scheme::Bearer)),
+            Err(error) => error,
+        };
+        match find_token(head, &shared.source, false) {
+            // Not a `b64token`: the request is malformed (400), whatever the
+            // verification said, as when the syntax is checked first; and
+            // no key refresh is begun for it.
+            Err(error) => Some(self.fail(error)),
+            // The same token, well formed: its verification stands, and
+            // goes on to a key refresh for an unknown `kid`.
+            Ok(Some((found, scheme))) if *found == *token => {
+                let verification = shared.verifier.after::<C>(error, token, issuer.as_deref());
+                Some(self.proceed(scheme, None, verification))
+            }
+            // Anything else is read again by the general rules.
+            Ok(_) => None,
         }
     }
 
@@ -173,6 +175,7 @@ where
 
     /// A token verified at once, with no proof: bound to no key, and
     /// through the application's check.
+    #[inline]
     fn verified(&self, claims: Claims<C>, scheme: Scheme) -> Step<C> {
         if let Err(error) = bind(&claims, None) {
             return self.fail(error.with_scheme(scheme));

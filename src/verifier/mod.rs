@@ -3,14 +3,19 @@
 //! The order is fixed and matters (RFC 8725): the length is checked before
 //! anything is decoded; the header is parsed strictly; the key is chosen by
 //! exact `kid` and must allow the header's `alg`; the signature is verified
-//! before the payload is used; then the payload is read in one pass
-//! (duplicate claim names refused, the registered claims read, and the
-//! application's claims type decoded in the same walk) and its registered
-//! claims are validated before the claims are handed over. A payload that
-//! the one pass does not read cleanly is read again the slow way, a scan and
-//! then a decode, which name what is wrong in the fixed order. (A verifier
-//! for several issuers scans the payload before the signature, to route by
-//! `iss`, and decodes the claims type after the checks.)
+//! before the payload is used; then the payload is read (duplicate claim
+//! names refused, the registered claims read, the application's claims type
+//! decoded) and its registered claims are validated before the claims are
+//! handed over. The payload is read in the first of three ways that reads
+//! it cleanly: a quick walk over the text that picks out the registered
+//! claims of a payload in the usual shape, beside a plain serde_json decode
+//! of the claims type ([`quick`]); one strict pass that decodes the claims
+//! type in the same walk ([`json::decode_once`]); and the slow way, a scan
+//! and then a decode, which name what is wrong in the fixed order. The
+//! first two decide nothing of their own: whatever they do not read
+//! cleanly falls through to the next. (A verifier for several issuers scans
+//! the payload before the signature, to route by `iss`, and decodes the
+//! claims type after the checks.)
 //!
 //! Costs per token, without the cache: the payload is decoded on the stack
 //! (up to 1 KiB of JSON) and kept in one shared buffer; a header equal,
@@ -476,6 +481,35 @@ impl Verifier {
         self.start_with(token, issuer, Some(Share::of()))
     }
 
+    /// [`start`](Self::start) in two steps, for the layer's common case:
+    /// the verification with the keys at hand, the claims handed over as
+    /// they are; then, for a token that failed, [`after`](Self::after).
+    pub(crate) fn verify_now<C>(
+        &self,
+        token: &str,
+        issuer: Option<&str>,
+    ) -> Result<Claims<C>, AuthError>
+    where
+        C: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.verify_as(token, issuer, Some(Share::of()))
+    }
+
+    /// What follows a failed [`verify_now`](Self::verify_now): for an
+    /// unknown `kid`, a refresh of the remote keys and a second
+    /// verification; for anything else, the error.
+    pub(crate) fn after<C>(
+        &self,
+        error: AuthError,
+        token: &str,
+        issuer: Option<&str>,
+    ) -> Verification<C>
+    where
+        C: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.after_with(error, token, issuer, Some(Share::of()))
+    }
+
     fn start_with<C>(
         &self,
         token: &str,
@@ -485,9 +519,23 @@ impl Verifier {
     where
         C: DeserializeOwned + Send + 'static,
     {
-        let result = self.verify_as::<C>(token, issuer, share);
-        if let Err(error) = &result
-            && error.kind() == AuthErrorKind::UnknownKey
+        match self.verify_as::<C>(token, issuer, share) {
+            Ok(claims) => Verification::Done(Ok(claims)),
+            Err(error) => self.after_with(error, token, issuer, share),
+        }
+    }
+
+    fn after_with<C>(
+        &self,
+        error: AuthError,
+        token: &str,
+        issuer: Option<&str>,
+        share: Option<Share<C>>,
+    ) -> Verification<C>
+    where
+        C: DeserializeOwned + Send + 'static,
+    {
+        if error.kind() == AuthErrorKind::UnknownKey
             && let Some(refresh) = self
                 .route(token, issuer)
                 .ok()
@@ -501,7 +549,7 @@ impl Verifier {
                 verifier.verify_as::<C>(&token, issuer.as_deref(), share)
             }));
         }
-        Verification::Done(result)
+        Verification::Done(Err(error))
     }
 
     /// The policy that verifies `token`: the one `issuer` names, or else the
@@ -582,13 +630,13 @@ struct Read<'de> {
 }
 
 impl<'de> Read<'de> {
-    /// What `sink` read from `json`.
-    fn new(json: &[u8], sink: ClaimsSink<'de>) -> Self {
+    /// What `sink` read from `json` (taken from it, not moved with it).
+    fn new(json: &[u8], sink: &mut ClaimsSink<'de>) -> Self {
         Self {
             spans: sink.spans(json),
             exp: sink.exp,
             nbf: sink.nbf,
-            jkt: sink.jkt,
+            jkt: sink.jkt.take(),
         }
     }
 }
@@ -671,11 +719,12 @@ impl Policy {
         })
     }
 
-    /// Reads a verified payload: in one pass when it is valid (the claims
-    /// type decoded in the same walk, see [`decode_once`]); otherwise the
-    /// scan and the decode one after the other, which name what is wrong:
-    /// a duplicate name or malformed JSON first, then the registered
-    /// claims, then the claims type.
+    /// Reads a verified payload: quickly when it has the usual shape (see
+    /// [`quick`]), in one pass when it is valid (the claims type decoded in
+    /// the same walk, see [`decode_once`]); otherwise the scan and the
+    /// decode one after the other, which name what is wrong: a duplicate
+    /// name or malformed JSON first, then the registered claims, then the
+    /// claims type.
     fn read_payload<'de, C: DeserializeOwned>(
         &self,
         json: &'de [u8],
@@ -694,19 +743,32 @@ impl Policy {
             && let Ok(custom) = serde_json::from_str::<C>(text)
         {
             self.check(|name| seen.contains(name), &sink, issuer)?;
-            return Ok((custom, Read::new(json, sink)));
+            return Ok((custom, Read::new(json, &mut sink)));
         }
+        self.read_payload_strictly(json, issuer)
+    }
+
+    /// [`read_payload`](Self::read_payload) for a payload the quick read
+    /// did not take: out of line, so that the common path does not set up
+    /// the strict readers' state.
+    #[cold]
+    #[inline(never)]
+    fn read_payload_strictly<'de, C: DeserializeOwned>(
+        &self,
+        json: &'de [u8],
+        issuer: Option<&str>,
+    ) -> Result<(C, Read<'de>), AuthError> {
         let mut sink = ClaimsSink::default();
         let mut names = Names::default();
         if let Some(custom) = decode_once::<C>(json, &mut sink, &mut names, &self.required) {
             self.check(|name| names.contains(name), &sink, issuer)?;
-            return Ok((custom, Read::new(json, sink)));
+            return Ok((custom, Read::new(json, &mut sink)));
         }
         let mut sink = ClaimsSink::default();
         let mut names = Names::default();
         scan_payload(json, &mut sink, &mut names)?;
         self.check(|name| names.contains(name), &sink, issuer)?;
-        Ok((decode_claims(json)?, Read::new(json, sink)))
+        Ok((decode_claims(json)?, Read::new(json, &mut sink)))
     }
 
     /// The registered claims' checks, and the issuer chosen by the caller.
