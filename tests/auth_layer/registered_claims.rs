@@ -341,3 +341,22 @@ async fn future_iat_is_accepted_when_the_check_is_turned_off() {
     let (res, calls) = send!(layer_with(verifier), bearer(&token));
     assert_passed(&res, calls);
 }
+
+/// The claims the RFC 9068 profile types (`auth_time`, `scope`, `acr`,
+/// `client_id`) are read to their value whether or not the profile is on:
+/// a number beyond f64 or a lone surrogate in them is malformed JSON, as
+/// it is in `exp`, even for a claims type that would only skip them.
+#[tokio::test]
+async fn profile_claims_beyond_json_are_malformed() {
+    for extra in [
+        r#","auth_time":1e400"#,
+        r#","auth_time":-1e400"#,
+        r#","scope":"\ud800""#,
+        r#","acr":"a\udc00""#,
+        r#","client_id":"\ud800\ud800""#,
+    ] {
+        let token = hs(HS_HEADER, &payload(extra));
+        let (res, calls) = send!(layer(), bearer(&token));
+        assert_invalid_token(&res, calls, AuthErrorKind::Malformed);
+    }
+}
