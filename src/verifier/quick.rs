@@ -5,8 +5,9 @@
 //! It reads only what it is sure of, and says `None` to anything else:
 //! an escape in a member name or in a string claim the verifier reads, a
 //! `null` member, a NumericDate that is not a plain integer, an `aud` that
-//! is not plain strings, `cnf`, a claim of the RFC 9068 profile of the wrong
-//! type, a repeated name. The caller then reads the payload with the strict
+//! is not plain strings, `cnf`, a claim of the RFC 9068 profile that is not
+//! a plain string (or integer, for `auth_time`; strings, for `amr`), a
+//! repeated name, more than 32 members. The caller then reads the payload with the strict
 //! reader ([`decode_once`](super::json::decode_once), then the two passes),
 //! which decides every such case exactly.
 //!
@@ -21,11 +22,11 @@ use std::borrow::Cow;
 
 use super::json::{Audience, ClaimsSink};
 
-/// Reads the registered claims of the payload `json` into `sink` and its
-/// member names into `seen` (the caller's, so that they are not moved);
-/// `None` when the payload is not in the
-/// shape this reader knows (see the module docs): `sink` and `seen` are
-/// then left half filled, for the caller to discard.
+/// Reads the registered claims of the payload that `seen` was made for into
+/// `sink`, and its member names into `seen` (the caller's, so that they are
+/// not moved); `None` when the payload is not in the shape this reader
+/// knows (see the module docs): `sink` and `seen` are then left half
+/// filled, for the caller to discard.
 pub(super) fn read<'de>(sink: &mut ClaimsSink<'de>, seen: &mut Seen<'de>) -> Option<()> {
     let json = seen.json;
     let mut text = Cursor { json, at: 0 };
@@ -169,12 +170,10 @@ fn member<'de>(text: &mut Cursor<'de>, name: Name, sink: &mut ClaimsSink<'de>) -
             }
             sink.aud = Some(Audience::plain(text.json.get(start..text.at)?));
         }
-        // RFC 9068 section 2.2: what the strict reader would record as
-        // mistyped (or null) it decides itself.
-        // Read as strictly as the strict reader reads them (it decodes
-        // them, where serde_json's skipping of a value would pass a number
-        // out of range or a lone surrogate): plain strings and integers
-        // only.
+        // RFC 9068 section 2.2: plain strings and integers only. The strict
+        // reader decodes these claims (where serde_json, skipping them for
+        // a claims type without them, would pass a number beyond f64 or a
+        // lone surrogate), and records a mistyped or null one itself.
         Name::ProfileString => {
             text.plain_str()?;
         }
