@@ -264,16 +264,26 @@ pub(crate) fn find_token<'a>(
 /// that does not verify at once is read again by [`find_token`] before its
 /// error is answered, so a malformed request still gets its 400.
 pub(crate) fn canonical_bearer<'a>(head: &RequestHead<'a>) -> Option<&'a str> {
-    let mut values = head.headers.get_all(header::AUTHORIZATION).iter();
-    let value = values.next()?;
+    let value = authorization(head.headers).ok()??;
+    std::str::from_utf8(after_scheme(value.as_bytes(), b"bearer ")?).ok()
+}
+
+/// The request's one `Authorization` header, if it has one; two are an
+/// invalid request.
+fn authorization(headers: &HeaderMap) -> Result<Option<&HeaderValue>, AuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next();
     if values.next().is_some() {
-        return None;
+        return Err(invalid_request("more than one Authorization header"));
     }
-    let (scheme, token) = value.as_bytes().split_at_checked(7)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer ") {
-        return None;
-    }
-    std::str::from_utf8(token).ok()
+    Ok(value)
+}
+
+/// What follows `scheme` (its name and one space, in any case) at the start
+/// of `value`.
+fn after_scheme<'v>(value: &'v [u8], scheme: &[u8]) -> Option<&'v [u8]> {
+    let (head, rest) = value.split_at_checked(scheme.len())?;
+    head.eq_ignore_ascii_case(scheme).then_some(rest)
 }
 
 /// `Bearer <b64token>` (or `DPoP <b64token>` when that scheme is accepted)
@@ -282,14 +292,10 @@ pub(crate) fn canonical_bearer<'a>(head: &RequestHead<'a>) -> Option<&'a str> {
 /// a `b64token` is visible ASCII, so the whole value is.
 fn canonical(value: &HeaderValue, dpop: bool) -> Option<(&str, Scheme)> {
     let bytes = value.as_bytes();
-    let (scheme, token) = match bytes.split_at_checked(7) {
-        Some((head, token)) if head.eq_ignore_ascii_case(b"bearer ") => (Scheme::Bearer, token),
-        _ => match bytes.split_at_checked(5) {
-            Some((head, token)) if dpop && head.eq_ignore_ascii_case(b"dpop ") => {
-                (Scheme::Dpop, token)
-            }
-            _ => return None,
-        },
+    let (scheme, token) = match after_scheme(bytes, b"bearer ") {
+        Some(token) => (Scheme::Bearer, token),
+        None if dpop => (Scheme::Dpop, after_scheme(bytes, b"dpop ")?),
+        None => return None,
     };
     if !is_b64token_bytes(token) {
         return None;
@@ -347,11 +353,7 @@ fn find_borrowed<'a>(
     dpop: bool,
 ) -> Result<Option<(&'a str, Scheme)>, AuthError> {
     let headers = head.headers;
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    if let Some(value) = values.next() {
-        if values.next().is_some() {
-            return Err(invalid_request("more than one Authorization header"));
-        }
+    if let Some(value) = authorization(headers)? {
         if let Some(found) = canonical(value, dpop) {
             return Ok(Some(found));
         }

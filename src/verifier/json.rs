@@ -161,7 +161,7 @@ struct Confirmation<'a> {
 
 impl<'de> ClaimsSink<'de> {
     /// A string claim ([`Watch::Str`]).
-    pub(super) fn string(&mut self, name: &str, value: Cow<'de, str>) {
+    fn string(&mut self, name: &str, value: Cow<'de, str>) {
         let slot = match name {
             "iss" => &mut self.iss,
             "sub" => &mut self.sub,
@@ -187,17 +187,12 @@ impl<'de> ClaimsSink<'de> {
     fn date<E: de::Error>(&mut self, name: &str, value: f64) -> Result<(), E> {
         let seconds = to_seconds(value)
             .ok_or_else(|| de::Error::custom("a NumericDate must be a finite number"))?;
-        self.seconds(name, seconds);
-        Ok(())
-    }
-
-    /// A NumericDate claim (`exp`, `nbf` or `iat`), in whole seconds.
-    pub(super) fn seconds(&mut self, name: &str, seconds: i64) {
         match name {
             "exp" => self.exp = Some(seconds),
             "nbf" => self.nbf = Some(seconds),
             _ => self.iat = Some(seconds),
         }
+        Ok(())
     }
 
     /// Reads a claim of the RFC 9068 profile and records whether its type fits.
